@@ -1,0 +1,303 @@
+"""Command-line interface. Thin: it parses, calls into the modules, and prints.
+
+Heavy modules (pandas, duckdb, pyod) are imported inside the commands, so that
+``iccaudit --help`` and ``iccaudit rules validate`` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from iccaudit import __version__
+
+#: Exit codes scripts can trust.
+EXIT_OK = 0
+EXIT_ERROR = 1  # nothing could be read, bad database, internal error turned into one line
+EXIT_USAGE = 2  # click's own usage errors
+EXIT_INVALID_RULES = 3  # rule validation or rule tests failed
+EXIT_FLOOR = 4  # evaluate: a quality floor was not met
+
+DEFAULT_DB = "findings.duckdb"
+
+
+class UserError(click.ClickException):
+    """A one-line error for the user; never a traceback."""
+
+    exit_code = EXIT_ERROR
+
+    def show(self, file=None) -> None:  # noqa: D401 - click API
+        click.echo(f"iccaudit: error: {self.format_message()}", err=True)
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> None:
+    err = UserError(message)
+    err.exit_code = code
+    raise err
+
+
+def _default_rules_dirs() -> list[Path]:
+    from iccaudit.paths import bundled_rules_dir
+
+    return [bundled_rules_dir()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="iccaudit")
+def cli() -> None:
+    """Find procurement fraud in intelligent-computing-centre (智算中心) tender files.
+
+    \b
+    Example:
+      iccaudit samples --out data/samples --seed 7
+      iccaudit score data/samples/tenders --db findings.duckdb --report report.html
+      iccaudit evaluate --labels data/samples/labels.csv --db findings.duckdb
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True,
+              help="DuckDB file to write the run to (created if missing).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML file mapping unknown headers to canonical fields.")
+@click.option("--rules", "rules_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Rule folder to use (repeatable). Replaces a bundled folder of the same name, "
+                   "otherwise adds to the bundled pack.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Skip invalid rules (listed loudly) instead of refusing to run.")
+@click.option("--no-models", is_flag=True, help="Run the rules only, not the outlier models.")
+@click.option("--models-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Detector settings YAML (default: the bundled models.yaml).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed of the models; same inputs and seed give the same findings.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path),
+              help="Also write the HTML report of this run to PATH.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the report.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Summary output: a table for people, JSON for scripts.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def score(paths, db, mapping, rules_dirs, skip_invalid, no_models, models_config, seed,
+          report_path, lang, fmt, quiet) -> None:
+    """Read tender files, run the rules and models, and write findings to a DuckDB file.
+
+    PATHS are files (CSV, TSV, XLSX, Parquet, JSON, JSONL) or folders, scanned recursively.
+    Exits 0 when the run completed, with or without findings.
+
+    \b
+    Example:
+      iccaudit score data/samples/tenders --db findings.duckdb
+      iccaudit score 采购清单.xlsx --mapping map.yaml --format json
+    """
+    from iccaudit.pipeline import PipelineError, ScoreOptions, run_score
+    from iccaudit.summary import print_summary
+
+    opts = ScoreOptions(
+        paths=list(paths), db=db, mapping=mapping, rules_dirs=list(rules_dirs),
+        skip_invalid=skip_invalid, models=not no_models, models_config=models_config,
+        seed=seed, progress=not quiet and fmt == "table",
+    )
+    try:
+        result = run_score(opts)
+    except PipelineError as exc:
+        _fail(str(exc), exc.exit_code)
+    print_summary(result, fmt)
+    if report_path is not None:
+        from iccaudit.report.html import write_report
+
+        write_report(db, report_path, lang=lang, run_id=result.run_id)
+        if fmt == "table":
+            click.echo(f"report written to {report_path}")
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Folder to write the tenders/ folder and labels.csv into.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--tenders", type=int, default=16, show_default=True,
+              help="Number of tender files of the small corpus.")
+@click.option("--rows", type=int, default=None,
+              help="Instead of the corpus, write one large CSV of about N line items.")
+def samples(out, seed, tenders, rows) -> None:
+    """Write a labelled, deterministic corpus of tender files with injected schemes.
+
+    \b
+    Example:
+      iccaudit samples --out /tmp/corpus --seed 11
+      iccaudit samples --out /tmp/big --rows 1000000
+    """
+    from iccaudit.samples import write_corpus, write_large_csv
+
+    if rows is not None:
+        path = write_large_csv(out, rows=rows, seed=seed)
+        click.echo(f"wrote {path}")
+    else:
+        info = write_corpus(out, seed=seed, tenders=tenders)
+        click.echo(f"wrote {info['files']} tender files and {info['labels']} labels to {out}")
+
+
+@cli.group()
+def rules() -> None:
+    """List, validate, test and explain rules.
+
+    \b
+    Example:
+      iccaudit rules validate
+      iccaudit rules test rules/cooling
+      iccaudit rules explain cooling-cold-plate-per-kw
+    """
+
+
+_rules_opt = click.option("--rules", "rules_dirs", multiple=True, type=click.Path(path_type=Path),
+                          help="Rule folder (repeatable); default: the bundled pack.")
+
+
+@rules.command("list")
+@_rules_opt
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True)
+def rules_list(rules_dirs, fmt) -> None:
+    """List the rules, one line each.
+
+    \b
+    Example:
+      iccaudit rules list --format markdown
+    """
+    from iccaudit.detect.commands import list_rules
+
+    raise SystemExit(list_rules(list(rules_dirs) or _default_rules_dirs(), fmt))
+
+
+@rules.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def rules_validate(paths) -> None:
+    """Check rule files; print every error as file:line:col: message.
+
+    \b
+    Example:
+      iccaudit rules validate rules/cooling/per-kw.yaml
+    """
+    from iccaudit.detect.commands import validate_rules
+
+    raise SystemExit(validate_rules(list(paths) or _default_rules_dirs()))
+
+
+@rules.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def rules_test(paths) -> None:
+    """Run every rule's in-file tests (expect: hit / miss).
+
+    \b
+    Example:
+      iccaudit rules test rules/used_as_new
+    """
+    from iccaudit.detect.commands import test_rules
+
+    raise SystemExit(test_rules(list(paths) or _default_rules_dirs()))
+
+
+@rules.command("explain")
+@click.argument("rule_id")
+@_rules_opt
+def rules_explain(rule_id, rules_dirs) -> None:
+    """Print a rule's description and the SQL it compiles to.
+
+    \b
+    Example:
+      iccaudit rules explain dup-identical-line
+    """
+    from iccaudit.detect.commands import explain_rule
+
+    raise SystemExit(explain_rule(rule_id, list(rules_dirs) or _default_rules_dirs()))
+
+
+@cli.command()
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="CSV with file, line_no, mechanism.")
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--run", "run_id", default=None, help="Run to evaluate (default: the latest).")
+@click.option("--min-severity", type=click.Choice(["info", "low", "medium", "high", "critical"]),
+              default="medium", show_default=True,
+              help="Severity from which findings count for overall precision.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def evaluate(labels, db, run_id, min_severity, fmt) -> None:
+    """Recall, precision and lines flagged per mechanism, against a labels file.
+
+    \b
+    Example:
+      iccaudit evaluate --labels data/samples/labels.csv --db findings.duckdb
+    """
+    from iccaudit.evaluate import evaluate_db, print_evaluation
+    from iccaudit.store import StoreError
+
+    try:
+        result = evaluate_db(db, labels, run_id=run_id, min_severity=min_severity)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    print_evaluation(result, fmt)
+
+
+@cli.command()
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("report.html"),
+              show_default=True)
+@click.option("--run", "run_id", default=None, help="Run to report (default: the latest).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+def report(db, out, run_id, lang) -> None:
+    """Write a self-contained HTML report of a run (opens offline).
+
+    \b
+    Example:
+      iccaudit report --db findings.duckdb --out report.html --lang en
+    """
+    from iccaudit.report.html import write_report
+    from iccaudit.store import StoreError
+
+    try:
+        write_report(db, out, lang=lang, run_id=run_id)
+    except StoreError as exc:
+        _fail(str(exc))
+    click.echo(f"report written to {out}")
+
+
+@cli.command()
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--xlsx", type=click.Path(path_type=Path), help="Excel workbook to write.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Findings as CSV.")
+@click.option("--parquet", type=click.Path(path_type=Path), help="Findings as Parquet.")
+@click.option("--run", "run_id", default=None, help="Run to export (default: the latest).")
+def export(db, xlsx, csv_path, parquet, run_id) -> None:
+    """Export findings (and rejects, summary) to Excel, CSV or Parquet.
+
+    \b
+    Example:
+      iccaudit export --db findings.duckdb --xlsx findings.xlsx
+    """
+    from iccaudit.report.export import export_findings
+    from iccaudit.store import StoreError
+
+    if not (xlsx or csv_path or parquet):
+        _fail("say where to write: --xlsx, --csv or --parquet", EXIT_USAGE)
+    try:
+        written = export_findings(db, xlsx=xlsx, csv=csv_path, parquet=parquet, run_id=run_id)
+    except StoreError as exc:
+        _fail(str(exc))
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        cli.main(prog_name="iccaudit", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("iccaudit: interrupted; the database is unchanged", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Where the bundled rule pack and configuration live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def bundled_rules_dir() -> Path:
+    """The rule pack: $ICCAUDIT_RULES, else ``rules/`` of the source checkout (editable install)."""
+    env = os.environ.get("ICCAUDIT_RULES")
+    if env:
+        return Path(env)
+    return _REPO_ROOT / "rules"
+
+
+def reference_dir(rules_dir: Path | None = None) -> Path:
+    """The reference price book that belongs to a rule pack: ``<rules>/reference``."""
+    return (rules_dir or bundled_rules_dir()) / "reference"
+
+
+def models_config() -> Path:
+    """Default detector settings."""
+    return bundled_rules_dir() / "models.yaml"

@@ -1,0 +1,280 @@
+"""The canonical records of iccaudit: line items, rejects, files, runs and findings.
+
+The pydantic models here are the documentation and the validation of every table the tool
+writes; :mod:`iccaudit.store` derives its DuckDB DDL from :data:`TABLES`, so the two cannot
+drift apart. Vocabularies used in several places (mechanisms, severities, reject reasons) are
+defined once, here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+#: Fraud mechanisms. One vocabulary for rules, models, labels and reports.
+MECHANISMS: dict[str, str] = {
+    "head_module_split": "机头+模组拆分计价 / machine head + GPU module billed as complete servers",
+    "liquid_cooling_markup": "液冷虚高 / liquid cooling quoted far above market",
+    "domestic_shell": "国产卡空壳 / domestic accelerator shells or idle cards",
+    "used_as_new": "二手翻新充新 / used or refurbished cards billed as new",
+    "offbrand_premium": "小品牌按大牌计价 / minor brand billed at tier-1 price",
+    "capacity_mismatch": "算力虚报 / claimed compute does not match the cards bought",
+    "price_outlier": "价格异常 / price far above reference or peers",
+    "duplicate_line": "重复计价 / the same line billed twice",
+    "bill_arithmetic": "金额不符 / quantity x unit price differs from the line total",
+    "supply_channel": "供货渠道风险 / export-controlled model bought after the ban",
+    "extendable": "其他 / other (rule authors' new schemes)",
+}
+Mechanism = Literal[
+    "head_module_split",
+    "liquid_cooling_markup",
+    "domestic_shell",
+    "used_as_new",
+    "offbrand_premium",
+    "capacity_mismatch",
+    "price_outlier",
+    "duplicate_line",
+    "bill_arithmetic",
+    "supply_channel",
+    "extendable",
+]
+
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITY_RANK: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
+
+#: Why a row is not a line item although it is not a title, header, blank or total row.
+REJECT_REASONS: dict[str, str] = {
+    "price_missing": "no unit price or total (empty, 面议, 详见附件 …)",
+    "price_unparseable": "a price that is not a number",
+    "price_negative": "a negative price",
+    "quantity_missing": "no quantity",
+    "quantity_unparseable": "a quantity that is not a number",
+    "quantity_not_positive": "zero or negative quantity",
+    "name_missing": "no item name",
+    "date_invalid": "a date that does not exist (2024-02-30) or cannot be read",
+    "capacity_unparseable": "a capacity value that cannot be read as kW",
+    "value_too_long": "a cell longer than the documented limit",
+}
+
+#: Rows that are read but are not line items, and are not errors either.
+NON_ITEM_KINDS: dict[str, str] = {
+    "title": "title block above the header (项目名称, 项目编号 …)",
+    "header": "the header row itself",
+    "blank": "an empty row",
+    "total": "a total or subtotal row (合计, 小计, 总计)",
+    "note": "a free-text note below the table (备注, 说明 …)",
+}
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LineItem(_Record):
+    """One priced line of a tender, in canonical form.
+
+    Money is always in CNY (元); 万元 columns and "245万" values are scaled on ingest.
+    """
+
+    run_id: str = Field(description="the run that ingested this line")
+    item_id: int = Field(description="line id, unique within the run")
+    source_file: str = Field(description="path of the tender file as given on the command line")
+    source_sheet: str | None = Field(None, description="Excel sheet name; NULL for other formats")
+    source_row: int = Field(
+        description="1-based row number as a person sees it in Excel or a text editor"
+    )
+    tender_id: str = Field(description="项目编号: from a column, else the title block, else file stem")
+    project_name: str | None = Field(None, description="项目名称 from a column or the title block")
+    line_no: str = Field(description="the file's own 序号 when present, else source_row")
+    item_name: str = Field(description="货物名称 / 品目")
+    brand: str | None = Field(None, description="品牌 / 制造商")
+    model: str | None = Field(None, description="规格型号 / 型号")
+    spec: str | None = Field(None, description="技术参数 / 规格参数 (free text)")
+    quantity: float = Field(gt=0, description="数量")
+    unit: str | None = Field(None, description="单位: 台, 套, 张, 项 …")
+    unit_price_cny: float = Field(ge=0, description="单价 in 元")
+    total_cny: float | None = Field(None, description="总价 / 合价 in 元 as stated (not computed)")
+    supplier: str | None = Field(None, description="供应商 / 中标人")
+    date: dt.date | None = Field(None, description="合同日期 / 日期")
+    condition: str | None = Field(None, description="新旧程度 / 成色 as written")
+    serial_numbers: list[str] = Field(default_factory=list, description="序列号 split into a list")
+    capacity_kw: float | None = Field(
+        None, description="制冷量 / 功率 in kW, from its column or from the spec text"
+    )
+    manufacture_date: dt.date | None = Field(None, description="生产日期 / 出厂日期")
+    price_includes_vat: bool | None = Field(
+        None, description="true for 含税 price columns, false for 不含税, NULL when not stated"
+    )
+    claimed_pflops: float | None = Field(
+        None,
+        description="tender-level compute claim in PFLOPS (column 算力 or title '算力规模: 500 PFLOPS')",
+    )
+    raw: str = Field(description="the row's raw cell values as JSON {header: value}")
+
+
+class Reject(_Record):
+    """A row that could not become a line item, with the reason."""
+
+    run_id: str
+    source_file: str
+    source_sheet: str | None = None
+    source_row: int
+    reason: str = Field(description="one of REJECT_REASONS")
+    column: str | None = Field(None, description="the header of the offending column")
+    detail: str = Field(description="one line a person can act on")
+    raw: str = Field(description="the row's raw cell values as JSON")
+
+
+class NonItem(_Record):
+    """A row that was read and recognised as not a line item (title, header, blank, total)."""
+
+    run_id: str
+    source_file: str
+    source_sheet: str | None = None
+    source_row: int
+    kind: str = Field(description="one of NON_ITEM_KINDS")
+    text: str | None = Field(None, description="the row's text, shortened")
+
+
+class FileRecord(_Record):
+    """Accounting per input file: rows_read = line_items + rejects + non_items."""
+
+    run_id: str
+    source_file: str
+    content_sha256: str
+    format: str = Field(description="csv, tsv, xlsx, parquet, json, jsonl")
+    encoding: str | None = Field(None, description="detected text encoding")
+    sheets: int = Field(0, description="sheets (or tables) with line items")
+    rows_read: int
+    line_items: int
+    rejects: int
+    non_items: int
+    status: Literal["ok", "error", "skipped"]
+    error: str | None = None
+
+
+class Run(_Record):
+    """One invocation of ``iccaudit score``."""
+
+    run_id: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    tool_version: str
+    inputs: str = Field(description="JSON list of {path, sha256}")
+    options: str = Field(description="JSON of the options the run used (rules dirs, seed …)")
+    files: int = 0
+    rows_read: int = 0
+    line_items: int = 0
+    rejects: int = 0
+    non_items: int = 0
+    findings: int = 0
+    rules_evaluated: int = 0
+    rules_not_evaluated: int = 0
+    status: Literal["complete", "failed"] = "complete"
+
+
+class RuleRun(_Record):
+    """What one rule (or model group) did in one run. not_evaluated is never zero findings."""
+
+    run_id: str
+    detector: str
+    kind: Literal["rule", "model"]
+    status: Literal["ok", "not_evaluated", "skipped"]
+    rows_evaluated: int | None = None
+    rows_applicable: int | None = None
+    hits: int | None = None
+    error: str | None = None
+    warning: str | None = None
+
+
+class Finding(_Record):
+    """One implicated line of one finding. ``group_id`` ties the lines of one finding together."""
+
+    run_id: str
+    finding_id: str
+    group_id: str
+    item_id: int | None = None
+    source_file: str
+    source_sheet: str | None = None
+    source_row: int | None = None
+    tender_id: str
+    line_no: str | None = None
+    detector: str = Field(description="rule id or model name")
+    kind: Literal["rule", "model"]
+    mechanism: Mechanism
+    severity: Severity
+    score: float = Field(ge=0, le=1)
+    est_excess_cny: float | None = Field(None, description="estimated overpayment, counted once")
+    title: str
+    message: str
+    evidence: str = Field(description="JSON object of the values that support the finding")
+
+
+_SQL_TYPES = {
+    str: "VARCHAR",
+    int: "BIGINT",
+    float: "DOUBLE",
+    bool: "BOOLEAN",
+    dt.date: "DATE",
+    dt.datetime: "TIMESTAMP",
+    list[str]: "VARCHAR[]",
+}
+
+
+def sql_type(annotation: object) -> str:
+    """DuckDB type of a pydantic field annotation (Optional unwrapped, Literal as VARCHAR)."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return sql_type(args[0])
+    if origin is typing.Literal:
+        return "VARCHAR"
+    if annotation in _SQL_TYPES:
+        return _SQL_TYPES[annotation]  # type: ignore[index]
+    if isinstance(annotation, str):  # Mechanism / Severity aliases resolved lazily
+        return "VARCHAR"
+    raise TypeError(f"no SQL type for {annotation!r}")
+
+
+#: table name -> record model, in creation order.
+TABLES: dict[str, type[_Record]] = {
+    "runs": Run,
+    "files": FileRecord,
+    "line_items": LineItem,
+    "rejects": Reject,
+    "non_items": NonItem,
+    "rule_runs": RuleRun,
+    "findings": Finding,
+}
+
+
+def columns(table: str) -> list[str]:
+    """Column names of a table, in order."""
+    return list(TABLES[table].model_fields)
+
+
+def ddl(table: str) -> str:
+    """CREATE TABLE statement for a table, derived from its pydantic model."""
+    model = TABLES[table]
+    cols = []
+    for name, field in model.model_fields.items():
+        typ = sql_type(field.annotation)
+        null = "" if (not field.is_required() or _is_optional(field.annotation)) else " NOT NULL"
+        cols.append(f'    "{name}" {typ}{null}')
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n" + ",\n".join(cols) + "\n)"
+
+
+def _is_optional(annotation: object) -> bool:
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)

@@ -1,0 +1,111 @@
+"""The findings database: one DuckDB file, its schema, and runs written in one transaction.
+
+A run is written inside ``BEGIN ... COMMIT``: a run that fails or is killed midway leaves the
+database exactly as it was. DuckDB holds a file lock, so a second writer fails at once; we
+turn that into a one-line :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from iccaudit import schema
+
+
+class StoreError(Exception):
+    """A database problem a user can act on (locked, newer schema, not an iccaudit file)."""
+
+
+META_DDL = "CREATE TABLE IF NOT EXISTS iccaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+
+
+def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database file, with a clear error when another process holds it."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise StoreError(f"{path}: no such database (run `iccaudit score ... --db {path}` first)")
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise StoreError(
+                f"{path}: the database is in use by another iccaudit process; "
+                "wait for it to finish and run again"
+            ) from None
+        raise StoreError(f"{path}: cannot open the database: {text.splitlines()[0]}") from None
+    except duckdb.Error as exc:
+        raise StoreError(f"{path}: not a DuckDB database ({str(exc).splitlines()[0]})") from None
+    return con
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables that are missing and check the schema version."""
+    con.execute(META_DDL)
+    row = con.execute("SELECT value FROM iccaudit_meta WHERE key = 'schema_version'").fetchone()
+    if row is not None and int(row[0]) > schema.SCHEMA_VERSION:
+        raise StoreError(
+            f"the database has schema version {row[0]}, newer than this iccaudit "
+            f"({schema.SCHEMA_VERSION}); upgrade iccaudit"
+        )
+    for table in schema.TABLES:
+        con.execute(schema.ddl(table))
+    con.execute(
+        "INSERT OR REPLACE INTO iccaudit_meta VALUES ('schema_version', ?)",
+        [str(schema.SCHEMA_VERSION)],
+    )
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
+    """Append a pandas DataFrame or Arrow table to ``table`` by column name, set-at-a-time.
+
+    Columns of the table that the frame lacks are NULL; extra frame columns are an error.
+    """
+    cols = schema.columns(table)
+    names = list(frame.column_names if hasattr(frame, "column_names") else frame.columns)
+    extra = [c for c in names if c not in cols]
+    if extra:
+        raise ValueError(f"{table}: unknown columns {extra}")
+    if len(frame) == 0:
+        return 0
+    view = f"_incoming_{table}"
+    con.register(view, frame)
+    try:
+        select = ", ".join(f'"{c}"' if c in names else f'NULL AS "{c}"' for c in cols)
+        con.execute(f"INSERT INTO {table} SELECT {select} FROM {view}")
+    finally:
+        con.unregister(view)
+    return len(frame)
+
+
+def write_run(path: str | Path, tables: Mapping[str, Any]) -> None:
+    """Write one run's rows (table name -> frame) to the database in a single transaction."""
+    unknown = set(tables) - set(schema.TABLES)
+    if unknown:
+        raise ValueError(f"unknown tables {sorted(unknown)}")
+    con = connect(path)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            ensure_schema(con)
+            for table in schema.TABLES:  # creation order: runs first
+                if table in tables and tables[table] is not None:
+                    insert_frame(con, table, tables[table])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.close()
+
+
+def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The run_id of the most recent complete run, or None for an empty database."""
+    row = con.execute(
+        "SELECT run_id FROM runs WHERE status = 'complete' ORDER BY started_at DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else row[0]

@@ -28,7 +28,7 @@ class UserError(click.ClickException):
 
     exit_code = EXIT_ERROR
 
-    def show(self, file=None) -> None:  # noqa: D401 - click API
+    def show(self, file=None) -> None:
         click.echo(f"iccaudit: error: {self.format_message()}", err=True)
 
 

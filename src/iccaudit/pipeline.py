@@ -118,8 +118,7 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
             rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
     finally:
         con.close()
-    for w in rule_runs.get("warning", pd.Series(dtype=str)).dropna():
-        warnings.append(w)
+    warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
     def with_run(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()

@@ -1,0 +1,243 @@
+"""Recall and precision of a run's findings against a labels file.
+
+A labels file is a CSV with columns ``file, sheet, line_no, mechanism`` (optional ``novel``,
+``note``); ``file`` is the path relative to the scored folder, matched against the end of the
+finding's ``source_file``. A line is identified by (file, sheet, line_no).
+
+Definitions (per mechanism m):
+
+* recall(m) = labelled lines of m that carry a finding of m (any severity, rule or model)
+  / labelled lines of m;
+* precision(m) = lines with a finding of m that are labelled m / lines with a finding of m;
+* overall precision at severity >= S = lines with any finding of severity >= S that carry any
+  label / lines with any finding of severity >= S. This is the auditor's question: "is the line
+  I am asked to look at really a problem?";
+* novel recall = labelled lines marked ``novel=1`` (schemes no rule covers) that carry any
+  finding.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iccaudit.schema import MECHANISMS, SEVERITY_RANK
+
+
+@dataclass
+class MechanismScore:
+    mechanism: str
+    labelled: int
+    flagged: int
+    true_positives: int
+
+    @property
+    def recall(self) -> float | None:
+        return self.true_positives / self.labelled if self.labelled else None
+
+    @property
+    def precision(self) -> float | None:
+        return self.true_positives / self.flagged if self.flagged else None
+
+
+@dataclass
+class Evaluation:
+    run_id: str
+    min_severity: str
+    mechanisms: list[MechanismScore]
+    overall_flagged: int
+    overall_true: int
+    novel_labelled: int
+    novel_found: int
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def overall_precision(self) -> float | None:
+        return self.overall_true / self.overall_flagged if self.overall_flagged else None
+
+    @property
+    def novel_recall(self) -> float | None:
+        return self.novel_found / self.novel_labelled if self.novel_labelled else None
+
+    def get(self, mechanism: str) -> MechanismScore:
+        for m in self.mechanisms:
+            if m.mechanism == mechanism:
+                return m
+        raise KeyError(mechanism)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "min_severity": self.min_severity,
+            "overall_precision": self.overall_precision,
+            "overall_flagged_lines": self.overall_flagged,
+            "novel_recall": self.novel_recall,
+            "novel_labelled": self.novel_labelled,
+            "by_kind": self.by_kind,
+            "mechanisms": [
+                {
+                    "mechanism": m.mechanism,
+                    "labelled": m.labelled,
+                    "flagged": m.flagged,
+                    "true_positives": m.true_positives,
+                    "recall": m.recall,
+                    "precision": m.precision,
+                }
+                for m in self.mechanisms
+            ],
+        }
+
+
+def read_labels(path: Path) -> Any:
+    """The labels CSV as a DataFrame of text columns; a clear error when columns are missing."""
+    import pandas as pd
+
+    labels = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    missing = {"file", "line_no", "mechanism"} - set(labels.columns)
+    if missing:
+        raise ValueError(
+            f"{path}: labels file lacks column(s) {sorted(missing)}; "
+            f"it has {list(labels.columns)}"
+        )
+    if "sheet" not in labels:
+        labels["sheet"] = ""
+    if "novel" not in labels:
+        labels["novel"] = "0"
+    unknown = sorted(set(labels["mechanism"]) - set(MECHANISMS))
+    if unknown:
+        raise ValueError(f"{path}: unknown mechanism(s) {unknown}")
+    labels["file"] = labels["file"].str.replace("\\", "/", regex=False)
+    return labels[["file", "sheet", "line_no", "mechanism", "novel"]]
+
+
+def evaluate_db(db: Path, labels_path: Path, run_id: str | None = None,
+                min_severity: str = "medium") -> Evaluation:
+    """Evaluate one run (default: the latest) of the database against the labels."""
+    from iccaudit import store
+
+    labels = read_labels(labels_path)
+    con = store.connect(db, read_only=True)
+    try:
+        run_id = run_id or store.latest_run_id(con)
+        if run_id is None:
+            raise store.StoreError(f"{db}: no complete run to evaluate")
+        return evaluate_con(con, labels, run_id, min_severity)
+    finally:
+        con.close()
+
+
+def evaluate_con(con: Any, labels: Any, run_id: str, min_severity: str) -> Evaluation:
+    """Set-at-a-time evaluation in DuckDB: findings are matched to labels by file suffix."""
+    con.register("_labels", labels)
+    try:
+        # Map every finding line to its (file, sheet, line_no) key relative to the labels' root.
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _finding_lines AS
+            WITH roots AS (SELECT DISTINCT file FROM _labels)
+            SELECT
+                coalesce(r.file, replace(f.source_file, '\\', '/')) AS file,
+                coalesce(f.source_sheet, '') AS sheet,
+                f.line_no, f.mechanism, f.kind, f.severity
+            FROM findings f
+            LEFT JOIN roots r
+              ON replace(f.source_file, '\\', '/') = r.file
+              OR ends_with(replace(f.source_file, '\\', '/'), '/' || r.file)
+            WHERE f.run_id = ?
+            """,
+            [run_id],
+        )
+        rows = con.execute(
+            """
+            WITH lab AS (SELECT DISTINCT file, sheet, line_no, mechanism FROM _labels),
+                 flg AS (SELECT DISTINCT file, sheet, line_no, mechanism FROM _finding_lines)
+            SELECT m.mechanism,
+                   (SELECT count(*) FROM lab WHERE lab.mechanism = m.mechanism) AS labelled,
+                   (SELECT count(*) FROM flg WHERE flg.mechanism = m.mechanism) AS flagged,
+                   (SELECT count(*) FROM flg JOIN lab USING (file, sheet, line_no, mechanism)
+                     WHERE flg.mechanism = m.mechanism) AS tp
+            FROM (SELECT unnest(?::VARCHAR[]) AS mechanism) m
+            """,
+            [list(MECHANISMS)],
+        ).fetchall()
+        sev_ok = [s for s, r in SEVERITY_RANK.items() if r >= SEVERITY_RANK[min_severity]]
+        overall = con.execute(
+            """
+            WITH flg AS (SELECT DISTINCT file, sheet, line_no FROM _finding_lines
+                         WHERE list_contains(?::VARCHAR[], severity)),
+                 lab AS (SELECT DISTINCT file, sheet, line_no FROM _labels)
+            SELECT (SELECT count(*) FROM flg),
+                   (SELECT count(*) FROM flg JOIN lab USING (file, sheet, line_no))
+            """,
+            [sev_ok],
+        ).fetchone()
+        novel = con.execute(
+            """
+            WITH nov AS (SELECT DISTINCT file, sheet, line_no FROM _labels WHERE novel = '1'),
+                 flg AS (SELECT DISTINCT file, sheet, line_no FROM _finding_lines)
+            SELECT (SELECT count(*) FROM nov),
+                   (SELECT count(*) FROM nov JOIN flg USING (file, sheet, line_no))
+            """
+        ).fetchone()
+        kinds = con.execute(
+            """
+            WITH lab AS (SELECT DISTINCT file, sheet, line_no FROM _labels)
+            SELECT kind, count(*) AS lines,
+                   count(*) FILTER (WHERE lab.file IS NOT NULL) AS labelled
+            FROM (SELECT DISTINCT file, sheet, line_no, kind FROM _finding_lines) f
+            LEFT JOIN lab USING (file, sheet, line_no)
+            GROUP BY kind ORDER BY kind
+            """
+        ).fetchall()
+    finally:
+        con.unregister("_labels")
+    scores = [MechanismScore(m, int(lab), int(flg), int(tp)) for m, lab, flg, tp in rows
+              if lab or flg]
+    return Evaluation(
+        run_id=run_id,
+        min_severity=min_severity,
+        mechanisms=scores,
+        overall_flagged=int(overall[0]),
+        overall_true=int(overall[1]),
+        novel_labelled=int(novel[0]),
+        novel_found=int(novel[1]),
+        by_kind={k: {"lines": int(n), "labelled": int(lab)} for k, n, lab in kinds},
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def print_evaluation(ev: Evaluation, fmt: str = "table") -> None:
+    """Print an evaluation as a table or JSON."""
+    if fmt == "json":
+        print(json.dumps(ev.to_dict(), ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"evaluation of run {ev.run_id}")
+    for col, just in [("mechanism", "left"), ("labelled", "right"), ("flagged", "right"),
+                      ("true pos.", "right"), ("recall", "right"), ("precision", "right")]:
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for m in ev.mechanisms:
+        table.add_row(m.mechanism, str(m.labelled), str(m.flagged), str(m.true_positives),
+                      _pct(m.recall), _pct(m.precision))
+    console = Console()
+    console.print(table)
+    console.print(
+        f"overall precision at severity >= {ev.min_severity}: {_pct(ev.overall_precision)} "
+        f"({ev.overall_true}/{ev.overall_flagged} lines)",
+        highlight=False,
+    )
+    console.print(
+        f"novel schemes (no rule) found: {_pct(ev.novel_recall)} "
+        f"({ev.novel_found}/{ev.novel_labelled} lines)",
+        highlight=False,
+    )
+    for kind, d in ev.by_kind.items():
+        console.print(f"{kind} findings: {d['lines']} lines, {d['labelled']} labelled",
+                      highlight=False)

@@ -1,0 +1,92 @@
+"""The closing summary of ``iccaudit score``: a table for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from iccaudit.schema import SEVERITIES
+
+
+def summary_dict(result: Any) -> dict[str, Any]:
+    """Everything the summary shows, as plain JSON-able data."""
+    findings = result.findings
+    by_sev = {s: 0 for s in SEVERITIES}
+    if len(findings):
+        counts = findings.groupby("severity")["group_id"].nunique()
+        by_sev.update({str(k): int(v) for k, v in counts.items()})
+    rule_runs = result.rule_runs
+    not_eval = []
+    if len(rule_runs):
+        ne = rule_runs[rule_runs["status"] == "not_evaluated"]
+        not_eval = [
+            {"detector": d, "kind": k, "error": e}
+            for d, k, e in zip(ne["detector"], ne["kind"], ne["error"], strict=True)
+        ]
+    excess = 0.0
+    if len(findings) and "est_excess_cny" in findings:
+        excess = float(findings["est_excess_cny"].fillna(0).sum())
+    files = result.files
+    return {
+        "run_id": result.run_id,
+        "db": str(result.db),
+        "files": len(files),
+        "files_with_errors": int((files["status"] == "error").sum()),
+        "rows_read": int(result.run["rows_read"]),
+        "line_items": int(result.run["line_items"]),
+        "rejects": int(result.run["rejects"]),
+        "non_items": int(result.run["non_items"]),
+        "findings": int(findings["group_id"].nunique()) if len(findings) else 0,
+        "finding_rows": len(findings),
+        "findings_by_severity": by_sev,
+        "est_excess_cny": round(excess, 2),
+        "rules_evaluated": int(result.run["rules_evaluated"]),
+        "not_evaluated": not_eval,
+        "skipped_files": [{"path": p, "reason": r} for p, r in result.skipped],
+        "errors": list(result.errors),
+        "warnings": list(result.warnings),
+    }
+
+
+def print_summary(result: Any, fmt: str = "table") -> None:
+    """Print the summary to stdout (table or json); warnings and errors go to stderr."""
+    data = summary_dict(result)
+    if fmt == "json":
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()
+    err = Console(stderr=True)
+    for line in data["errors"]:
+        err.print(f"[red]error:[/red] {line}", markup=True, highlight=False, soft_wrap=True)
+    for line in data["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+    for item in data["skipped_files"]:
+        err.print(f"skipped: {item['path']} ({item['reason']})", highlight=False, soft_wrap=True)
+
+    table = Table(title=f"iccaudit run {data['run_id']}", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("files", f"{data['files']} ({data['files_with_errors']} with errors)")
+    table.add_row("rows read", f"{data['rows_read']:,}")
+    table.add_row("line items", f"{data['line_items']:,}")
+    table.add_row("rejects", f"{data['rejects']:,}")
+    table.add_row("non-items (titles, headers, blanks, totals)", f"{data['non_items']:,}")
+    table.add_row("rules evaluated", f"{data['rules_evaluated']}")
+    table.add_row(
+        "rules/models NOT evaluated",
+        f"[bold red]{len(data['not_evaluated'])}[/bold red]" if data["not_evaluated"] else "0",
+    )
+    for sev in reversed(SEVERITIES):
+        table.add_row(f"findings: {sev}", f"{data['findings_by_severity'][sev]:,}")
+    table.add_row("est. money at risk (CNY)", f"¥{data['est_excess_cny']:,.0f}")
+    out.print(table)
+    for ne in data["not_evaluated"]:
+        err.print(f"not evaluated: {ne['detector']}: {ne['error']}", highlight=False,
+                  soft_wrap=True)
+    out.print(f"written to {data['db']}", highlight=False)
+    sys.stdout.flush()

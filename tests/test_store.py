@@ -1,0 +1,154 @@
+"""The findings database: DDL from the models, one transaction per run, locks, kills."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import duckdb
+import pandas as pd
+import pytest
+
+from iccaudit import schema, store
+
+
+def _run_frame(run_id: str) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "run_id": run_id, "started_at": dt.datetime(2026, 1, 1), "finished_at": None,
+        "tool_version": "test", "inputs": "[]", "options": "{}", "status": "complete",
+    }])
+
+
+def _items(run_id: str, n: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "run_id": run_id, "item_id": range(1, n + 1), "source_file": "t.csv",
+        "source_row": range(2, n + 2), "tender_id": "T1", "line_no": [str(i) for i in range(n)],
+        "item_name": "GPU服务器", "quantity": 1.0, "unit_price_cny": 2_400_000.0, "raw": "{}",
+    })
+
+
+def test_ddl_follows_the_pydantic_models():
+    con = duckdb.connect()
+    store.ensure_schema(con)
+    for table, model in schema.TABLES.items():
+        cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+        assert cols == list(model.model_fields), table
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE line_items)")
+                 .fetchall())
+    assert types["serial_numbers"] == "VARCHAR[]"
+    assert types["date"] == "DATE"
+    assert types["unit_price_cny"] == "DOUBLE"
+
+
+def test_write_run_commits_all_tables(tmp_path):
+    db = tmp_path / "f.duckdb"
+    store.write_run(db, {"runs": _run_frame("r1"), "line_items": _items("r1", 5)})
+    con = store.connect(db, read_only=True)
+    assert con.execute("SELECT count(*) FROM line_items").fetchone()[0] == 5
+    assert store.latest_run_id(con) == "r1"
+    assert con.execute("SELECT value FROM iccaudit_meta WHERE key='schema_version'"
+                       ).fetchone()[0] == str(schema.SCHEMA_VERSION)
+
+
+def test_failed_run_leaves_database_as_it_was(tmp_path):
+    db = tmp_path / "f.duckdb"
+    store.write_run(db, {"runs": _run_frame("r1"), "line_items": _items("r1", 3)})
+    bad_findings = pd.DataFrame([{"run_id": "r2", "finding_id": "x"}])  # NOT NULL columns missing
+    with pytest.raises(duckdb.Error):
+        store.write_run(db, {"runs": _run_frame("r2"), "line_items": _items("r2", 4),
+                             "findings": bad_findings})
+    con = store.connect(db, read_only=True)
+    assert con.execute("SELECT list(run_id) FROM runs").fetchone()[0] == ["r1"]
+    assert con.execute("SELECT count(*) FROM line_items").fetchone()[0] == 3
+
+
+def test_unknown_columns_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown columns"):
+        store.write_run(tmp_path / "f.duckdb",
+                        {"runs": _run_frame("r1").assign(surprise=1)})
+
+
+def test_newer_schema_is_refused(tmp_path):
+    db = tmp_path / "f.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(store.META_DDL)
+    con.execute("INSERT INTO iccaudit_meta VALUES ('schema_version', '999')")
+    con.close()
+    with pytest.raises(store.StoreError, match="newer than this iccaudit"):
+        store.write_run(db, {"runs": _run_frame("r1")})
+
+
+def test_missing_database_is_a_clear_error(tmp_path):
+    with pytest.raises(store.StoreError, match="no such database"):
+        store.connect(tmp_path / "nope.duckdb", read_only=True)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "bogus.duckdb"
+    bogus.write_bytes(b"this is not duckdb" * 100)
+    with pytest.raises(store.StoreError):
+        store.connect(bogus)
+
+
+_HOLDER = textwrap.dedent("""
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    con.execute("CREATE TABLE IF NOT EXISTS t(x INT)")
+    print("locked", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_second_writer_gets_a_one_line_error(tmp_path):
+    db = tmp_path / "f.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(db)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(store.StoreError, match="in use by another iccaudit process"):
+            store.write_run(db, {"runs": _run_frame("r1")})
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+_KILLED_WRITER = textwrap.dedent("""
+    import sys, datetime as dt, pandas as pd
+    from iccaudit import store
+    import iccaudit.store as s
+    real_insert = s.insert_frame
+    def slow_insert(con, table, frame):
+        n = real_insert(con, table, frame)
+        if table == "line_items":
+            print("inside", flush=True)
+            import time; time.sleep(60)
+        return n
+    s.insert_frame = slow_insert
+    run = pd.DataFrame([{"run_id": "r2", "started_at": dt.datetime(2026, 1, 2),
+                         "tool_version": "t", "inputs": "[]", "options": "{}"}])
+    items = pd.DataFrame({"run_id": "r2", "item_id": range(1, 200001), "source_file": "t.csv",
+                          "source_row": 1, "tender_id": "T", "line_no": "1", "item_name": "x",
+                          "quantity": 1.0, "unit_price_cny": 1.0, "raw": "{}"})
+    store.write_run(sys.argv[1], {"runs": run, "line_items": items})
+""")
+
+
+def test_run_killed_midway_leaves_only_complete_runs(tmp_path):
+    db = tmp_path / "f.duckdb"
+    store.write_run(db, {"runs": _run_frame("r1"), "line_items": _items("r1", 3)})
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(db)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "inside"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    time.sleep(0.1)
+    con = store.connect(db, read_only=True)
+    assert con.execute("SELECT list(run_id ORDER BY run_id) FROM runs").fetchone()[0] == ["r1"]
+    assert con.execute("SELECT count(*) FROM line_items").fetchone()[0] == 3

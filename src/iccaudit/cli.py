@@ -290,6 +290,39 @@ def export(db, xlsx, csv_path, parquet, run_id) -> None:
         click.echo(f"wrote {path}")
 
 
+@cli.command()
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+def doctor(db) -> None:
+    """Check the database: schema version (migrating older ones) and invariants.
+
+    Exits 0 when every invariant holds, 1 otherwise.
+
+    \b
+    Example:
+      iccaudit doctor --db findings.duckdb
+    """
+    from iccaudit.doctor import CHECKS, run_doctor
+    from iccaudit.store import StoreError
+
+    if not Path(db).exists():
+        _fail(f"{db}: no such database")
+    try:
+        notes, problems = run_doctor(db)
+    except StoreError as exc:
+        _fail(str(exc))
+    for note in notes:
+        click.echo(note)
+    failed = {p.code for p in problems}
+    for check in CHECKS:
+        mark = "FAIL" if check.code in failed else "ok"
+        click.echo(f"{mark:4}  {check.code}  {check.description}")
+    for p in problems:
+        click.echo(f"{p.code}: {p.count} row(s) break '{p.description}', e.g. {p.example}",
+                   err=True)
+    if problems:
+        raise SystemExit(EXIT_ERROR)
+
+
 def main() -> None:
     """Console entry point."""
     try:

@@ -52,12 +52,64 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             f"the database has schema version {row[0]}, newer than this iccaudit "
             f"({schema.SCHEMA_VERSION}); upgrade iccaudit"
         )
+    if row is not None and int(row[0]) < schema.SCHEMA_VERSION:
+        raise StoreError(
+            f"the database has schema version {row[0]}, older than this iccaudit "
+            f"({schema.SCHEMA_VERSION}); run `iccaudit doctor --db FILE` to migrate it"
+        )
     for table in schema.TABLES:
         con.execute(schema.ddl(table))
-    con.execute(
-        "INSERT OR REPLACE INTO iccaudit_meta VALUES ('schema_version', ?)",
-        [str(schema.SCHEMA_VERSION)],
-    )
+    if row is None:
+        con.execute(
+            "INSERT INTO iccaudit_meta VALUES ('schema_version', ?)", [str(schema.SCHEMA_VERSION)]
+        )
+
+
+#: Non-additive migrations: version v -> statements that bring a database from v to v + 1.
+#: Additive changes (a new table or a new nullable column) need no entry: ``migrate`` adds
+#: whatever the pydantic models have and the database lacks.
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The database's schema version; None when it is not an iccaudit database."""
+    has_meta = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'iccaudit_meta'"
+    ).fetchone()[0]
+    if not has_meta:
+        return None
+    row = con.execute("SELECT value FROM iccaudit_meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Bring an older database to the current schema in one transaction; return what was done."""
+    done: list[str] = []
+    version = schema_version(con) or 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for v in range(version, schema.SCHEMA_VERSION):
+            for stmt in MIGRATIONS.get(v, []):
+                con.execute(stmt)
+                done.append(stmt)
+        for table in schema.TABLES:
+            con.execute(schema.ddl(table))
+            have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+            for name, field in schema.TABLES[table].model_fields.items():
+                if name not in have:
+                    stmt = f'ALTER TABLE {table} ADD COLUMN "{name}" {schema.sql_type(field.annotation)}'
+                    con.execute(stmt)
+                    done.append(stmt)
+        con.execute(META_DDL)
+        con.execute(
+            "INSERT OR REPLACE INTO iccaudit_meta VALUES ('schema_version', ?)",
+            [str(schema.SCHEMA_VERSION)],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return done
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:

@@ -6,6 +6,7 @@ Heavy modules (pandas, duckdb, pyod) are imported inside the commands, so that
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -330,6 +331,16 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("iccaudit: interrupted; the database is unchanged", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug of ours: still one line, the traceback on request
+        if os.environ.get("ICCAUDIT_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        click.echo(
+            f"iccaudit: internal error: {type(exc).__name__}: {first} "
+            "(set ICCAUDIT_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":

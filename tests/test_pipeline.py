@@ -1,0 +1,113 @@
+"""End to end: `iccaudit score` on the bundled samples, through the real CLI and a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from iccaudit.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples" / "tenders"
+LABELS = ROOT / "data" / "samples" / "labels.csv"
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    db = tmp_path_factory.mktemp("e2e") / "findings.duckdb"
+    result = CliRunner().invoke(
+        cli, ["score", str(SAMPLES), "--db", str(db), "--format", "json", "--seed", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    return db, json.loads(result.stdout)
+
+
+def test_every_sample_file_reconciles(scored):
+    db, summary = scored
+    con = duckdb.connect(str(db), read_only=True)
+    files = con.execute(
+        "SELECT source_file, rows_read, line_items, rejects, non_items, status FROM files"
+    ).fetchall()
+    on_disk = sorted(p for p in SAMPLES.rglob("*") if p.is_file())
+    assert len(files) == len(on_disk)
+    for name, rows_read, items, rejects, non_items, status in files:
+        assert status == "ok", name
+        assert rows_read == items + rejects + non_items, name
+        assert items > 0, name
+    stored = con.execute("SELECT count(*) FROM line_items").fetchone()[0]
+    assert stored == summary["line_items"] == sum(f[2] for f in files)
+    assert summary["rejects"] == sum(f[3] for f in files) > 0
+    assert summary["non_items"] == sum(f[4] for f in files) > 0
+
+
+def test_findings_point_at_stored_lines(scored):
+    db, summary = scored
+    con = duckdb.connect(str(db), read_only=True)
+    assert summary["findings"] > 0
+    orphans = con.execute(
+        """SELECT count(*) FROM findings f ANTI JOIN line_items li
+           ON f.run_id = li.run_id AND f.item_id = li.item_id
+           WHERE f.item_id IS NOT NULL"""
+    ).fetchone()[0]
+    assert orphans == 0
+    bad_rows = con.execute(
+        """SELECT count(*) FROM findings f JOIN line_items li USING (run_id, item_id)
+           WHERE f.source_file <> li.source_file OR f.source_row <> li.source_row"""
+    ).fetchone()[0]
+    assert bad_rows == 0
+    assert summary["not_evaluated"] == [] or all(
+        ne["kind"] == "model" for ne in summary["not_evaluated"]
+    )
+
+
+def test_same_inputs_and_seed_give_the_same_findings(scored, tmp_path):
+    db, _ = scored
+    db2 = tmp_path / "again.duckdb"
+    result = CliRunner().invoke(cli, ["score", str(SAMPLES), "--db", str(db2), "-q",
+                                      "--format", "json", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    query = """SELECT finding_id, group_id, detector, source_file, source_row, severity,
+                      round(score, 9), round(est_excess_cny, 2), message
+               FROM findings ORDER BY ALL"""
+    a = duckdb.connect(str(db), read_only=True).execute(query).fetchall()
+    b = duckdb.connect(str(db2), read_only=True).execute(query).fetchall()
+    assert a == b
+
+
+def test_rescoring_adds_a_run_and_latest_run_queries_do_not_double_count(tmp_path):
+    tenders = tmp_path / "t"
+    shutil.copytree(SAMPLES, tenders)
+    db = tmp_path / "f.duckdb"
+    for _ in range(2):
+        result = CliRunner().invoke(cli, ["score", str(tenders), "--db", str(db), "-q",
+                                          "--no-models"])
+        assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(db), read_only=True)
+    runs = con.execute("SELECT run_id, inputs FROM runs ORDER BY started_at").fetchall()
+    assert len(runs) == 2
+    assert json.loads(runs[0][1]) == json.loads(runs[1][1])  # same content hashes
+    per_run = con.execute(
+        "SELECT run_id, count(*) FROM line_items GROUP BY run_id ORDER BY run_id"
+    ).fetchall()
+    assert per_run[0][1] == per_run[1][1]
+    latest = con.execute(
+        """SELECT count(*) FROM line_items
+           WHERE run_id = (SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1)"""
+    ).fetchone()[0]
+    assert latest == per_run[0][1]
+
+
+def test_nothing_readable_is_one_line_error_and_no_database(tmp_path):
+    junk = tmp_path / "in"
+    junk.mkdir()
+    (junk / "readme.txt").write_text("not a tender")
+    db = tmp_path / "f.duckdb"
+    result = CliRunner().invoke(cli, ["score", str(junk), "--db", str(db)])
+    assert result.exit_code == 1
+    assert "nothing could be read" in result.output
+    assert not db.exists()

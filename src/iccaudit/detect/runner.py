@@ -1,0 +1,347 @@
+"""Run rules set-at-a-time on the sandbox, and run the rules' in-file tests.
+
+Each rule is one query over its whole view (never a Python loop over rows). Per view, one
+statistics query counts the rows, the applicable rows and the hits of all its rules at once;
+if that batched query fails, each rule is counted alone so that one broken rule cannot take
+the others down. A rule that fails at run time gets a ``rule_runs`` row with status
+``not_evaluated`` and the one-line error: it never counts as "no findings".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from iccaudit import schema
+from iccaudit.detect.compiler import DIALECT, CompiledRule
+from iccaudit.detect.ruleset import Rule, RuleCase, default_row
+
+#: A rule that fires on more than this share of its applicable rows gets a warning ...
+FIRE_RATE_WARNING = 0.20
+#: ... but only with enough applicable rows for a share to mean something.
+FIRE_RATE_MIN_ROWS = 10
+
+# The frame around a rule's hits query. Constant text with placeholders only: the rule's own
+# tree and id are put in as sqlglot nodes by _finding_query, never formatted into this string.
+_ITEM_EXPR = {
+    "item": "__key",
+    "column": "__key",
+    "list": "UNNEST(CASE WHEN len(__key) > 0 THEN __key ELSE [NULL::BIGINT] END)",
+    "tender": "NULL::BIGINT",
+}
+_FRAME = """
+WITH h AS (SELECT 1 AS placeholder),
+e AS (SELECT h.*, {item} AS __item FROM h),
+t AS (SELECT tender_id, min(source_file) AS source_file FROM line_items GROUP BY tender_id),
+f AS (
+  SELECT
+    e.*,
+    li.source_file AS li_source_file, li.source_sheet, li.source_row,
+    li.tender_id AS li_tender_id, li.line_no,
+    substr(sha256(__rule_id__ || '|' || e.__group), 1, 16) AS group_id,
+    substr(sha256(__rule_id__ || '|' || e.__group || '|' || coalesce(CAST(e.__item AS VARCHAR),
+           '')), 1, 16) AS finding_id
+  FROM e LEFT JOIN line_items AS li ON li.item_id = e.__item
+  QUALIFY row_number() OVER (PARTITION BY e.__group, e.__item
+                             ORDER BY e.__score DESC, e.__evidence) = 1
+)
+SELECT
+  f.*,
+  coalesce(f.li_source_file, t.source_file, '') AS source_file,
+  coalesce(f.li_tender_id, f.__tender, '') AS tender_id,
+  CASE WHEN row_number() OVER (PARTITION BY f.__group ORDER BY f.__item NULLS LAST) = 1
+        AND f.__excess > 0 THEN f.__excess END AS est_excess_cny
+FROM f LEFT JOIN t ON t.tender_id = coalesce(f.li_tender_id, f.__tender)
+ORDER BY f.__item NULLS LAST, group_id
+"""
+
+
+def finding_query(compiled: CompiledRule) -> exp.Expression:
+    """The full query of a rule: hits, one row per implicated line, ids and locations."""
+    tree = sqlglot.parse_one(_FRAME.format(item=_ITEM_EXPR[compiled.key_mode]), read=DIALECT)
+    hits = compiled.hits_query()
+    for cte in tree.find_all(exp.CTE):
+        if cte.alias == "h":
+            cte.set("this", hits)
+    rule_id = exp.Literal.string(compiled.rule_id)
+    return tree.transform(
+        lambda n: rule_id.copy() if isinstance(n, exp.Column) and n.name == "__rule_id__"
+        else n)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]
+
+
+def _fetch(con: Any, sql: str) -> Any:
+    rel = con.sql(sql)
+    # Arrow keeps big results cheap; duckdb 2 calls it to_arrow_table, duckdb 1 arrow
+    fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
+    return fetch().to_pandas()
+
+
+def _stats(con: Any, view: str, rules: Sequence[Rule]) -> dict[str, tuple[int, int, int] | str]:
+    """rule id -> (rows, applicable, hits), or the one-line error of a rule that failed."""
+    import duckdb
+
+    def query(batch: Sequence[Rule]) -> exp.Select:
+        cols: list[exp.Expression] = [exp.alias_(exp.Count(this=exp.Star()), "n")]
+        for i, r in enumerate(batch):
+            cols.extend(r.compiled.stats_projections(i))
+        return exp.select(*cols).from_(exp.to_table(view))
+
+    out: dict[str, tuple[int, int, int] | str] = {}
+    try:
+        row = con.execute(query(rules).sql(DIALECT)).fetchone()
+        for i, r in enumerate(rules):
+            out[r.id] = (int(row[0]), int(row[1 + 2 * i]), int(row[2 + 2 * i]))
+        return out
+    except duckdb.Error:
+        pass  # find the culprit(s) rule by rule
+    for r in rules:
+        try:
+            row = con.execute(query([r]).sql(DIALECT)).fetchone()
+            out[r.id] = (int(row[0]), int(row[1]), int(row[2]))
+        except duckdb.Error as exc:
+            out[r.id] = _one_line(exc)
+    return out
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def _is_null(value: Any) -> bool:
+    import pandas as pd
+
+    if value is None or value is pd.NaT or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _format_column(values: Any, spec: str) -> Any:
+    """Format one placeholder's column (output formatting; one call per column)."""
+    def one(v: Any) -> str:
+        if _is_null(v):
+            return "—"
+        if hasattr(v, "tolist") and not isinstance(v, str):
+            v = v.tolist()
+        try:
+            return format(v, spec) if spec else _plain(v)
+        except (TypeError, ValueError):
+            return _plain(v)
+
+    return values.map(one)
+
+
+def render_messages(template: str, frame: Any) -> Any:
+    """Render a message template for every row of ``frame`` (columns ``f_<name>``)."""
+    import string
+
+    import pandas as pd
+
+    out = pd.Series([""] * len(frame), index=frame.index, dtype=object)
+    for literal, name, spec, _conv in string.Formatter().parse(template):
+        out = out + literal
+        if name is None:
+            continue
+        source = {"est_excess_cny": "__excess", "score": "__score"}.get(name, f"f_{name}")
+        out = out + _format_column(frame[source].astype(object), spec or "")
+    return out
+
+
+def _findings(rule: Rule, hits: Any, run_id: str) -> Any:
+    import pandas as pd
+
+    n = len(hits)
+    zh = render_messages(rule.message.zh, hits)
+    en = render_messages(rule.message.en, hits)
+    frame = pd.DataFrame({
+        "run_id": [run_id] * n,
+        "finding_id": hits["finding_id"].astype(object),
+        "group_id": hits["group_id"].astype(object),
+        "item_id": hits["__item"].astype("Int64"),
+        "source_file": hits["source_file"].astype(object),
+        "source_sheet": hits["source_sheet"].astype(object),
+        "source_row": hits["source_row"].astype("Int64"),
+        "tender_id": hits["tender_id"].astype(object),
+        "line_no": hits["line_no"].astype(object),
+        "detector": [rule.id] * n,
+        "kind": ["rule"] * n,
+        "mechanism": [rule.mechanism] * n,
+        "severity": [rule.severity] * n,
+        "score": hits["__score"].astype(float),
+        "est_excess_cny": hits["est_excess_cny"].astype(float),
+        "title": [f"{rule.title_zh} / {rule.title}"] * n,
+        # one column for both languages, zh first, like the vocabularies in schema.py
+        "message": (zh + " / " + en).astype(object),
+        "evidence": hits["__evidence"].astype(object),
+    })
+    return frame.reset_index(drop=True)
+
+
+def _empty_findings() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in schema.columns("findings")})
+
+
+def _run(con: Any, rules: Sequence[Rule], run_id: str, *, include_deprecated: bool = False
+         ) -> tuple[Any, Any]:
+    import duckdb
+    import pandas as pd
+
+    runs: dict[str, dict[str, Any]] = {}
+    frames = []
+    active: list[Rule] = []
+    for r in rules:
+        if r.status == "deprecated" and not include_deprecated:
+            runs[r.id] = {"status": "skipped", "warning": f"{r.id}: deprecated, not run"}
+        else:
+            active.append(r)
+
+    by_view: dict[str, list[Rule]] = {}
+    for r in active:
+        by_view.setdefault(r.view, []).append(r)
+    for view, view_rules in by_view.items():
+        stats = _stats(con, view, view_rules)
+        for r in view_rules:
+            st = stats[r.id]
+            if isinstance(st, str):
+                runs[r.id] = {"status": "not_evaluated", "error": st}
+                continue
+            rows, applicable, hits = st
+            try:
+                found = _fetch(con, finding_query(r.compiled).sql(DIALECT))
+            except duckdb.Error as exc:
+                runs[r.id] = {"status": "not_evaluated", "error": _one_line(exc),
+                              "rows_evaluated": rows}
+                continue
+            warning = None
+            if applicable >= FIRE_RATE_MIN_ROWS and hits > FIRE_RATE_WARNING * applicable:
+                warning = (f"{r.id}: fired on {hits:,} of {applicable:,} applicable rows "
+                           f"({hits / applicable:.0%}), more than "
+                           f"{FIRE_RATE_WARNING:.0%}; check the rule or the data")
+            runs[r.id] = {"status": "ok", "rows_evaluated": rows, "rows_applicable": applicable,
+                          "hits": hits, "warning": warning}
+            if len(found):
+                frames.append(_findings(r, found, run_id))
+
+    rule_runs = pd.DataFrame([
+        {"run_id": run_id, "detector": r.id, "kind": "rule", "status": "ok",
+         "rows_evaluated": None, "rows_applicable": None, "hits": None, "error": None,
+         "warning": None, **runs[r.id]}
+        for r in rules
+    ], columns=schema.columns("rule_runs"))
+    for c in ("rows_evaluated", "rows_applicable", "hits"):
+        rule_runs[c] = rule_runs[c].astype("Int64")
+    findings = pd.concat(frames, ignore_index=True) if frames else _empty_findings()
+    return findings, rule_runs
+
+
+def run_rules(con: Any, rules: Sequence[Rule], run_id: str) -> tuple[Any, Any]:
+    """Run every rule on the sandbox connection.
+
+    Returns ``(findings, rule_runs)``: DataFrames with the columns of
+    :class:`iccaudit.schema.Finding` and :class:`iccaudit.schema.RuleRun`. Deprecated rules
+    get a ``skipped`` row; a rule that fails at run time a ``not_evaluated`` row with the error.
+    """
+    return _run(con, rules, run_id)
+
+
+# --------------------------------------------------------------------------------------------
+# In-file tests
+
+
+@dataclass
+class CaseResult:
+    """The outcome of one in-file test case."""
+
+    rule_id: str
+    path: str
+    case: str
+    expect: str
+    passed: bool
+    code: str | None = None
+    detail: str = ""
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.path}::{self.case}::{self.expect}"
+
+
+def case_frame(rows: Iterable[dict[str, Any]], run_id: str = "rule-test") -> Any:
+    """A line_items frame (all schema.LineItem columns) from test rows over default values."""
+    import pandas as pd
+
+    records = []
+    for i, row in enumerate(rows, start=1):
+        rec = {"run_id": run_id, "item_id": i, **default_row(i), **row}
+        rec["source_row"] = rec.get("source_row") or i + 1
+        records.append(rec)
+    frame = pd.DataFrame.from_records(records, columns=schema.columns("line_items"))
+    for c in ("quantity", "unit_price_cny", "total_cny", "capacity_kw", "claimed_pflops"):
+        frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
+    for c in ("item_id", "source_row"):
+        frame[c] = frame[c].astype("int64")
+    frame["serial_numbers"] = frame["serial_numbers"].map(
+        lambda v: list(v) if isinstance(v, list | tuple) else [])
+    return frame
+
+
+SandboxBuilder = Callable[[Any, Path], Any]
+
+
+def default_builder() -> SandboxBuilder:
+    from iccaudit.enrich import build_sandbox
+
+    return build_sandbox
+
+
+def run_case(rule: Rule, case: RuleCase, *, build: SandboxBuilder | None = None,
+             reference_dir: Path | None = None) -> CaseResult:
+    """Build a sandbox from the case's rows and check that the rule hits or misses."""
+    from iccaudit.paths import reference_dir as default_reference
+
+    build = build or default_builder()
+    ref = reference_dir or default_reference()
+    result = CaseResult(rule.id, rule.path, case.name, case.expect, passed=False)
+    try:
+        con = build(case_frame(case.line_rows()), ref)
+    except Exception as exc:  # noqa: BLE001 - reported as a failed case, one line
+        result.code, result.detail = "E305", f"cannot build the sandbox: {_one_line(exc)}"
+        return result
+    try:
+        findings, runs = _run(con, [rule], "rule-test", include_deprecated=True)
+    finally:
+        con.close()
+    run = runs.iloc[0]
+    if run["status"] != "ok":
+        result.code, result.detail = "E305", f"the rule failed on the test rows: {run['error']}"
+        return result
+    hits = int(run["hits"])
+    if case.expect == "hit" and hits == 0:
+        result.code, result.detail = "E304", "expected a hit, got none"
+    elif case.expect == "miss" and hits > 0:
+        msg = findings["message"].iloc[0] if len(findings) else ""
+        result.code, result.detail = "E306", f"expected a miss, the rule fired: {msg}"
+    else:
+        result.passed = True
+        result.detail = f"{hits} hit(s)" if hits else "no hit"
+    return result
+
+
+def run_rule_tests(rules: Iterable[Rule], *, build: SandboxBuilder | None = None,
+                   reference_dir: Path | None = None) -> list[CaseResult]:
+    """Every in-file test case of every rule."""
+    return [run_case(r, c, build=build, reference_dir=reference_dir)
+            for r in rules for c in r.tests]

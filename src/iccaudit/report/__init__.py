@@ -1,0 +1,1 @@
+"""Auditor outputs: the HTML report (:mod:`.html`) and the Excel/CSV/Parquet export (:mod:`.export`)."""

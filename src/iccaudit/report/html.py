@@ -1,0 +1,239 @@
+"""The HTML report of one run: a single self-contained file that reads offline.
+
+No network: CSS and JavaScript are inline, plots are hand-written inline SVG
+(:mod:`iccaudit.report.svg`). Tender files are hostile input, so the template is rendered by
+jinja2 with autoescape on, and the SVG helpers escape every string themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from iccaudit import __version__
+from iccaudit.report import data as rdata
+from iccaudit.report.labels import (
+    FORMS,
+    LABELS,
+    LANGS,
+    SEVERITY_NAMES,
+    mechanism_name,
+    reason_name,
+)
+from iccaudit.report.svg import StripRow, bar_chart, strip_chart
+from iccaudit.schema import SEVERITY_RANK
+
+#: Rejects listed row by row in the report; the count per reason is always complete.
+MAX_REJECT_ROWS = 1000
+#: Tenders drawn in the bar chart (the table lists them all).
+TOP_TENDERS = 20
+
+
+def money(value: float | None) -> str:
+    """¥ with thousands separators; an empty string for no amount."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"¥{value:,.0f}"
+
+
+def _per_kw(value: float) -> str:
+    return f"¥{value:,.0f}"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:g}×"
+
+
+def write_report(db: str | Path, out: str | Path, lang: str = "zh",
+                 run_id: str | None = None) -> Path:
+    """Write the HTML report of a run (default: the latest complete run) to ``out``.
+
+    Raises :class:`iccaudit.store.StoreError` (one line) when the database or run is missing.
+    """
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {LANGS}, not {lang!r}")
+    html = render_report(db, lang=lang, run_id=run_id)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def render_report(db: str | Path, lang: str = "zh", run_id: str | None = None) -> str:
+    """The report as one HTML string."""
+    import jinja2
+
+    run = rdata.load_run(db, run_id)
+    t = LABELS[lang]
+    findings = run.findings
+    context = {
+        "lang": lang,
+        "t": t,
+        "version": __version__,
+        "run": run.run,
+        "run_id": run.run_id,
+        "stats": _stats(run),
+        "not_evaluated": run.rule_runs[run.rule_runs["status"] == "not_evaluated"]
+        .to_dict("records"),
+        "failed_files": run.files[run.files["status"] == "error"].to_dict("records"),
+        "unreconciled": run.files[~run.files["reconciles"].fillna(False).astype(bool)]
+        .to_dict("records"),
+        "files": run.files.to_dict("records"),
+        "reject_reasons": _reject_reasons(run.rejects, lang),
+        "rejects": run.rejects.head(MAX_REJECT_ROWS).to_dict("records"),
+        "rejects_cut": t["rejects_cut"].format(shown=MAX_REJECT_ROWS, total=len(run.rejects))
+        if len(run.rejects) > MAX_REJECT_ROWS else None,
+        "by_tender": rdata.money_by(findings, "tender_id", t["unknown"]).to_dict("records"),
+        "by_supplier": rdata.money_by(findings, "supplier", t["unknown"]).to_dict("records"),
+        "by_mechanism": _by_mechanism(findings, lang),
+        "mechanisms": sorted(findings["mechanism"].unique()) if len(findings) else [],
+        "severities": [s for s in SEVERITY_RANK if s in set(findings["severity"])],
+        "rows": _finding_rows(findings, lang),
+        "rule_runs": run.rule_runs.to_dict("records"),
+        "plots": _plots(db, run, lang),
+        "money": money,
+        "mech_name": lambda m: mechanism_name(m, lang),
+        "sev_name": lambda s: SEVERITY_NAMES[lang].get(s, s),
+        "blank": _blank,
+    }
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent),
+        autoescape=True,  # every value from a tender file is escaped
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("report.html.j2").render(**context)
+
+
+def _blank(value: object) -> object:
+    """None/NaN/NA shown as an empty cell."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value
+
+
+def _stats(run: rdata.RunData) -> dict[str, object]:
+    f, rr = run.findings, run.rule_runs
+    return {
+        "files": len(run.files),
+        "rows_read": int(run.files["rows_read"].sum()),
+        "line_items": int(run.files["stored_line_items"].sum()),
+        "rejects": len(run.rejects),
+        "non_items": int(run.files["stored_non_items"].sum()),
+        "findings": len(f),
+        "groups": int(f["group_id"].nunique()) if len(f) else 0,
+        "money": float(f["est_excess_cny"].sum()) if len(f) else 0.0,
+        "rules_ok": int(((rr["kind"] == "rule") & (rr["status"] == "ok")).sum()),
+        "rules_ne": int((rr["status"] == "not_evaluated").sum()),
+    }
+
+
+def _reject_reasons(rejects: pd.DataFrame, lang: str) -> list[dict[str, object]]:
+    if rejects.empty:
+        return []
+    counts = rejects.groupby("reason").size().sort_values(ascending=False)
+    return [{"reason": reason_name(r, lang), "count": int(n)} for r, n in counts.items()]
+
+
+def _by_mechanism(findings: pd.DataFrame, lang: str) -> list[dict[str, object]]:
+    rows = rdata.money_by(findings, "mechanism", "extendable").to_dict("records")
+    for r in rows:
+        r["name"] = mechanism_name(r["mechanism"], lang)
+    return rows
+
+
+def _finding_rows(findings: pd.DataFrame, lang: str) -> list[dict[str, object]]:
+    """One dict per finding row, with the display strings the template needs."""
+    if findings.empty:
+        return []
+    t = LABELS[lang]
+    f = findings
+    frame = pd.DataFrame({
+        "source_file": f["source_file"],
+        "sheet": f["source_sheet"].fillna(""),
+        "row": f["source_row"].astype("Int64").astype("string").fillna(""),
+        "tender": f["tender_id"],
+        "line_no": f["line_no"].fillna(t["tender_level"]),
+        "detector": f["detector"],
+        "kind": f["kind"].map({"rule": t["rule"], "model": t["model"]}).fillna(f["kind"]),
+        "mechanism": f["mechanism"],
+        "mech_name": f["mechanism"].map(lambda m: mechanism_name(m, lang)),
+        "severity": f["severity"],
+        "sev_name": f["severity"].map(SEVERITY_NAMES[lang]).fillna(f["severity"]),
+        "sev_rank": f["severity"].map(SEVERITY_RANK).fillna(-1).astype(int),
+        "title": f["title"],
+        "message": f["message"],
+        "evidence": f["evidence"],
+        "excess": f["est_excess_cny"].map(money),
+        "excess_v": f["est_excess_cny"].fillna(-1.0),
+        "score": f["score"].map("{:.2f}".format),
+        "supplier": f["supplier"].fillna(""),
+        "corroborating": f["corroborating"].fillna(False).astype(bool),
+    })
+    return frame.to_dict("records")
+
+
+def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str | None]]:
+    t = LABELS[lang]
+    plots: list[dict[str, str | None]] = []
+
+    tenders = rdata.money_by(run.findings, "tender_id", t["unknown"]).head(TOP_TENDERS)
+    plots.append({
+        "title": t["plot_tender"].format(n=TOP_TENDERS),
+        "svg": bar_chart(list(tenders["tender_id"]), list(tenders["money"]),
+                         title=t["plot_tender"].format(n=TOP_TENDERS), fmt=money,
+                         chart_id="plot-tender") if len(tenders) else None,
+    })
+
+    mechs = _by_mechanism(run.findings, lang)
+    plots.append({
+        "title": t["plot_mechanism"],
+        "svg": bar_chart([m["name"] for m in mechs], [m["money"] for m in mechs],
+                         title=t["plot_mechanism"], fmt=money, chart_id="plot-mechanism")
+        if mechs else None,
+    })
+
+    cooling = rdata.cooling_points(db, run.run_id)
+    bands = rdata.cooling_bands()
+    rows = []
+    for kind in ("cold_plate", "immersion"):
+        part = cooling[cooling["cooling"] == kind]
+        rows.append(StripRow(
+            label=t[kind], values=list(part["per_kw"]),
+            tips=_tips(part, part["per_kw"].map(_per_kw) + "/kW"),
+            flagged=list(part["flagged"]), band=bands[kind]))
+    plots.append({
+        "title": t["plot_cooling"],
+        "svg": strip_chart(rows, title=t["plot_cooling"], x_label=t["cooling_axis"], log=True,
+                           fmt=_per_kw, chart_id="plot-cooling") if len(cooling) else None,
+    })
+
+    peers = rdata.peer_points(db, run.run_id)
+    rows = []
+    for (accel, form, unit), part in peers.groupby(
+            ["accel", "form", peers["unit"].fillna("")], sort=True):
+        label = f"{accel} · {FORMS[lang].get(form, form)} · {unit}".rstrip(" ·")
+        tips = _tips(part, part["unit_price_cny"].map(money) + " / "
+                     + part["peer_median"].map(money))
+        rows.append(StripRow(label=f"{label} (n={len(part)})", values=list(part["ratio"]),
+                             tips=tips, flagged=list(part["flagged"]), box=True))
+    plots.append({
+        "title": t["plot_peers"],
+        "svg": strip_chart(rows, title=t["plot_peers"], x_label=t["peers_axis"], log=True,
+                           fmt=_ratio, chart_id="plot-peers", ref_lines=[(1.0, "median")])
+        if rows else None,
+    })
+    return plots
+
+
+def _tips(part: pd.DataFrame, value: pd.Series) -> list[str]:
+    """Tooltip text per point: file, row, tender and the value (vectorised string ops)."""
+    if part.empty:
+        return []
+    text = (part["source_file"].astype(str) + " : " + part["source_row"].astype(str) + " · "
+            + part["tender_id"].astype(str) + " · " + part["item_name"].astype(str) + " · "
+            + value.astype(str))
+    return list(text)

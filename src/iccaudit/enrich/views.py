@@ -1,0 +1,454 @@
+"""The SQL views rules and models read, built from the vocabulary and the reference aliases.
+
+All views are set-at-a-time: regular expressions run once per line on a pre-lowered text
+column, reference data comes in by hash joins, peers and tenders by GROUP BY + join. There is
+no correlated subquery, so a million lines cost a few seconds.
+
+Internal steps are views whose names start with ``_``; the public views (described in
+:mod:`iccaudit.enrich.dictionary`) are ``items``, ``tender_assemblies``, ``serial_reuse``,
+``duplicate_lines`` and ``tender_compute``.
+
+Choices worth knowing (also in docs/dictionary.md):
+
+- ``capacity_kw`` is read as the capacity of **one unit** (a spec attribute, like 规格参数),
+  so ``price_per_kw = unit_price / capacity_kw``; when the line is a lump sum (项/批) or its
+  text says the capacity is a total (总制冷量, 合计 …) it is the capacity of the **line** and
+  ``price_per_kw = quantity * unit_price / capacity_kw`` (``capacity_scope`` says which).
+- Peer statistics include the line itself (``peer_count`` counts it): a lone line has
+  ``peer_count = 1`` and ``robust_z`` NULL.
+"""
+
+from __future__ import annotations
+
+from iccaudit.enrich import vocab
+from iccaudit.enrich.reference import Reference
+
+ACCEL_CATEGORIES = ("gpu_server", "gpu_card", "gpu_module", "domestic_accelerator")
+
+#: Public views in creation order.
+PUBLIC_VIEWS = ("items", "tender_assemblies", "serial_reuse", "duplicate_lines", "tender_compute")
+
+
+def lit(value: str) -> str:
+    """A SQL string literal (standard SQL: quotes doubled, backslashes literal)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _m(col: str, pattern: str) -> str:
+    return f"regexp_matches({col}, {lit(pattern)})"
+
+
+def _in(col: str, values: tuple[str, ...]) -> str:
+    return f"{col} IN ({', '.join(lit(v) for v in values)})"
+
+
+def _category_case(core: str, full: str, *, with_service: bool = True) -> str:
+    """Category from wording, first hit wins; NULL when nothing matches.
+
+    ``core`` is the text with parenthesised asides removed (the head noun of an item name),
+    ``full`` keeps them: 机头 anywhere in a name makes a machine head ("服务器（机头）").
+    """
+    service = f"WHEN {_m(core, vocab.SERVICE)} THEN 'service'" if with_service else ""
+    return f"""CASE
+        WHEN {_m(core, vocab.RETROFIT)} THEN 'cooling_retrofit'
+        {service}
+        WHEN {_m(full, vocab.HEAD)} THEN 'machine_head'
+        WHEN {_m(core, vocab.MODULE)} AND NOT {_m(core, r'光模块|optical|transceiver')}
+            THEN 'gpu_module'
+        WHEN {_m(core, vocab.SERVER)} AND {_m(core, vocab.STORAGE)}
+            AND NOT {_m(core, vocab.GPU_HINT)} THEN 'storage'
+        WHEN {_m(core, vocab.SERVER)} THEN 'gpu_server'
+        WHEN {_m(core, vocab.NETWORK)} THEN 'network'
+        WHEN {_m(core, vocab.CARD)} THEN 'gpu_card'
+        WHEN {_m(core, vocab.LIQUID)} THEN 'liquid_cooling'
+        WHEN {_m(core, vocab.STORAGE)} THEN 'storage'
+        WHEN {_m(core, vocab.RACK)} THEN 'rack_power'
+        ELSE NULL END"""
+
+
+def _condition_case(col: str, used: str, new: str) -> str:
+    return f"""CASE
+        WHEN {_m(col, vocab.REFURBISHED)} THEN 'refurbished'
+        WHEN {_m(col, used)} THEN 'used'
+        WHEN {_m(col, new)} THEN 'new'
+        ELSE NULL END"""
+
+
+def _fold(expr: str) -> str:
+    """Lower-case and fold full-width characters; 整机柜 is a rack, not a complete server."""
+    return (
+        f"replace(translate(lower({expr}), {lit(vocab.FULLWIDTH)}, {lit(vocab.ASCII)}),"
+        f" '整机柜', '机柜')"
+    )
+
+
+def view_statements(ref: Reference) -> list[str]:
+    """CREATE VIEW statements, in dependency order."""
+    aliases = [a for acc in ref.accelerators.accelerators for a in acc.aliases]
+    accel_re = vocab.accel_regex(aliases)
+    times_re = vocab.cards_times_regex(aliases)
+    times_after_re = vocab.times_cards_regex(aliases)
+    card_units = _in("unit_norm", vocab.CARD_UNITS)
+    lump_units = _in("unit_norm", vocab.LUMP_UNITS)
+    cn_cards = " ".join(
+        f"WHEN contains(text, {lit(k)}) THEN {v}" for k, v in vocab.CARDS_CHINESE.items()
+    )
+    max_cards = vocab.MAX_CARDS_PER_UNIT
+    accel_in = ", ".join(lit(c) for c in ACCEL_CATEGORIES)
+
+    text_view = f"""
+CREATE VIEW _items_text AS
+SELECT li.*,
+    {_fold("concat_ws(' | ', item_name, model, spec)")} AS text,
+    replace({_fold("item_name")}, '服务器', ' server ') AS name_full,
+    regexp_replace(replace({_fold("item_name")}, '服务器', ' server '),
+                   '[(\\[【][^)\\]】]*[)\\]】]', ' ', 'g') AS name_core,
+    replace({_fold("concat_ws(' | ', model, spec)")}, '服务器', ' server ') AS rest_text,
+    nullif(trim({_fold("unit")}), '') AS unit_norm,
+    nullif(trim({_fold("condition")}), '') AS condition_norm,
+    nullif(trim({_fold("brand")}), '') AS brand_norm
+FROM line_items li"""
+
+    accel_view = f"""
+CREATE VIEW _items_accel AS
+SELECT t.*,
+    a.model_id AS accel_model,
+    r.vendor AS accel_vendor,
+    coalesce(r.is_domestic, {_m("t.text", vocab.DOMESTIC)}) AS is_domestic,
+    coalesce(r.export_controlled, false) AS export_controlled,
+    r.controlled_from AS export_control_date,
+    r.fp16_dense_tflops,
+    r.tdp_w,
+    CASE
+        WHEN {_m("t.name_full", vocab.CAPACITY_TOTAL)} OR {_m("t.text", vocab.CAPACITY_TOTAL)}
+        THEN true ELSE false END AS capacity_total_wording,
+    {_category_case("t.name_core", "t.name_full")} AS cat_core,
+    {_category_case("t.name_full", "t.name_full")} AS cat_full,
+    {_category_case("t.rest_text", "t.rest_text", with_service=False)} AS cat_rest,
+    coalesce(
+        try_cast(nullif(regexp_extract(t.text, {lit(times_re)}, 1), '') AS INTEGER),
+        try_cast(nullif(regexp_extract(t.text, {lit(vocab.CARDS_PLAIN)}, 1), '') AS INTEGER),
+        try_cast(nullif(regexp_extract(t.text, {lit(times_after_re)}, 1), '') AS INTEGER),
+        CASE {cn_cards} ELSE NULL END
+    ) AS cards_parsed
+FROM _items_text t
+LEFT JOIN (SELECT DISTINCT alias_key, model_id FROM ref_accel_aliases) a
+    ON a.alias_key = regexp_replace(regexp_extract(t.text, {lit(accel_re)}, 1),
+                                    '[\\s\\-_]+', '', 'g')
+LEFT JOIN ref_accelerators r ON r.model_id = a.model_id"""
+
+    class_view = f"""
+CREATE VIEW _items_class AS
+SELECT x.*,
+    CASE
+        WHEN base_category IN ('gpu_server', 'gpu_card') AND x.is_domestic
+        THEN 'domestic_accelerator' ELSE base_category END AS category,
+    CASE base_category
+        WHEN 'gpu_server' THEN 'server' WHEN 'gpu_card' THEN 'card'
+        WHEN 'machine_head' THEN 'head' WHEN 'gpu_module' THEN 'module'
+        WHEN 'liquid_cooling' THEN 'kw' WHEN 'cooling_retrofit' THEN 'retrofit'
+        ELSE NULL END AS ref_basis,
+    CASE
+        WHEN base_category IN ('gpu_server', 'gpu_module')
+        THEN CASE WHEN x.cards_parsed BETWEEN 1 AND {max_cards} THEN x.cards_parsed ELSE 8 END
+        WHEN base_category = 'gpu_card' THEN 1
+        ELSE NULL END AS cards_per_unit,
+    coalesce({_condition_case("x.condition_norm", vocab.USED_CONDITION, vocab.NEW_CONDITION)},
+             {_condition_case("x.text", vocab.USED_TEXT, vocab.NEW_TEXT)},
+             'unknown') AS condition_class,
+    CASE
+        WHEN base_category NOT IN ('liquid_cooling', 'cooling_retrofit') THEN NULL
+        WHEN {_m("x.text", vocab.COLD_PLATE)} THEN 'cold_plate'
+        WHEN {_m("x.text", vocab.IMMERSION)} THEN 'immersion'
+        ELSE 'other' END AS cooling_type,
+    {_m("x.text", vocab.SHELL)} AS shell_wording,
+    (base_category = 'gpu_server'
+        AND ({_m("x.text", vocab.ASSEMBLED)}
+             OR (contains(x.text, '机头') AND contains(x.text, '模组')))) AS spec_says_assembled,
+    (base_category = 'service' OR coalesce({lump_units}, false)) AS is_lump_sum
+FROM (
+    SELECT *,
+        coalesce(
+            cat_core,
+            cat_full,
+            CASE WHEN accel_model IS NOT NULL OR {_m("name_core", vocab.DOMESTIC)}
+                 THEN CASE WHEN coalesce({card_units}, false) THEN 'gpu_card'
+                           ELSE 'gpu_server' END END,
+            cat_rest,
+            'other') AS base_category
+    FROM _items_accel
+) x"""
+
+    price_view = f"""
+CREATE VIEW _items_price AS
+SELECT c.*,
+    c.quantity * c.unit_price_cny AS line_total_cny,
+    c.total_cny - c.quantity * c.unit_price_cny AS total_diff_cny,
+    CASE WHEN c.cards_per_unit IS NOT NULL THEN c.quantity * c.cards_per_unit END AS card_count,
+    CASE WHEN c.capacity_kw > 0 THEN
+        CASE WHEN c.is_lump_sum OR c.capacity_total_wording THEN 'line' ELSE 'unit' END
+    END AS capacity_scope,
+    CASE WHEN c.category = 'liquid_cooling' AND c.capacity_kw > 0 THEN
+        CASE WHEN c.is_lump_sum OR c.capacity_total_wording
+             THEN c.quantity * c.unit_price_cny / c.capacity_kw
+             ELSE c.unit_price_cny / c.capacity_kw END
+    END AS price_per_kw,
+    CASE WHEN c.category = 'cooling_retrofit' THEN
+        CASE WHEN NOT c.is_lump_sum THEN c.quantity
+             ELSE try_cast(nullif(regexp_extract(c.text, {lit(vocab.SERVERS_COUNT)}, 1), '')
+                           AS DOUBLE) END
+    END AS retrofit_servers,
+    coalesce(c.date, min(c.date) OVER (PARTITION BY c.tender_id)) AS purchase_date,
+    b.brand_canonical,
+    CASE WHEN c.brand_norm IS NULL THEN 'unknown'
+         WHEN b.brand_canonical IS NOT NULL THEN 'mainstream'
+         ELSE 'other' END AS brand_tier
+FROM _items_class c
+LEFT JOIN (
+    SELECT d.brand_norm, min(rb.brand) AS brand_canonical
+    FROM (SELECT DISTINCT brand_norm FROM _items_text WHERE brand_norm IS NOT NULL) d
+    JOIN ref_brands rb ON contains(d.brand_norm, rb.alias)
+    GROUP BY d.brand_norm
+) b ON b.brand_norm = c.brand_norm"""
+
+    ref_view = """
+CREATE VIEW _items_ref AS
+SELECT p.*,
+    CASE p.ref_basis
+        WHEN 'kw' THEN p.price_per_kw
+        WHEN 'retrofit' THEN CASE WHEN p.retrofit_servers > 0
+                                  THEN p.line_total_cny / p.retrofit_servers END
+        ELSE CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
+    END AS basis_price_cny,
+    CASE p.ref_basis
+        WHEN 'server' THEN r.server_low * p.cards_per_unit / r.server_cards
+        WHEN 'card' THEN r.card_low
+        WHEN 'head' THEN r.head_low
+        WHEN 'module' THEN r.module_low * p.cards_per_unit / 8
+        WHEN 'kw' THEN k.low_per_kw
+        WHEN 'retrofit' THEN rp.retrofit_low
+    END AS ref_low_cny,
+    CASE p.ref_basis
+        WHEN 'server' THEN r.server_high * p.cards_per_unit / r.server_cards
+        WHEN 'card' THEN r.card_high
+        WHEN 'head' THEN r.head_high
+        WHEN 'module' THEN r.module_high * p.cards_per_unit / 8
+        WHEN 'kw' THEN k.high_per_kw
+        WHEN 'retrofit' THEN rp.retrofit_high
+    END AS ref_high_cny,
+    CASE p.ref_basis
+        WHEN 'server' THEN r.server_peak * p.cards_per_unit / r.server_cards
+        WHEN 'card' THEN r.card_high
+        WHEN 'head' THEN r.head_high
+        WHEN 'module' THEN r.module_high * p.cards_per_unit / 8
+        WHEN 'kw' THEN k.high_per_kw
+        WHEN 'retrofit' THEN rp.retrofit_high
+    END AS ref_peak_cny,
+    CASE p.ref_basis
+        WHEN 'server' THEN r.server_source WHEN 'card' THEN r.card_source
+        WHEN 'head' THEN r.head_source WHEN 'module' THEN r.module_source
+        WHEN 'kw' THEN k.source WHEN 'retrofit' THEN rp.retrofit_source
+    END AS ref_source
+FROM _items_price p
+LEFT JOIN ref_accelerators r ON r.model_id = p.accel_model
+LEFT JOIN ref_cooling k ON p.ref_basis = 'kw' AND k.cooling_type = p.cooling_type
+CROSS JOIN (
+    SELECT max(num_value) FILTER (WHERE key = 'retrofit_per_server_low') AS retrofit_low,
+           max(num_value) FILTER (WHERE key = 'retrofit_per_server_high') AS retrofit_high,
+           max(source) FILTER (WHERE key = 'retrofit_per_server_low') AS retrofit_source
+    FROM ref_params
+) rp"""
+
+    peer_view = """
+CREATE VIEW _items_peer_key AS
+SELECT f.*,
+    f.basis_price_cny / f.ref_high_cny AS ratio_to_ref_high,
+    f.basis_price_cny / f.ref_low_cny AS ratio_to_ref_low,
+    f.line_total_cny / nullif(sum(f.line_total_cny) OVER (PARTITION BY f.tender_id), 0)
+        AS line_value_share,
+    sum(f.line_total_cny) OVER (PARTITION BY f.tender_id) AS tender_total_cny,
+    CASE WHEN f.is_lump_sum THEN NULL
+         WHEN f.basis_price_cny IS NOT NULL THEN f.basis_price_cny
+         WHEN f.ref_basis IN ('kw', 'retrofit') THEN NULL
+         ELSE f.unit_price_cny END AS peer_price_cny,
+    CASE WHEN f.is_lump_sum THEN NULL
+         WHEN f.basis_price_cny IS NOT NULL THEN f.ref_basis
+         WHEN f.ref_basis IN ('kw', 'retrofit') THEN NULL
+         ELSE 'unit:' || coalesce(f.unit_norm, '') END AS peer_basis
+FROM _items_ref f"""
+
+    peer_stats = """
+CREATE VIEW _peer_stats AS
+WITH g AS (
+    SELECT category, accel_model, peer_basis,
+        count(*) AS peer_count,
+        count(DISTINCT tender_id) AS peer_tender_count,
+        median(peer_price_cny) AS peer_median,
+        median(ln(peer_price_cny)) AS med_log
+    FROM _items_peer_key
+    WHERE peer_price_cny > 0
+    GROUP BY ALL
+), d AS (
+    SELECT k.category, k.accel_model, k.peer_basis,
+        median(abs(ln(k.peer_price_cny) - g.med_log)) AS mad_log,
+        avg(abs(ln(k.peer_price_cny) - g.med_log)) AS meanad_log
+    FROM _items_peer_key k
+    JOIN g ON g.category = k.category AND g.peer_basis = k.peer_basis
+        AND g.accel_model IS NOT DISTINCT FROM k.accel_model
+    WHERE k.peer_price_cny > 0
+    GROUP BY ALL
+)
+SELECT g.*, d.mad_log, d.meanad_log
+FROM g JOIN d ON g.category = d.category AND g.peer_basis = d.peer_basis
+    AND g.accel_model IS NOT DISTINCT FROM d.accel_model"""
+
+    # robust z: (log p - median) / (1.4826 MAD); when MAD is 0 (more than half the peers at
+    # one price) fall back to 1.2533 x mean absolute deviation (Iglewicz & Hoaglin's
+    # modified z); when both are 0 every peer has the same price and z is 0.
+    items_view = """
+CREATE VIEW items AS
+SELECT k.* EXCLUDE (name_full, name_core, rest_text, unit_norm, condition_norm,
+                    brand_norm, cat_core, cat_full, cat_rest, cards_parsed, base_category,
+                    capacity_total_wording),
+    CASE WHEN k.export_control_date IS NOT NULL AND k.purchase_date IS NOT NULL
+         THEN k.purchase_date >= k.export_control_date END AS after_export_control,
+    date_diff('day', k.manufacture_date, k.purchase_date) AS manufacture_age_days,
+    s.peer_count,
+    s.peer_tender_count,
+    s.peer_median,
+    k.peer_price_cny / s.peer_median AS ratio_to_peer_median,
+    CASE WHEN s.peer_count IS NULL OR s.peer_count < 2 THEN NULL
+         WHEN s.mad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.4826 * s.mad_log)
+         WHEN s.meanad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.2533 * s.meanad_log)
+         ELSE 0.0 END AS robust_z
+FROM _items_peer_key k
+LEFT JOIN _peer_stats s
+    ON k.peer_price_cny > 0 AND s.category = k.category AND s.peer_basis = k.peer_basis
+    AND s.accel_model IS NOT DISTINCT FROM k.accel_model"""
+
+    assemblies = """
+CREATE VIEW tender_assemblies AS
+WITH modules AS (
+    SELECT tender_id, accel_model, item_id, quantity, unit_price_cny, cards_per_unit,
+        row_number() OVER (PARTITION BY tender_id, accel_model ORDER BY item_id) AS rn,
+        count(*) OVER (PARTITION BY tender_id, accel_model) AS n
+    FROM items WHERE category = 'gpu_module' AND NOT is_lump_sum
+), module_models AS (
+    SELECT tender_id, accel_model, count(*) OVER (PARTITION BY tender_id) AS models_in_tender
+    FROM (SELECT DISTINCT tender_id, accel_model FROM modules)
+), heads AS (
+    -- a head that names no GPU belongs to the tender's module model, when there is only one
+    SELECT h.tender_id, coalesce(h.accel_model, m.accel_model) AS accel_model, h.item_id,
+        h.quantity, h.unit_price_cny
+    FROM items h
+    LEFT JOIN module_models m
+        ON m.tender_id = h.tender_id AND h.accel_model IS NULL AND m.models_in_tender = 1
+    WHERE h.category = 'machine_head' AND NOT h.is_lump_sum
+), heads_ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY tender_id, accel_model ORDER BY item_id) AS rn,
+        count(*) OVER (PARTITION BY tender_id, accel_model) AS n
+    FROM heads
+), pairs AS (
+    -- pair in line order; a single line on one side pairs with every line of the other
+    SELECT m.tender_id, m.accel_model,
+        h.item_id AS head_item_id, m.item_id AS module_item_id,
+        h.quantity AS head_qty, m.quantity AS module_qty,
+        h.unit_price_cny AS head_unit_price_cny, m.unit_price_cny AS module_unit_price_cny,
+        m.cards_per_unit
+    FROM modules m
+    JOIN heads_ranked h
+        ON h.tender_id = m.tender_id AND h.accel_model IS NOT DISTINCT FROM m.accel_model
+        AND (h.rn = m.rn OR h.n = 1 OR m.n = 1)
+), params AS (
+    SELECT max(num_value) FILTER (WHERE key = 'assembly_discount_low') AS disc_low,
+           max(num_value) FILTER (WHERE key = 'assembly_discount_high') AS disc_high
+    FROM ref_params
+)
+SELECT p.tender_id, p.accel_model, p.head_item_id, p.module_item_id,
+    p.head_qty, p.module_qty,
+    least(p.head_qty, p.module_qty) AS servers,
+    p.head_unit_price_cny, p.module_unit_price_cny,
+    p.head_unit_price_cny + p.module_unit_price_cny AS price_per_server_cny,
+    r.server_low * p.cards_per_unit / r.server_cards AS complete_ref_low_cny,
+    r.server_high * p.cards_per_unit / r.server_cards AS complete_ref_high_cny,
+    1 - (p.head_unit_price_cny + p.module_unit_price_cny)
+        / (r.server_low * p.cards_per_unit / r.server_cards) AS discount_vs_ref_low,
+    1 - (p.head_unit_price_cny + p.module_unit_price_cny)
+        / (r.server_high * p.cards_per_unit / r.server_cards) AS discount_vs_ref_high,
+    params.disc_low AS expected_discount_low,
+    params.disc_high AS expected_discount_high,
+    r.server_high * p.cards_per_unit / r.server_cards * (1 - params.disc_low)
+        AS expected_assembled_high_cny,
+    least(p.head_qty, p.module_qty) * greatest(0.0,
+        p.head_unit_price_cny + p.module_unit_price_cny
+        - r.server_high * p.cards_per_unit / r.server_cards * (1 - params.disc_low))
+        AS excess_cny
+FROM pairs p
+CROSS JOIN params
+LEFT JOIN ref_accelerators r ON r.model_id = p.accel_model"""
+
+    serials = """
+CREATE VIEW serial_reuse AS
+WITH s AS (
+    SELECT DISTINCT i.item_id, i.tender_id, i.purchase_date,
+        upper(regexp_replace(trim(sn.serial), '\\s+', '', 'g')) AS serial
+    FROM items i, unnest(i.serial_numbers) AS sn(serial)
+), valid AS (
+    -- placeholders (N/A, 无, -, 待定) are not serial numbers: at least 4 letters/digits
+    SELECT * FROM s WHERE length(regexp_replace(serial, '[^A-Z0-9]', '', 'g')) >= 4
+), ranked AS (
+    SELECT *,
+        first_value(item_id) OVER w AS first_item_id,
+        first_value(tender_id) OVER w AS first_tender_id,
+        first_value(purchase_date) OVER w AS first_date,
+        count(DISTINCT tender_id) OVER (PARTITION BY serial) AS tenders
+    FROM valid
+    WINDOW w AS (PARTITION BY serial ORDER BY purchase_date NULLS LAST, tender_id, item_id)
+)
+SELECT r.item_id, r.tender_id AS later_tender_id, r.purchase_date AS later_date,
+    r.first_item_id AS earlier_item_id, r.first_tender_id AS earlier_tender_id,
+    r.first_date AS earlier_date,
+    date_diff('day', r.first_date, r.purchase_date) AS days_between,
+    coalesce(r.first_date < r.purchase_date, false) AS date_order_known,
+    count(*) AS shared_serials,
+    min(r.serial) AS serial,
+    string_agg(r.serial, ',' ORDER BY r.serial) AS serials
+FROM ranked r
+WHERE r.tenders > 1 AND r.tender_id <> r.first_tender_id
+GROUP BY ALL"""
+
+    duplicates = """
+CREATE VIEW duplicate_lines AS
+WITH k AS (
+    SELECT item_id, tender_id, item_name, model, quantity, unit_price_cny, line_total_cny,
+        row_number() OVER w AS dup_ordinal,
+        count(*) OVER (PARTITION BY tender_id, lower(trim(item_name)),
+                       lower(trim(coalesce(model, ''))), quantity, unit_price_cny) AS dup_count,
+        first_value(item_id) OVER w AS first_item_id
+    FROM items
+    WINDOW w AS (PARTITION BY tender_id, lower(trim(item_name)),
+                 lower(trim(coalesce(model, ''))), quantity, unit_price_cny ORDER BY item_id)
+)
+SELECT item_id, tender_id, item_name, model, quantity, unit_price_cny, line_total_cny,
+    dup_ordinal, dup_count, first_item_id, dup_ordinal > 1 AS is_repeat
+FROM k WHERE dup_count > 1"""
+
+    compute = f"""
+CREATE VIEW tender_compute AS
+SELECT tender_id,
+    max(claimed_pflops) AS claimed_pflops,
+    sum(card_count * fp16_dense_tflops) FILTER (WHERE category IN ({accel_in})) / 1000.0
+        AS actual_pflops,
+    max(claimed_pflops)
+        / nullif(sum(card_count * fp16_dense_tflops)
+                 FILTER (WHERE category IN ({accel_in})) / 1000.0, 0) AS claim_ratio,
+    count(*) FILTER (WHERE category IN ({accel_in})) AS accel_lines,
+    coalesce(sum(card_count) FILTER (WHERE category IN ({accel_in})), 0) AS cards,
+    count(*) FILTER (WHERE category IN ({accel_in}) AND fp16_dense_tflops IS NULL)
+        AS unknown_tflops_lines,
+    min(item_id) FILTER (WHERE category IN ({accel_in})) AS first_accel_item_id
+FROM items
+GROUP BY tender_id"""
+
+    return [text_view, accel_view, class_view, price_view, ref_view, peer_view, peer_stats,
+            items_view, assemblies, serials, duplicates, compute]

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from iccaudit.report import data as rdata
@@ -131,7 +132,9 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
         text = text.str.replace(ILLEGAL_XML, "\ufffd", regex=True)
         risky = text.str.contains(FORMULA_PREFIX, regex=True).fillna(False).astype(bool)
         text = text.where(~risky, "'" + text)
-        out[col] = s.astype(object).where(~is_text, text.astype(object))
+        # np.where keeps None as None (Series.where would turn it into NaN)
+        out[col] = np.where(is_text.to_numpy(), text.astype(object).to_numpy(),
+                            s.astype(object).to_numpy())
     return out
 
 

@@ -203,7 +203,7 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
         part = cooling[cooling["cooling"] == kind]
         rows.append(StripRow(
             label=t[kind], values=list(part["per_kw"]),
-            tips=_tips(part, part["per_kw"].map(_per_kw) + "/kW"),
+            tips=_tips(part, part["per_kw"].map(_per_kw).astype(str) + "/kW"),
             flagged=list(part["flagged"]), band=bands[kind]))
     plots.append({
         "title": t["plot_cooling"],

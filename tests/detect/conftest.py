@@ -72,6 +72,9 @@ _VIEWS = [
 ]
 
 
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
 def build_fixture_sandbox(line_items: pd.DataFrame, reference_dir: Path | None = None):
     """Same contract as iccaudit.enrich.build_sandbox, on the fixture views."""
     con = duckdb.connect(":memory:")

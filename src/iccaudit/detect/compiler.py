@@ -344,9 +344,10 @@ class CompiledRule:
         be None).
     evidence : dict of alias -> expression, in the rule's order.
     fields : dict of placeholder name -> expression, for the messages.
-    key_mode : ``item`` (view has item_id), ``list`` (a column of item ids), ``column`` (a
-        scalar item id column) or ``tender`` (tender-level finding without a line).
-    key_column : the column behind ``list``/``column`` modes.
+    key_mode : ``item`` (view has item_id), ``list`` (a list column of item ids),
+        ``columns`` (several item id columns), ``column`` (one item id column) or ``tender``
+        (a tender-level finding without a line).
+    key_column : the column(s) behind the ``list``/``columns``/``column`` modes.
     """
 
     rule_id: str
@@ -358,13 +359,19 @@ class CompiledRule:
     evidence: dict[str, exp.Expression] = field(default_factory=dict)
     fields: dict[str, exp.Expression] = field(default_factory=dict)
     key_mode: str = "item"
-    key_column: str | None = None
+    key_column: str | list[str] | None = None
 
     def applicable(self) -> exp.Expression:
         """Rows the rule can judge: its ``applies`` expression, else ``where IS NOT NULL``."""
         if self.applies is not None:
             return exp.paren(self.applies.copy())
         return exp.Not(this=exp.Is(this=exp.paren(self.where.copy()), expression=exp.Null()))
+
+    def condition(self) -> exp.Expression:
+        """The hit condition: ``where``, within ``applies`` when the rule declares it."""
+        if self.applies is not None:
+            return exp.and_(exp.paren(self.applies.copy()), exp.paren(self.where.copy()))
+        return exp.paren(self.where.copy())
 
     def key_expr(self) -> exp.Expression:
         if self.key_mode == "item":
@@ -373,6 +380,9 @@ class CompiledRule:
             return exp.column(self.key_column)
         if self.key_mode == "list":
             return exp.column(self.key_column)
+        if self.key_mode == "columns":
+            return exp.Array(expressions=[
+                exp.cast(exp.column(c), "BIGINT") for c in self.key_column])
         return exp.Null()
 
     def group_key_expr(self) -> exp.Expression:
@@ -380,17 +390,18 @@ class CompiledRule:
         if self.key_mode in ("item", "column"):
             return exp.cast(exp.column("item_id" if self.key_mode == "item" else self.key_column),
                             "VARCHAR")
-        if self.key_mode == "list":
-            return exp.func("array_to_string",
-                            exp.func("list_sort", exp.column(self.key_column)), exp.Literal.string(","))
+        if self.key_mode in ("list", "columns"):
+            return exp.func("array_to_string", exp.func("list_sort", self.key_expr()),
+                            exp.Literal.string(","))
         return exp.column("tender_id")
 
     def hits_query(self) -> exp.Select:
         """One row per matching view row: key, group key, score, excess, evidence, fields."""
-        score = (exp.func("least", exp.func("greatest", exp.cast(exp.paren(self.score.copy()),
-                                                                   "DOUBLE"),
-                                            exp.Literal.number(0)), exp.Literal.number(1))
-                 if self.score is not None else exp.Literal.number(1))
+        # clamped to [0, 1]; a NULL score means "no graded opinion": the default 1.0
+        score = (exp.func("coalesce", exp.func("least", exp.func(
+            "greatest", exp.cast(exp.paren(self.score.copy()), "DOUBLE"), exp.Literal.number(0)),
+            exp.Literal.number(1)), exp.Literal.number(1))
+                 if self.score is not None else exp.cast(exp.Literal.number(1), "DOUBLE"))
         excess = (exp.cast(exp.paren(self.excess.copy()), "DOUBLE") if self.excess is not None
                   else exp.cast(exp.Null(), "DOUBLE"))
         if self.evidence:
@@ -404,8 +415,7 @@ class CompiledRule:
         projections = [
             exp.alias_(self.key_expr(), "__key", quoted=True),
             exp.alias_(self.group_key_expr(), "__group", quoted=True),
-            exp.alias_(exp.func("coalesce", score, exp.Literal.number(1)), "__score",
-                       quoted=True),
+            exp.alias_(score, "__score", quoted=True),
             exp.alias_(excess, "__excess", quoted=True),
             exp.alias_(evidence, "__evidence", quoted=True),
         ]
@@ -414,8 +424,7 @@ class CompiledRule:
         projections.append(exp.alias_(tender, "__tender", quoted=True))
         for name, e in self.fields.items():
             projections.append(exp.alias_(e.copy(), f"f_{name}", quoted=True))
-        return exp.select(*projections).from_(exp.to_table(self.view)).where(
-            exp.paren(self.where.copy()))
+        return exp.select(*projections).from_(exp.to_table(self.view)).where(self.condition())
 
     def stats_projections(self, index: int) -> list[exp.Expression]:
         """count(applicable) and count(hits) for the batched per-view statistics query."""
@@ -425,7 +434,7 @@ class CompiledRule:
                            expression=exp.Where(this=cond)), alias, quoted=True)
 
         return [count_if(self.applicable(), f"a{index}"),
-                count_if(exp.paren(self.where.copy()), f"h{index}")]
+                count_if(self.condition(), f"h{index}")]
 
     def sql(self, pretty: bool = True) -> str:
         """The hits query as DuckDB SQL (for ``rules explain`` and the golden files)."""

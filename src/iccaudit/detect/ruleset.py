@@ -38,6 +38,51 @@ NON_RULE_FILES = {"models.yaml", "models.yml"}
 _ENGINE_COLUMNS = {"run_id", "item_id"}
 
 
+#: Every error and warning code, stable across versions (docs/rules.md explains each).
+CODES: dict[str, str] = {
+    "E100": "YAML syntax error",
+    "E101": "file cannot be read, is not UTF-8, or is over the size limit",
+    "E102": "YAML tag, anchor or alias (refused in rule files)",
+    "E103": "unknown column (in an expression, evidence, a message or implicates)",
+    "E104": "the file is not one YAML mapping (empty, a list, several documents)",
+    "E105": "missing required field",
+    "E106": "unknown field",
+    "E107": "wrong type or value of a field",
+    "E108": "id or test name not kebab-case",
+    "E109": "rule id used by another file of the pack",
+    "E110": "unknown mechanism",
+    "E111": "unknown severity",
+    "E112": "unknown view",
+    "E113": "bad message template or format spec",
+    "E114": "bad or repeated evidence name",
+    "E115": "key repeated in a mapping",
+    "E116": "view has neither item_id nor tender_id and no implicates",
+    "E200": "SQL syntax error or empty expression",
+    "E201": "a statement or several statements instead of one expression",
+    "E202": "construct not on the allow-list",
+    "E203": "function not on the allow-list",
+    "E204": "subquery or table reference",
+    "E205": "qualified column name",
+    "E206": "star (*)",
+    "E207": "window function",
+    "E208": "aggregate function",
+    "E209": "parameter ($1, ?)",
+    "E210": "expression over 10 kB",
+    "E211": "expression nested too deep",
+    "E212": "IN with something other than literals",
+    "E213": "cast to a type that is not allowed",
+    "E301": "test row names a column that line_items does not have",
+    "E302": "test row value of the wrong type",
+    "E303": "test name repeated",
+    "E304": "test expected a hit, the rule did not fire",
+    "E305": "test could not run (sandbox or rule failed at run time)",
+    "E306": "test expected a miss, the rule fired",
+    "W101": "missing hit or miss test",
+    "W103": "message placeholder not in evidence",
+    "W104": "file name differs from the rule id",
+}
+
+
 # --------------------------------------------------------------------------------------------
 # Errors
 
@@ -139,9 +184,10 @@ class Rule(_Strict):
         SQL expression in [0, 1] (clamped); default 1.0.
     evidence : list
         Column names, or ``{alias: expression}`` entries, stored as a JSON object.
-    implicates : str, optional
-        For multi-line views: the column holding the implicated item id(s) (a list column
-        such as ``item_ids`` gives one finding row per line, sharing one ``group_id``).
+    implicates : str or list of str, optional
+        For views that are not one row per line: the column holding the implicated item
+        id(s), or a list of item id columns (``[head_item_id, module_item_id]``). A list gives
+        one finding row per line, all sharing one ``group_id``.
     tests : list of RuleCase
         In-file tests run by ``iccaudit rules test`` and by pytest.
     """
@@ -162,7 +208,7 @@ class Rule(_Strict):
     score: str | None = None
     message: Message
     evidence: list[str | dict[str, str]] = Field(default_factory=list)
-    implicates: str | None = None
+    implicates: str | list[str] | None = None
     tests: list[RuleCase] = Field(default_factory=list)
 
     _path: str = PrivateAttr(default="")
@@ -534,20 +580,28 @@ def _load_file(path: Path, shown: str, dictionary: Mapping[str, Mapping[str, Any
                     "in the message only", loc)
 
     # how findings point at lines
-    key_mode, key_column = "item", None
+    key_mode: str = "item"
+    key_column: str | list[str] | None = None
     if rule.implicates is not None:
-        if rule.implicates not in columns:
-            add("E103", f"unknown column {rule.implicates!r} in implicates"
-                + compiler.suggest(rule.implicates, list(columns)),
-                doc.at(("implicates",), value=True))
-        else:
+        names = [rule.implicates] if isinstance(rule.implicates, str) else rule.implicates
+        for i, name in enumerate(names):
+            if name not in columns:
+                key = ("implicates",) if isinstance(rule.implicates, str) else ("implicates", i)
+                add("E103", f"unknown column {name!r} in implicates"
+                    + compiler.suggest(name, list(columns)) + compiler.describe_non_ascii(name),
+                    doc.at(key, value=True))
+        if isinstance(rule.implicates, list):
+            key_mode, key_column = "columns", list(rule.implicates)
+            if not rule.implicates:
+                add("E107", "implicates: give at least one column", doc.at(("implicates",)))
+        elif rule.implicates in columns:
             typ = _col_type(columns[rule.implicates])
             key_mode, key_column = ("list" if typ.endswith("[]") else "column"), rule.implicates
     elif "item_id" not in columns:
         if "tender_id" in columns:
             key_mode = "tender"
         else:
-            add("E117", f"view {rule.view!r} has neither item_id nor tender_id; name the column "
+            add("E116", f"view {rule.view!r} has neither item_id nor tender_id; name the column "
                 "of implicated item ids with 'implicates:'", doc.at(("view",), value=True))
 
     # test rows are line_items rows

@@ -32,7 +32,10 @@ FIRE_RATE_MIN_ROWS = 10
 _ITEM_EXPR = {
     "item": "__key",
     "column": "__key",
-    "list": "UNNEST(CASE WHEN len(__key) > 0 THEN __key ELSE [NULL::BIGINT] END)",
+    "list": "UNNEST(CASE WHEN len(list_distinct(__key)) > 0 THEN list_distinct(__key) "
+            "ELSE [NULL::BIGINT] END)",
+    "columns": "UNNEST(CASE WHEN len(list_distinct(__key)) > 0 THEN list_distinct(__key) "
+               "ELSE [NULL::BIGINT] END)",
     "tender": "NULL::BIGINT",
 }
 _FRAME = """
@@ -99,7 +102,7 @@ def _stats(con: Any, view: str, rules: Sequence[Rule]) -> dict[str, tuple[int, i
 
     out: dict[str, tuple[int, int, int] | str] = {}
     try:
-        row = con.execute(query(rules).sql(DIALECT)).fetchone()
+        row = con.execute(query(rules).sql(DIALECT)).fetchall()[0]
         for i, r in enumerate(rules):
             out[r.id] = (int(row[0]), int(row[1 + 2 * i]), int(row[2 + 2 * i]))
         return out
@@ -107,7 +110,7 @@ def _stats(con: Any, view: str, rules: Sequence[Rule]) -> dict[str, tuple[int, i
         pass  # find the culprit(s) rule by rule
     for r in rules:
         try:
-            row = con.execute(query([r]).sql(DIALECT)).fetchone()
+            row = con.execute(query([r]).sql(DIALECT)).fetchall()[0]
             out[r.id] = (int(row[0]), int(row[1]), int(row[2]))
         except duckdb.Error as exc:
             out[r.id] = _one_line(exc)

@@ -1,0 +1,115 @@
+"""Outlier models: PyOD detectors on peer groups of line items (issue 5).
+
+How a line becomes a model finding
+----------------------------------
+1. **Peer group** (:func:`~iccaudit.detect.models.features.assign_groups`): category x
+   accelerator model for accelerator lines (never mixed across models), else the finest of
+   category x cooling type, category x unit x item kind, category x unit, category that has
+   ``min_peers`` lines. A group below ``min_peers`` is not compared and gives a ``rule_runs``
+   row with status ``not_evaluated`` (detector ``model:<ensemble>:<group>``).
+2. **Features** per category from ``rules/models.yaml`` (log price per card / kW / TB / unit,
+   log ratio to reference and to the peer median, log quantity, log share of the tender).
+   A feature missing for the whole group is dropped; a missing value is imputed with the group
+   median and listed under ``imputed`` in the evidence (never zero).
+3. **Ensemble**: each detector of ``ensemble`` is fitted on the group, its training scores
+   (``decision_scores_``) normalised within the group and combined (``normalise``, ``combine``)
+   into a score in [0, 1].
+4. **Finding** when score >= ``score_threshold`` AND the line's price feature is at least
+   ``min_price_ratio`` x its peer median: only lines priced *above* their peers. The peer
+   median is that of the same item kind in the group when it has ``min_median_peers`` lines.
+5. **Severity calibration** (``severity`` in models.yaml, first row met wins): high when
+   score >= 0.95 and ratio >= 3; medium when score >= 0.9 and ratio >= 2; else low. A model
+   never gives critical: an outlier is a lead, not proof.
+6. **Money**: ``est_excess_cny`` = unit price x quantity x (1 - 1 / ratio), which is
+   (unit price - peer median) x quantity for a per-unit price; never negative; NULL when the
+   feature is not a price (lump sums judged by share). When a rule already flagged the line,
+   the finding is kept with ``"corroborates": [rule ids]`` and ``est_excess_cny`` NULL, so
+   money is never counted twice (the value stays in evidence as ``est_excess_if_alone_cny``).
+7. **Explanation**: evidence lists every feature with its value, group median, robust z and
+   whether it was imputed; the message names the two features with the largest robust z.
+
+Ids are hashes of detector + item_id, and IForest (when used) is seeded from ``seed``: the same
+inputs and seed give the same findings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from iccaudit.detect.models.config import ModelConfigError, ModelSettings, load_settings
+from iccaudit.detect.models.detectors import DETECTORS, OutlierDetector
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+__all__ = [
+    "DETECTORS",
+    "REQUIRED_COLUMNS",
+    "ModelConfigError",
+    "ModelSettings",
+    "OutlierDetector",
+    "load_settings",
+    "read_items",
+    "run_models",
+]
+
+#: Columns of the items view the models cannot do without.
+REQUIRED_COLUMNS = ("item_id", "tender_id", "source_file", "source_row", "unit_price_cny",
+                    "quantity")
+#: Columns read when present (features, peer keys, finding locations).
+OPTIONAL_COLUMNS = (
+    "source_sheet", "line_no", "item_name", "category", "accel_model", "unit", "cooling_type",
+    "capacity_kw", "capacity_tb", "price_per_kw", "card_count", "cards_per_unit",
+    "ratio_to_ref_high", "ratio_to_peer_median", "line_value_share", "is_lump_sum",
+    "line_total_cny",
+)
+
+
+def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The columns of the ``items`` view the models use, via Arrow (no ``.df()``)."""
+    present = [d[0] for d in con.execute("SELECT * FROM items LIMIT 0").description]
+    missing = [c for c in REQUIRED_COLUMNS if c not in present]
+    if missing:
+        raise LookupError(f"the items view lacks column(s) {', '.join(missing)}")
+    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
+    # Names come from the view's own description, never from user text; quoted anyway.
+    select = ", ".join('"' + c.replace('"', '""') + '"' for c in wanted)
+    return con.sql(f"SELECT {select} FROM items ORDER BY item_id").to_arrow_table().to_pandas()
+
+
+def run_models(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    config: Path | None = None,
+    seed: int = 0,
+    rule_findings: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score the ``items`` view and return (findings, rule_runs) frames.
+
+    Raises :class:`ModelConfigError` (one line) for an invalid settings file. When the items
+    view cannot be read, returns no findings and one ``not_evaluated`` rule_runs row.
+    """
+    import duckdb
+
+    from iccaudit.detect.models.findings import build_findings, build_rule_runs, single_run
+    from iccaudit.detect.models.scoring import score_items
+
+    settings = load_settings(config)
+    try:
+        items = read_items(con)
+    except (duckdb.Error, LookupError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        empty = build_findings(run_id, settings, _no_rows(), _no_rows(), _no_rows(), None)
+        return empty, single_run(run_id, settings.model_name, f"cannot read items: {first}")
+    scored = score_items(items, settings, seed=seed)
+    flagged = scored.lines[scored.lines["flagged"]]
+    findings = build_findings(run_id, settings, flagged, scored.drivers, items, rule_findings)
+    return findings, build_rule_runs(run_id, settings, scored.groups)
+
+
+def _no_rows() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame()

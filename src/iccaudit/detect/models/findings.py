@@ -1,0 +1,173 @@
+"""Turn flagged lines into ``schema.Finding`` rows and peer groups into ``schema.RuleRun`` rows.
+
+Evidence JSON, bilingual messages and ids are built set-at-a-time in a private in-memory
+DuckDB connection (the sandbox is locked and holds the user's data; this one holds only the
+frames we hand it).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from iccaudit import schema
+from iccaudit.detect.models.config import ModelSettings
+from iccaudit.detect.models.features import CATEGORY_ZH, FEATURES
+
+_SQL = """
+WITH ranked AS (
+    SELECT d.*, l.zh, l.en,
+        row_number() OVER (PARTITION BY d.item_id
+                           ORDER BY CASE WHEN d.imputed OR d.z <= 0 THEN 1 ELSE 0 END,
+                                    d.z DESC, d.feature) AS rk
+    FROM drivers d JOIN labels l USING (feature)
+), drv AS (
+    SELECT item_id,
+        to_json(list(json_object('feature', feature, 'value', value, 'peer_median', median,
+                                 'robust_z', round(z, 2), 'imputed', imputed)
+                     ORDER BY rk)) AS drivers_json,
+        to_json(coalesce(list(feature ORDER BY feature) FILTER (WHERE imputed),
+                         []::VARCHAR[])) AS imputed_json,
+        string_agg(zh, '、' ORDER BY rk) FILTER (WHERE rk <= 2 AND NOT imputed AND z > 0)
+            AS top_zh,
+        string_agg(en, ', ' ORDER BY rk) FILTER (WHERE rk <= 2 AND NOT imputed AND z > 0)
+            AS top_en
+    FROM ranked GROUP BY item_id
+), corr AS (
+    SELECT item_id, list(DISTINCT detector ORDER BY detector) AS rules
+    FROM rule_findings WHERE item_id IS NOT NULL GROUP BY item_id
+), f AS (
+    SELECT s.*, pl.zh AS p_zh, pl.en AS p_en, pl.money, pl.mechanism AS p_mechanism,
+        drv.drivers_json, drv.imputed_json,
+        coalesce(drv.top_zh, pl.zh) AS top_zh, coalesce(drv.top_en, pl.en) AS top_en,
+        corr.rules,
+        CASE WHEN pl.money THEN '¥' || format('{:,.0f}', s.price_value)
+             WHEN s.price_feature = 'value_share' THEN printf('%.1f%%', 100 * s.price_value)
+             ELSE format('{:.2f}', s.price_value) END AS v_txt,
+        CASE WHEN pl.money THEN '¥' || format('{:,.0f}', s.peer_median)
+             WHEN s.price_feature = 'value_share' THEN printf('%.1f%%', 100 * s.peer_median)
+             ELSE format('{:.2f}', s.peer_median) END AS m_txt
+    FROM scored s
+    JOIN labels pl ON pl.feature = s.price_feature
+    LEFT JOIN drv USING (item_id)
+    LEFT JOIN corr USING (item_id)
+)
+SELECT
+    substr(sha256($detector || '|' || CAST(item_id AS VARCHAR)), 1, 16) AS group_id,
+    substr(sha256($detector || '|' || CAST(item_id AS VARCHAR) || '|'
+                  || CAST(item_id AS VARCHAR)), 1, 16) AS finding_id,
+    item_id, source_file, source_sheet, source_row, tender_id, line_no,
+    coalesce(p_mechanism, mechanism) AS mechanism,
+    severity,
+    round(score, 6) AS score,
+    -- money found by a rule on the same line is counted there, never twice
+    CASE WHEN rules IS NULL THEN est_excess_cny END AS est_excess_cny,
+    p_zh || ' ' || v_txt || '，为同类（' || group_zh || '）中位数 ' || m_txt || ' 的 '
+        || format('{:.1f}', ratio) || ' 倍；主要依据：' || top_zh
+        || CASE WHEN rules IS NOT NULL THEN '；佐证规则 ' || array_to_string(rules, ', ')
+                ELSE '' END
+        || ' / '
+        || p_en || ' ' || v_txt || ' is ' || format('{:.1f}', ratio) || 'x the peer median '
+        || m_txt || ' (' || "group" || '); driven by: ' || top_en
+        || CASE WHEN rules IS NOT NULL THEN '; corroborates ' || array_to_string(rules, ', ')
+                ELSE '' END AS message,
+    json_object(
+        'model', $detector, 'ensemble', $ensemble, 'group', "group", 'peers', peers,
+        'score', round(score, 4), 'price_feature', price_feature,
+        'value', price_value, 'peer_median', peer_median, 'median_peers', CAST(median_peers AS BIGINT),
+        'ratio_to_peer_median', round(ratio, 4),
+        'drivers', json(drivers_json), 'imputed', json(imputed_json),
+        'corroborates', to_json(coalesce(rules, []::VARCHAR[])),
+        'est_excess_if_alone_cny', est_excess_cny
+    )::VARCHAR AS evidence
+FROM f
+ORDER BY item_id
+"""
+
+
+def build_findings(
+    run_id: str, settings: ModelSettings, flagged: pd.DataFrame, drivers: pd.DataFrame,
+    items: pd.DataFrame, rule_findings: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Finding rows (``schema.Finding`` columns) for the flagged lines."""
+    import duckdb
+
+    cols = schema.columns("findings")
+    if flagged.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    meta_cols = ["item_id", "source_file", "source_sheet", "source_row", "tender_id", "line_no"]
+    meta = items[[c for c in meta_cols if c in items.columns]]
+    scored = flagged.merge(meta, on="item_id", how="left")
+    for c in meta_cols:
+        if c not in scored.columns:
+            scored[c] = None
+    category = scored["group"].str.split("/", n=1).str[0]
+    rest = scored["group"].str.split("/", n=1).str[1]
+    cat_zh = category.map(CATEGORY_ZH).fillna(category)
+    scored["group_zh"] = (cat_zh + ("/" + rest).fillna("")).astype(object)
+    scored["mechanism"] = scored["feature_set"].map(
+        {k: v.mechanism for k, v in settings.categories.items()}
+    ).fillna(settings.categories["default"].mechanism)
+    labels = pd.DataFrame({
+        "feature": list(FEATURES),
+        "zh": [f.zh for f in FEATURES.values()],
+        "en": [f.en for f in FEATURES.values()],
+        "money": [f.money for f in FEATURES.values()],
+        "mechanism": [f.mechanism for f in FEATURES.values()],
+    })
+    rf = (
+        rule_findings[["item_id", "detector"]]
+        if rule_findings is not None and len(rule_findings)
+        and {"item_id", "detector"} <= set(rule_findings.columns)
+        else pd.DataFrame({"item_id": pd.Series(dtype="int64"),
+                           "detector": pd.Series(dtype=object)})
+    )
+    rf = rf.astype({"item_id": "Int64", "detector": "string"})
+    con = duckdb.connect()
+    try:
+        con.register("scored", scored)
+        con.register("drivers", drivers)
+        con.register("labels", labels)
+        con.register("rule_findings", rf)
+        out = con.sql(
+            _SQL, params={"detector": settings.model_name, "ensemble": "+".join(settings.ensemble)}
+        ).to_arrow_table().to_pandas()
+    finally:
+        con.close()
+    out.insert(0, "run_id", run_id)
+    out["detector"] = settings.model_name
+    out["kind"] = "model"
+    out["title"] = "价格异常（模型）/ Price outlier (model)"
+    out.loc[out["mechanism"] == "liquid_cooling_markup", "title"] = (
+        "液冷单价异常（模型）/ Liquid cooling priced above peers (model)"
+    )
+    out["source_row"] = out["source_row"].astype("Int64")
+    out["item_id"] = out["item_id"].astype("Int64")
+    return out[cols]
+
+
+def build_rule_runs(run_id: str, settings: ModelSettings, groups: pd.DataFrame) -> pd.DataFrame:
+    """One ``schema.RuleRun`` row per peer group; small groups are not_evaluated, not clean."""
+    cols = schema.columns("rule_runs")
+    if groups.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    ok = groups["status"] == "ok"
+    return pd.DataFrame({
+        "run_id": run_id,
+        "detector": settings.model_name + ":" + groups["group"].astype(str),
+        "kind": "model",
+        "status": groups["status"],
+        "rows_evaluated": groups["lines"].where(ok, 0).astype("Int64"),
+        "rows_applicable": groups["lines"].astype("Int64"),
+        "hits": groups["hits"].where(ok).astype("Int64"),
+        "error": groups["error"].astype(object),
+        "warning": None,
+    })[cols]
+
+
+def single_run(run_id: str, settings_name: str, error: str) -> pd.DataFrame:
+    """The one not_evaluated row when the models could not run at all."""
+    return pd.DataFrame([{
+        "run_id": run_id, "detector": settings_name, "kind": "model", "status": "not_evaluated",
+        "rows_evaluated": 0, "rows_applicable": None, "hits": None, "error": error,
+        "warning": f"outlier models not evaluated: {error}",
+    }], columns=schema.columns("rule_runs"))

@@ -49,8 +49,10 @@ def list_rules(dirs: Sequence[Path], fmt: str = "table") -> int:
             out.print(f"| `{r.id}` | {r.mechanism} | {r.severity} | {title} |")
     else:
         table = Table(title=f"{len(rules)} rules")
-        for col in ("id", "mechanism", "severity", "status", "view", "title"):
-            table.add_column(col)
+        for col in ("id", "mechanism", "severity", "status"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("view", overflow="fold")
+        table.add_column("title", overflow="fold", ratio=1)
         for r in rules:
             table.add_row(r.id, r.mechanism, r.severity, r.status, r.view,
                           f"{r.title_zh} / {r.title}")
@@ -83,7 +85,7 @@ def test_rules(paths: Sequence[Path]) -> int:
     results = run_rule_tests(ruleset.rules)
     table = Table(title="rule tests")
     for col in ("test", "result", "detail"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     failed = [r for r in results if not r.passed]
     for r in results:
         table.add_row(r.test_id, "ok" if r.passed else f"FAIL {r.code}", r.detail)

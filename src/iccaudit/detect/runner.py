@@ -304,10 +304,31 @@ def case_frame(rows: Iterable[dict[str, Any]], run_id: str = "rule-test") -> Any
 SandboxBuilder = Callable[[Any, Path], Any]
 
 
+_REFERENCE_CACHE: dict[tuple, Any] = {}
+
+
+def _reference(reference_dir: Path) -> Any:
+    """The reference book, loaded once per directory state (YAML parsing is the slow part)."""
+    from iccaudit.enrich import load_reference
+
+    folder = Path(reference_dir).resolve()
+    state = tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                         for p in folder.glob("*") if p.is_file())) if folder.is_dir() else ()
+    key = (folder, state)
+    if key not in _REFERENCE_CACHE:
+        _REFERENCE_CACHE.clear()
+        _REFERENCE_CACHE[key] = load_reference(folder)
+    return _REFERENCE_CACHE[key]
+
+
 def default_builder() -> SandboxBuilder:
+    """iccaudit.enrich.build_sandbox, with the reference book loaded once for many cases."""
     from iccaudit.enrich import build_sandbox
 
-    return build_sandbox
+    def build(line_items: Any, reference_dir: Path) -> Any:
+        return build_sandbox(line_items, reference_dir, reference=_reference(reference_dir))
+
+    return build
 
 
 def run_case(rule: Rule, case: RuleCase, *, build: SandboxBuilder | None = None,

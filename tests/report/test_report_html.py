@@ -61,6 +61,17 @@ def latest_findings(db: Path) -> pd.DataFrame:
         con.close()
 
 
+@pytest.fixture(scope="module")
+def zh_report(fixture_db, tmp_path_factory) -> Path:
+    """The fixture database's latest run in Chinese, rendered once for the module."""
+    return write_report(fixture_db, tmp_path_factory.mktemp("zh") / "r.html")
+
+
+@pytest.fixture(scope="module")
+def en_report(fixture_db, tmp_path_factory) -> Path:
+    return write_report(fixture_db, tmp_path_factory.mktemp("en") / "r.html", lang="en")
+
+
 def rows_of(doc: Collector) -> list[dict]:
     return [a for t, a in doc.tags if t == "tr" and "data-mech" in a]
 
@@ -80,17 +91,17 @@ def test_report_contains_every_finding(any_db, tmp_path):
         assert name in text  # every source file is named (unescaped text after parsing)
 
 
-def test_report_is_self_contained(fixture_db, tmp_path):
-    html = write_report(fixture_db, tmp_path / "r.html").read_text(encoding="utf-8")
+def test_report_is_self_contained(zh_report):
+    html = zh_report.read_text(encoding="utf-8")
     # no external resource of any kind: nothing to load from the network or the disk
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", html)
     assert "@import" not in html and "<link" not in html
     assert '"Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC"' in html
 
 
-def test_chinese_and_english(fixture_db, tmp_path):
-    zh = write_report(fixture_db, tmp_path / "zh.html").read_text(encoding="utf-8")
-    en = write_report(fixture_db, tmp_path / "en.html", lang="en").read_text(encoding="utf-8")
+def test_chinese_and_english(zh_report, en_report, fixture_db, tmp_path):
+    zh = zh_report.read_text(encoding="utf-8")
+    en = en_report.read_text(encoding="utf-8")
     assert '<html lang="zh-CN">' in zh and '<html lang="en">' in en
     assert "发现明细" in zh and "涉嫌超额金额" in zh and "液冷虚高" in zh
     assert "Findings" in en and "Money at risk" in en
@@ -100,9 +111,9 @@ def test_chinese_and_english(fixture_db, tmp_path):
         write_report(fixture_db, tmp_path / "x.html", lang="fr")
 
 
-def test_hostile_values_are_escaped(fixture_db, tmp_path):
-    html = write_report(fixture_db, tmp_path / "r.html").read_text(encoding="utf-8")
-    doc = parse(tmp_path / "r.html")
+def test_hostile_values_are_escaped(zh_report):
+    html = zh_report.read_text(encoding="utf-8")
+    doc = parse(zh_report)
     # exactly one script element: ours; the data's <script> and <b> arrive as text
     assert [t for t, _ in doc.tags].count("script") == 1
     assert "<script>alert(" not in html and "<script>document.title" not in html
@@ -114,9 +125,9 @@ def test_hostile_values_are_escaped(fixture_db, tmp_path):
     assert any("&lt;script&gt;" in t for t in svg_titles)
 
 
-def test_not_evaluated_rules_and_failed_files_are_prominent(fixture_db, tmp_path):
-    doc = parse(write_report(fixture_db, tmp_path / "r.html"))
-    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+def test_not_evaluated_rules_and_failed_files_are_prominent(zh_report):
+    doc = parse(zh_report)
+    html = zh_report.read_text(encoding="utf-8")
     alerts = html.split('id="alerts"', 1)[1].split("</section>", 1)[0]
     assert "serial-reuse" in alerts and "Binder Error" in alerts
     assert "d/broken.xlsx: cannot read" in alerts
@@ -125,8 +136,8 @@ def test_not_evaluated_rules_and_failed_files_are_prominent(fixture_db, tmp_path
     assert any(t == "table" and a.get("id") == "not-evaluated" for t, a in doc.tags)
 
 
-def test_reconciliation_and_rejects(fixture_db, tmp_path):
-    html = write_report(fixture_db, tmp_path / "r.html", lang="en").read_text(encoding="utf-8")
+def test_reconciliation_and_rejects(en_report):
+    html = en_report.read_text(encoding="utf-8")
     recon = html.split('id="reconciliation"', 1)[1].split("</table>", 1)[0]
     assert recon.count("<tr") == 1 + 4  # header + one row per file
     assert recon.count("✓ reconciles") == 3
@@ -136,8 +147,8 @@ def test_reconciliation_and_rejects(fixture_db, tmp_path):
     assert "单价 &#39;面议&#39; is not a price" in rejects
 
 
-def test_money_is_not_counted_twice(fixture_db, tmp_path):
-    html = write_report(fixture_db, tmp_path / "r.html").read_text(encoding="utf-8")
+def test_money_is_not_counted_twice(zh_report):
+    html = zh_report.read_text(encoding="utf-8")
     tenders = html.split('id="money-tender"', 1)[1].split("</table>", 1)[0]
     # the cooling line has a rule finding (15.6 M) and a corroborating model finding (none)
     assert "¥15,600,000" in tenders
@@ -146,8 +157,8 @@ def test_money_is_not_counted_twice(fixture_db, tmp_path):
     assert mech.index("liquid_cooling_markup") < mech.index("price_outlier")
 
 
-def test_plots_are_inline_svg(fixture_db, tmp_path):
-    html = write_report(fixture_db, tmp_path / "r.html").read_text(encoding="utf-8")
+def test_plots_are_inline_svg(zh_report):
+    html = zh_report.read_text(encoding="utf-8")
     for chart in ("plot-tender", "plot-mechanism", "plot-cooling", "plot-peers"):
         assert f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart}"' in html
     cooling = html.split('id="plot-cooling"', 1)[1].split("</svg>", 1)[0]

@@ -52,10 +52,11 @@ def _cooling_patterns() -> tuple[str, str, str]:
 
 
 #: Reference bands in CNY per kW when the rule pack's reference book has none (domain.md,
-#: Guosen Securities): cold plate 5-6 k/kW, immersion about 10 k/kW.
+#: Guosen Securities): cold plate 5-6 k/kW, immersion about 10 k/kW; type not stated: either.
 DEFAULT_COOLING_BANDS: dict[str, tuple[float, float]] = {
     "cold_plate": (5000.0, 6000.0),
     "immersion": (9000.0, 11000.0),
+    "other": (5000.0, 12000.0),
 }
 
 
@@ -187,8 +188,111 @@ def money_by(findings: pd.DataFrame, key: str, unknown: str) -> pd.DataFrame:
                                          ascending=[False, False, True], kind="stable")
 
 
-def cooling_points(db: str | Path, run_id: str) -> pd.DataFrame:
-    """Price per kW of every cooling line of the run, flagged or not.
+ENRICHED_COLUMNS = ("item_id", "category", "cooling_type", "price_per_kw", "accel_model",
+                    "peer_basis", "peer_price_cny", "peer_count", "peer_median",
+                    "ratio_to_peer_median")
+
+
+def enriched_items(db: str | Path, run_id: str) -> pd.DataFrame | None:
+    """The run's stored lines passed through the enrich views again (category, cooling type,
+    price per kW, accelerator model, peer median), so the plots recognise lines exactly as the
+    rules did. The reference book is the bundled one, as in ``score``.
+
+    None when the enrich package or its reference book is not available; the plots then fall
+    back to recognising lines by wording.
+    """
+    try:
+        from iccaudit.enrich import ReferenceError as BookError
+        from iccaudit.enrich import build_sandbox
+        from iccaudit.paths import reference_dir
+    except ImportError:
+        return None
+    con = open_db(db)
+    try:
+        lines = con.execute("SELECT * FROM line_items WHERE run_id = $run ORDER BY item_id",
+                            {"run": run_id}).df()
+    finally:
+        con.close()
+    try:
+        sandbox = build_sandbox(lines, reference_dir())
+    except (BookError, OSError):
+        return None
+    try:
+        cols = ", ".join(ENRICHED_COLUMNS)
+        enriched = sandbox.execute(f"SELECT {cols} FROM items").df()
+    finally:
+        sandbox.close()
+    keep = ["item_id", "source_file", "source_row", "tender_id", "item_name", "unit",
+            "unit_price_cny", "capacity_kw"]
+    return lines[keep].merge(enriched, on="item_id", how="left", validate="one_to_one")
+
+
+def _flags(db: str | Path, run_id: str) -> pd.DataFrame:
+    """Per implicated line: flagged by any finding, and the cooling rule's price per kW."""
+    sql = """
+    SELECT item_id, true AS flagged,
+           max(CASE WHEN mechanism = 'liquid_cooling_markup' AND json_valid(evidence)
+                    THEN TRY_CAST(json_extract_string(evidence, '$.price_per_kw') AS DOUBLE)
+               END) AS ev_per_kw,
+           bool_or(mechanism = 'liquid_cooling_markup') AS cooling_flag
+    FROM findings WHERE run_id = $run AND item_id IS NOT NULL GROUP BY item_id
+    """
+    con = open_db(db)
+    try:
+        return con.execute(sql, {"run": run_id}).df()
+    finally:
+        con.close()
+
+
+def cooling_points(db: str | Path, run_id: str,
+                   enriched: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Price per kW of every liquid-cooling line of the run, flagged or not.
+
+    Lines are those the views call ``liquid_cooling``, with their ``price_per_kw`` (which
+    honours capacity stated per unit or per line); a line flagged by the cooling rule shows
+    the price per kW of its evidence, what the rule saw. Columns: item_id, source_file,
+    source_row, tender_id, item_name, unit_price_cny, capacity_kw, cooling, per_kw, flagged.
+    """
+    if enriched is None:
+        return _cooling_points_fallback(db, run_id)
+    lines = enriched[(enriched["category"] == "liquid_cooling")
+                     & (enriched["price_per_kw"] > 0)]
+    flags = _flags(db, run_id)
+    out = lines.merge(flags, on="item_id", how="left")
+    out["cooling"] = out["cooling_type"].fillna("other")
+    out["per_kw"] = out["ev_per_kw"].where(out["ev_per_kw"] > 0, out["price_per_kw"])
+    out["flagged"] = out["cooling_flag"].fillna(False).astype(bool)
+    cols = ["item_id", "source_file", "source_row", "tender_id", "item_name", "unit_price_cny",
+            "capacity_kw", "cooling", "per_kw", "flagged"]
+    return out[cols].sort_values(["cooling", "per_kw"], kind="stable").reset_index(drop=True)
+
+
+def peer_points(db: str | Path, run_id: str, enriched: pd.DataFrame | None = None,
+                min_peers: int = 3) -> pd.DataFrame:
+    """Every accelerator line with a peer median: the views' peers (same category, model and
+    price basis), groups of at least ``min_peers`` lines. Columns: item_id, source_file,
+    source_row, tender_id, item_name, unit, unit_price_cny, accel, form, peer_median, peers,
+    ratio, flagged (by any finding).
+    """
+    if enriched is None:
+        return _peer_points_fallback(db, run_id, min_peers)
+    lines = enriched[enriched["accel_model"].notna() & (enriched["peer_median"] > 0)
+                     & (enriched["peer_count"] >= min_peers)]
+    out = lines.merge(_flags(db, run_id)[["item_id", "flagged"]], on="item_id", how="left")
+    out = out.assign(
+        accel=out["accel_model"], form=out["category"], peers=out["peer_count"],
+        ratio=out["ratio_to_peer_median"], flagged=out["flagged"].fillna(False).astype(bool),
+        # the views compare prices on the same basis (per server, card, ...) not the raw unit
+        unit_price_cny=out["peer_price_cny"], unit=out["peer_basis"],
+    )
+    cols = ["item_id", "source_file", "source_row", "tender_id", "item_name", "unit",
+            "unit_price_cny", "accel", "form", "peer_median", "peers", "ratio", "flagged"]
+    return out[cols].sort_values(["accel", "form", "unit_price_cny"],
+                                 kind="stable").reset_index(drop=True)
+
+
+def _cooling_points_fallback(db: str | Path, run_id: str) -> pd.DataFrame:
+    """Price per kW of every cooling line, recognised by wording (no enrich package).
 
     A flagged line takes ``price_per_kw`` from its finding's evidence (what the rule saw); the
     others are computed as unit price / capacity_kw from the stored line items.
@@ -226,8 +330,8 @@ def cooling_points(db: str | Path, run_id: str) -> pd.DataFrame:
         con.close()
 
 
-def peer_points(db: str | Path, run_id: str, min_peers: int = 3) -> pd.DataFrame:
-    """Unit price and peer median of every accelerator line, grouped like with like.
+def _peer_points_fallback(db: str | Path, run_id: str, min_peers: int = 3) -> pd.DataFrame:
+    """Unit price and peer median of accelerator lines, recognised by wording (no enrich).
 
     Peers are lines of the same accelerator and form (server, card, head, module) and unit;
     groups with fewer than ``min_peers`` lines have no meaningful median and are left out.

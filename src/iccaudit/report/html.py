@@ -196,11 +196,14 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
         if mechs else None,
     })
 
-    cooling = rdata.cooling_points(db, run.run_id)
+    enriched = rdata.enriched_items(db, run.run_id)
+    cooling = rdata.cooling_points(db, run.run_id, enriched)
     bands = rdata.cooling_bands()
     rows = []
-    for kind in ("cold_plate", "immersion"):
+    for kind in ("cold_plate", "immersion", "other"):
         part = cooling[cooling["cooling"] == kind]
+        if kind == "other" and part.empty:
+            continue  # no line of unstated type: no row for it
         rows.append(StripRow(
             label=t[kind], values=list(part["per_kw"]),
             tips=_tips(part, part["per_kw"].map(_per_kw).astype(str) + "/kW"),
@@ -211,11 +214,13 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
                            fmt=_per_kw, chart_id="plot-cooling") if len(cooling) else None,
     })
 
-    peers = rdata.peer_points(db, run.run_id)
+    peers = rdata.peer_points(db, run.run_id, enriched)
     rows = []
     for (accel, form, unit), part in peers.groupby(
             ["accel", "form", peers["unit"].fillna("")], sort=True):
-        label = f"{accel} · {FORMS[lang].get(form, form)} · {unit}".rstrip(" ·")
+        # the price basis (server, card ...) repeats the form; a raw unit ("unit:台") does not
+        basis = unit.removeprefix("unit:") if unit.startswith("unit:") or not unit else ""
+        label = f"{accel} · {FORMS[lang].get(form, form)} · {basis}".rstrip(" ·")
         tips = _tips(part, part["unit_price_cny"].map(money) + " / "
                      + part["peer_median"].map(money))
         rows.append(StripRow(label=f"{label} (n={len(part)})", values=list(part["ratio"]),

@@ -62,6 +62,7 @@ LABELS: dict[str, dict[str, str]] = {
         "cooling_axis": "单价 ÷ 制冷量（元/kW，对数坐标）；阴影为参考区间，红点为已标记",
         "cold_plate": "冷板式",
         "immersion": "浸没式",
+        "other": "其他液冷",
         "plot_peers": "单价与同型号同类中位数之比",
         "peers_axis": "单价 ÷ 同组中位数（对数坐标）；1 = 中位数，红点为已标记",
         "no_points": "本次运行没有可绘制的数据行。",
@@ -148,6 +149,7 @@ LABELS: dict[str, dict[str, str]] = {
                         "red: flagged",
         "cold_plate": "cold plate",
         "immersion": "immersion",
+        "other": "other liquid",
         "plot_peers": "Unit price against the peer median of the same model",
         "peers_axis": "unit price / peer-group median (log scale); 1 = median; red: flagged",
         "no_points": "No lines of this run to plot.",
@@ -185,9 +187,14 @@ SEVERITY_NAMES: dict[str, dict[str, str]] = {
     "en": {s: s for s in ("info", "low", "medium", "high", "critical")},
 }
 
+#: Peer groups of the plot: the views' categories (and the fallback's forms).
 FORMS: dict[str, dict[str, str]] = {
-    "zh": {"server": "整机", "card": "卡", "head": "机头", "module": "模组"},
-    "en": {"server": "server", "card": "card", "head": "head", "module": "module"},
+    "zh": {"server": "整机", "card": "卡", "head": "机头", "module": "模组",
+           "gpu_server": "整机", "gpu_card": "卡", "machine_head": "机头", "gpu_module": "模组",
+           "domestic_accelerator": "国产加速"},
+    "en": {"server": "server", "card": "card", "head": "head", "module": "module",
+           "gpu_server": "server", "gpu_card": "card", "machine_head": "head",
+           "gpu_module": "module", "domestic_accelerator": "domestic"},
 }
 
 

@@ -69,3 +69,16 @@ def one(con, sql: str, *params):
     rows = con.execute(sql, list(params)).fetchall()
     assert len(rows) == 1, rows
     return rows[0][0]
+
+
+def batch_values(reference, rows: list[dict], columns: str) -> list[tuple]:
+    """Build one sandbox for many cases and return ``columns`` per row, in row order.
+
+    Recognition is per line, so parametrised cases share one sandbox (one build instead of
+    one per case keeps the suite fast); each case then asserts its own row.
+    """
+    con = build_sandbox(frame(rows), REFERENCE_DIR, reference=reference)
+    try:
+        return con.execute(f"SELECT {columns} FROM items ORDER BY item_id").fetchall()
+    finally:
+        con.close()

@@ -115,7 +115,10 @@ _ITEMS_EXTRA: dict[str, Column] = {
                               "管制后采购"),
     "manufacture_age_days": C("BIGINT", "days from manufacture_date to purchase_date",
                               "出厂至采购天数"),
-    "peer_count": C("BIGINT", "lines of the batch with the same category, accel_model and "
+    "peer_key": C("VARCHAR", "what counts as the same product for peers: accel_model, else "
+                  "the model column, else the item name (lower case, no spaces or -_/)",
+                  "同类标识"),
+    "peer_count": C("BIGINT", "lines of the batch with the same category, peer_key and "
                     "peer_basis and a positive peer price, the line itself included",
                     "同类行数(含本行)"),
     "peer_tender_count": C("BIGINT", "distinct tenders among those peers", "同类项目数"),
@@ -167,7 +170,7 @@ DICTIONARY: dict[str, dict[str, Column]] = {
         "date_order_known": C("BOOLEAN", "earlier_date < later_date (false when a date is "
                               "missing or equal: order then falls back to tender_id)"),
         "shared_serials": C("BIGINT", "serial numbers the two lines share"),
-        "serial": C("VARCHAR", "the smallest shared serial (upper case, no spaces)"),
+        "serial": C("VARCHAR", "the smallest shared serial (upper-case letters and digits only)"),
         "serials": C("VARCHAR", "all shared serials, comma-separated"),
     },
     "duplicate_lines": {

@@ -34,6 +34,13 @@ class ReferenceError(Exception):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="after")
+    def _low_not_above_high(self) -> _Strict:
+        low, high = getattr(self, "low", None), getattr(self, "high", None)
+        if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+            raise ValueError(f"low {low:g} is above high {high:g}")
+        return self
+
 
 class PriceRange(_Strict):
     """A reference price range in CNY with its provenance.
@@ -70,9 +77,7 @@ class PriceRange(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _ordered(self) -> PriceRange:
-        if self.low > self.high:
-            raise ValueError(f"low {self.low:g} is above high {self.high:g}")
+    def _peak(self) -> PriceRange:
         if self.peak is not None and self.peak < self.high:
             raise ValueError(f"peak {self.peak:g} is below high {self.high:g}")
         return self
@@ -113,20 +118,6 @@ class Accelerator(_Strict):
 
 class AcceleratorsFile(_Strict):
     accelerators: list[Accelerator] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique(self) -> AcceleratorsFile:
-        seen: dict[str, str] = {}
-        ids = [a.id for a in self.accelerators]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate accelerator ids: {sorted({i for i in ids if ids.count(i) > 1})}")
-        for acc in self.accelerators:
-            for alias in acc.aliases:
-                key = alias_key(alias)
-                if key in seen and seen[key] != acc.id:
-                    raise ValueError(f"alias {alias!r} of {acc.id} is also an alias of {seen[key]}")
-                seen[key] = acc.id
-        return self
 
 
 class Discount(_Strict):
@@ -241,6 +232,34 @@ def alias_key(alias: str) -> str:
     return re.sub(r"[\s\-_]+", "", alias.strip().lower())
 
 
+def _duplicates(data: _Strict) -> tuple[tuple, str] | None:
+    """First id or alias used twice across entries, as (location, message); else None."""
+    if isinstance(data, AcceleratorsFile):
+        entries, section, key = data.accelerators, "accelerators", alias_key
+        ids: dict[str, int] = {}
+        for i, acc in enumerate(data.accelerators):
+            if acc.id in ids:
+                return (section, i, "id"), f"duplicate accelerator id '{acc.id}'"
+            ids[acc.id] = i
+    elif isinstance(data, BrandsFile):
+        entries, section = data.brands, "brands"
+
+        def key(alias: str) -> str:
+            return alias.strip().lower()
+    else:
+        return None
+    seen: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        name = getattr(entry, "id", None) or getattr(entry, "name", "")
+        for j, alias in enumerate(entry.aliases):
+            k = key(alias)
+            if k in seen and seen[k] != name:
+                return (section, i, "aliases", j), (
+                    f"alias {alias!r} of {name} is also an alias of {seen[k]}")
+            seen[k] = name
+    return None
+
+
 def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict:
     """Map every (key/index) path of a YAML document to its 1-based line."""
     out = {} if out is None else out
@@ -280,9 +299,10 @@ def _load_file(path: Path, model: type[_Strict]) -> _Strict:
         raise ReferenceError(f"{path}:1: expected a mapping at the top of the file")
     index = _line_index(node) if node is not None else {}
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # an unknown field is the most common and most actionable mistake: report it first
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         loc = tuple(err["loc"])
         field = ".".join(str(p) for p in loc) or "(file)"
         msg = err["msg"]
@@ -290,6 +310,12 @@ def _load_file(path: Path, model: type[_Strict]) -> _Strict:
             msg = f"unknown field '{loc[-1]}'"
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ReferenceError(f"{path}:{_line_of(index, loc)}: {field}: {msg}{more}") from None
+    dup = _duplicates(parsed)
+    if dup is not None:
+        loc, msg = dup
+        field = ".".join(str(p) for p in loc)
+        raise ReferenceError(f"{path}:{_line_of(index, loc)}: {field}: {msg}")
+    return parsed
 
 
 def load_reference(reference_dir: Path) -> Reference:

@@ -218,7 +218,10 @@ SELECT p.*,
         WHEN 'kw' THEN p.price_per_kw
         WHEN 'retrofit' THEN CASE WHEN p.retrofit_servers > 0
                                   THEN p.line_total_cny / p.retrofit_servers END
-        ELSE CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
+        WHEN 'server' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
+        WHEN 'card' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
+        WHEN 'head' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
+        WHEN 'module' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
     END AS basis_price_cny,
     CASE p.ref_basis
         WHEN 'server' THEN r.server_low * p.cards_per_unit / r.server_cards
@@ -259,7 +262,7 @@ CROSS JOIN (
     FROM ref_params
 ) rp"""
 
-    peer_view = """
+    peer_view = r"""
 CREATE VIEW _items_peer_key AS
 SELECT f.*,
     f.basis_price_cny / f.ref_high_cny AS ratio_to_ref_high,
@@ -274,13 +277,17 @@ SELECT f.*,
     CASE WHEN f.is_lump_sum THEN NULL
          WHEN f.basis_price_cny IS NOT NULL THEN f.ref_basis
          WHEN f.ref_basis IN ('kw', 'retrofit') THEN NULL
-         ELSE 'unit:' || coalesce(f.unit_norm, '') END AS peer_basis
+         ELSE 'unit:' || coalesce(f.unit_norm, '') END AS peer_basis,
+    -- like with like: the accelerator model, else the stated model, else the item name
+    coalesce(f.accel_model,
+             nullif(regexp_replace(lower(f.model), '[\s\-_/]+', '', 'g'), ''),
+             regexp_replace(f.name_core, '[\s\-_/]+', '', 'g')) AS peer_key
 FROM _items_ref f"""
 
     peer_stats = """
 CREATE VIEW _peer_stats AS
 WITH g AS (
-    SELECT category, accel_model, peer_basis,
+    SELECT category, peer_key, peer_basis,
         count(*) AS peer_count,
         count(DISTINCT tender_id) AS peer_tender_count,
         median(peer_price_cny) AS peer_median,
@@ -289,18 +296,18 @@ WITH g AS (
     WHERE peer_price_cny > 0
     GROUP BY ALL
 ), d AS (
-    SELECT k.category, k.accel_model, k.peer_basis,
+    SELECT k.category, k.peer_key, k.peer_basis,
         median(abs(ln(k.peer_price_cny) - g.med_log)) AS mad_log,
         avg(abs(ln(k.peer_price_cny) - g.med_log)) AS meanad_log
     FROM _items_peer_key k
     JOIN g ON g.category = k.category AND g.peer_basis = k.peer_basis
-        AND g.accel_model IS NOT DISTINCT FROM k.accel_model
+        AND g.peer_key = k.peer_key
     WHERE k.peer_price_cny > 0
     GROUP BY ALL
 )
 SELECT g.*, d.mad_log, d.meanad_log
 FROM g JOIN d ON g.category = d.category AND g.peer_basis = d.peer_basis
-    AND g.accel_model IS NOT DISTINCT FROM d.accel_model"""
+    AND g.peer_key = d.peer_key"""
 
     # robust z: (log p - median) / (1.4826 MAD); when MAD is 0 (more than half the peers at
     # one price) fall back to 1.2533 x mean absolute deviation (Iglewicz & Hoaglin's
@@ -324,7 +331,7 @@ SELECT k.* EXCLUDE (name_full, name_core, rest_text, unit_norm, condition_norm,
 FROM _items_peer_key k
 LEFT JOIN _peer_stats s
     ON k.peer_price_cny > 0 AND s.category = k.category AND s.peer_basis = k.peer_basis
-    AND s.accel_model IS NOT DISTINCT FROM k.accel_model"""
+    AND s.peer_key = k.peer_key"""
 
     assemblies = """
 CREATE VIEW tender_assemblies AS
@@ -391,11 +398,12 @@ LEFT JOIN ref_accelerators r ON r.model_id = p.accel_model"""
 CREATE VIEW serial_reuse AS
 WITH s AS (
     SELECT DISTINCT i.item_id, i.tender_id, i.purchase_date,
-        upper(regexp_replace(trim(sn.serial), '\\s+', '', 'g')) AS serial
+        -- compared on letters and digits only: "SN-0002" and "sn 0002" are one serial
+        regexp_replace(upper(sn.serial), '[^A-Z0-9]', '', 'g') AS serial
     FROM items i, unnest(i.serial_numbers) AS sn(serial)
 ), valid AS (
     -- placeholders (N/A, 无, -, 待定) are not serial numbers: at least 4 letters/digits
-    SELECT * FROM s WHERE length(regexp_replace(serial, '[^A-Z0-9]', '', 'g')) >= 4
+    SELECT * FROM s WHERE length(serial) >= 4
 ), ranked AS (
     SELECT *,
         first_value(item_id) OVER w AS first_item_id,

@@ -252,3 +252,22 @@ def test_every_code_is_registered_and_documented():
     doc = (root / "docs" / "rules.md").read_text(encoding="utf-8")
     missing = [c for c in CODES if f"`{c}`" not in doc]
     assert not missing, f"codes not documented in docs/rules.md: {missing}"
+
+
+def test_a_100_kb_expression_in_a_rule_file_is_refused_at_its_key(write_rule):
+    huge = "quantity > 0" + " OR quantity > 0" * 6500  # ≈ 104 kB, under the file limit
+    text = rule_yaml(body=GOOD_BODY.replace("where: unit_price_cny > 2 * ref_high_cny",
+                                            f"where: {huge}"))
+    err = only(load(write_rule(text)), "E210")
+    assert err.line == text.splitlines().index(f"where: {huge}") + 1 and err.col == 8
+
+
+def test_caret_is_placed_under_wide_characters():
+    from iccaudit.detect.ruleset import RuleError
+
+    err = RuleError("r.yaml", 3, 12, "E103", "unknown column 'x'",
+                    source_line="  zh: 单价高 {x}")
+    source, caret = err.render().splitlines()[1:]
+    # "  zh: 单价高 " is 11 characters but 14 terminal cells (3 wide characters)
+    assert caret.index("^") == 4 + 14
+    assert source.endswith("{x}")

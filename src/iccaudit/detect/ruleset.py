@@ -445,6 +445,7 @@ def _sample_for(type_name: str) -> Any:
 # Loading one file
 
 
+_UNION_TAGS = {"str", "dict[str,str]", "list[str]"}
 _PYDANTIC_CODES = {
     "missing": "E105",
     "extra_forbidden": "E106",
@@ -453,8 +454,14 @@ _PYDANTIC_CODES = {
 
 def _pydantic_errors(doc: _Doc, exc: ValidationError) -> list[RuleError]:
     out = []
+    seen: set[tuple] = set()
     for e in exc.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in {"str", "dict[str,str]"}))
+        # pydantic names the union member that failed (evidence.0.str, evidence.0.dict[...]):
+        # drop those tags and report each location once, with the alternatives spelled out
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+        if loc in seen:
+            continue
+        seen.add(loc)
         etype = e["type"]
         name = ".".join(str(p) for p in loc) or "rule"
         code = _PYDANTIC_CODES.get(etype, "E107")
@@ -480,9 +487,18 @@ def _pydantic_errors(doc: _Doc, exc: ValidationError) -> list[RuleError]:
             line, col = doc.at(loc, value=True)
             code = "E108"
             msg = f"{name} {e.get('input')!r} must be kebab-case (lower-case words joined by -)"
+        elif loc[:1] == ("evidence",) and len(loc) == 2:
+            line, col = doc.at(loc, value=True)
+            msg = f"{name}: give a column name or {{name: expression}}"
+        elif loc == ("message",):
+            line, col = doc.at(loc, value=True)
+            msg = "message: give {zh: ..., en: ...}"
+        elif loc == ("implicates",):
+            line, col = doc.at(loc, value=True)
+            msg = "implicates: give a column name or a list of column names"
         else:
             line, col = doc.at(loc, value=True)
-            msg = f"{name}: {e['msg']}"
+            msg = f"{name}: {e['msg'].removeprefix('Value error, ')}"
         out.append(RuleError(doc.path, line, col, code, msg, source_line=doc.line_text(line)))
     return out
 
@@ -612,8 +628,9 @@ def _load_file(path: Path, shown: str, dictionary: Mapping[str, Mapping[str, Any
             rkey = key if case.row is not None else key + (j,)
             bad = [c for c in row if c not in line_fields]
             for c in bad:
-                add("E301", f"test {case.name!r}: {c!r} is not a line_items column"
-                    + compiler.suggest(str(c), line_fields), doc.at(rkey + (c,)))
+                why = ("is set by the engine" if c in _ENGINE_COLUMNS else
+                       "is not a line_items column" + compiler.suggest(str(c), line_fields))
+                add("E301", f"test {case.name!r}: {c!r} {why}", doc.at(rkey + (c,)))
             if bad:
                 continue
             try:

@@ -115,6 +115,39 @@ def score(paths, db, mapping, rules_dirs, skip_invalid, no_models, models_config
 
 
 @cli.command()
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--run", "run_id", default=None, help="Run whose line items to rescore "
+              "(default: the latest).")
+@click.option("--rules", "rules_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Rule folder to use (repeatable), as for `score`.")
+@click.option("--skip-invalid", is_flag=True, help="Skip invalid rules (listed loudly).")
+@click.option("--no-models", is_flag=True, help="Run the rules only.")
+@click.option("--models-config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def rescore(db, run_id, rules_dirs, skip_invalid, no_models, models_config, seed, fmt) -> None:
+    """Re-run rules and models on a stored run's line items, without reading files again.
+
+    The rule author's loop: edit a rule, rescore, look. Writes a new, self-contained run.
+
+    \b
+    Example:
+      iccaudit rescore --db findings.duckdb --no-models --rules my_rules/cooling
+    """
+    from iccaudit.pipeline import PipelineError, RescoreOptions, run_rescore
+    from iccaudit.summary import print_summary
+
+    try:
+        result = run_rescore(RescoreOptions(
+            db=db, source_run=run_id, rules_dirs=list(rules_dirs), skip_invalid=skip_invalid,
+            models=not no_models, models_config=models_config, seed=seed))
+    except PipelineError as exc:
+        _fail(str(exc), exc.exit_code)
+    print_summary(result, fmt)
+
+
+@cli.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder to write the tenders/ folder and labels.csv into.")
 @click.option("--seed", type=int, default=7, show_default=True)

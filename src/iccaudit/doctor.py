@@ -106,7 +106,7 @@ def run_doctor(db: Path) -> tuple[list[str], list[Problem]]:
         else:
             store.ensure_schema(con)
         notes.append(f"schema version {schema.SCHEMA_VERSION}")
-        runs = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+        runs = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
         notes.append(f"{runs} run(s)")
         problems = []
         for check in CHECKS:

@@ -172,7 +172,7 @@ def evaluate_con(con: Any, labels: Any, run_id: str, min_severity: str) -> Evalu
                    (SELECT count(*) FROM flg JOIN lab USING (file, sheet, line_no))
             """,
             [sev_ok],
-        ).fetchone()
+        ).fetchall()[0]
         novel = con.execute(
             """
             WITH nov AS (SELECT DISTINCT file, sheet, line_no FROM _labels WHERE novel = '1'),
@@ -180,7 +180,7 @@ def evaluate_con(con: Any, labels: Any, run_id: str, min_severity: str) -> Evalu
             SELECT (SELECT count(*) FROM nov),
                    (SELECT count(*) FROM nov JOIN flg USING (file, sheet, line_no))
             """
-        ).fetchone()
+        ).fetchall()[0]
         kinds = con.execute(
             """
             WITH lab AS (SELECT DISTINCT file, sheet, line_no FROM _labels)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class ScoreResult:
     skipped: list[tuple[str, str]]
     errors: list[str]
     warnings: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def make_run_id(started: dt.datetime, inputs: list[dict[str, str]]) -> str:
@@ -57,26 +59,16 @@ def make_run_id(started: dt.datetime, inputs: list[dict[str, str]]) -> str:
     return started.strftime("%Y%m%dT%H%M%S%fZ") + "-" + digest
 
 
-def run_score(opts: ScoreOptions) -> ScoreResult:
-    """Run the whole pipeline and write the run; raise PipelineError with a one-line message."""
-    import pandas as pd
-
-    from iccaudit import schema, store
+def _load_rules(rules_dirs: list[Path], skip_invalid: bool, warnings: list[str]):
+    """Load and validate the pack; refuse invalid rules unless told to skip them (loudly)."""
     from iccaudit.detect.ruleset import load_ruleset, resolve_rule_dirs
-    from iccaudit.detect.runner import run_rules
-    from iccaudit.enrich import build_sandbox
-    from iccaudit.ingest import IngestError, ingest
-    from iccaudit.paths import bundled_rules_dir, reference_dir
+    from iccaudit.paths import bundled_rules_dir
 
-    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    warnings: list[str] = []
-
-    # Rules first: an invalid pack is refused before any file is read.
-    rule_dirs = resolve_rule_dirs(bundled_rules_dir(), opts.rules_dirs)
+    rule_dirs = resolve_rule_dirs(bundled_rules_dir(), rules_dirs)
     ruleset = load_ruleset(rule_dirs)
     if ruleset.errors:
         listing = "\n".join(str(e) for e in ruleset.errors)
-        if not opts.skip_invalid:
+        if not skip_invalid:
             raise PipelineError(
                 f"{len(ruleset.errors)} rule error(s); fix them or pass --skip-invalid:\n{listing}",
                 exit_code=3,
@@ -85,11 +77,95 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
             f"SKIPPING {len(ruleset.invalid_ids)} invalid rule(s) because of --skip-invalid:\n"
             + listing
         )
+    return rule_dirs, ruleset
 
+
+def _detect(items: Any, ruleset: Any, run_id: str, *, models: bool, models_config: Path | None,
+            seed: int, timings: dict[str, float]) -> tuple[Any, Any]:
+    """Enrich and detect on one batch of line items: rules, then models. Returns frames."""
+    import pandas as pd
+
+    from iccaudit.detect.runner import run_rules
+    from iccaudit.enrich import build_sandbox
+    from iccaudit.paths import bundled_rules_dir, reference_dir
+
+    t0 = time.perf_counter()
+    con = build_sandbox(items, reference_dir(bundled_rules_dir()))
+    timings["enrich_s"] = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        findings, rule_runs = run_rules(con, ruleset.rules, run_id)
+        timings["rules_s"] = time.perf_counter() - t0
+        if models:
+            from iccaudit.detect.models import run_models
+
+            t0 = time.perf_counter()
+            model_findings, model_runs = run_models(
+                con, run_id, config=models_config, seed=seed, rule_findings=findings
+            )
+            timings["models_s"] = time.perf_counter() - t0
+            findings = pd.concat([f for f in (findings, model_findings) if len(f)] or [findings],
+                                 ignore_index=True)
+            rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
+    finally:
+        con.close()
+    return findings, rule_runs
+
+
+def _run_record(run_id: str, started: dt.datetime, inputs: list[dict[str, str]],
+                options: dict[str, Any], files: Any, n_items: int, n_rejects: int,
+                n_non_items: int, findings: Any, rule_runs: Any) -> dict[str, Any]:
+    from iccaudit import schema
+
+    ok_rules = (rule_runs["kind"] == "rule") & (rule_runs["status"] == "ok")
+    run = {
+        "run_id": run_id,
+        "started_at": started,
+        "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "tool_version": __version__,
+        "inputs": json.dumps(inputs, ensure_ascii=False),
+        "options": json.dumps(options, ensure_ascii=False),
+        "files": len(files),
+        "rows_read": int(files["rows_read"].sum()),
+        "line_items": n_items,
+        "rejects": n_rejects,
+        "non_items": n_non_items,
+        "findings": len(findings),
+        "rules_evaluated": int(ok_rules.sum()) if len(rule_runs) else 0,
+        "rules_not_evaluated": int((rule_runs["status"] == "not_evaluated").sum())
+        if len(rule_runs) else 0,
+        "status": "complete",
+    }
+    schema.Run.model_validate(run)
+    return run
+
+
+def _with_run(frame: Any, run_id: str) -> Any:
+    frame = frame.drop(columns=["run_id"], errors="ignore").copy()
+    frame.insert(0, "run_id", run_id)
+    return frame
+
+
+def run_score(opts: ScoreOptions) -> ScoreResult:
+    """Run the whole pipeline and write the run; raise PipelineError with a one-line message."""
+    import pandas as pd
+
+    from iccaudit import store
+    from iccaudit.ingest import IngestError, ingest
+
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    warnings: list[str] = []
+    timings: dict[str, float] = {}
+
+    # Rules first: an invalid pack is refused before any file is read.
+    rule_dirs, ruleset = _load_rules(opts.rules_dirs, opts.skip_invalid, warnings)
+
+    t0 = time.perf_counter()
     try:
         batch = ingest(opts.paths, mapping=opts.mapping, progress=opts.progress)
     except IngestError as exc:
         raise PipelineError(str(exc)) from None
+    timings["ingest_s"] = time.perf_counter() - t0
     if batch.items.empty and batch.rejects.empty:
         detail = "; ".join(batch.errors[:3]) or "no tender files found"
         raise PipelineError(f"nothing could be read: {detail}")
@@ -105,58 +181,23 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
     items.insert(0, "item_id", range(1, len(items) + 1))
     items.insert(0, "run_id", run_id)
 
-    con = build_sandbox(items, reference_dir(bundled_rules_dir()))
-    try:
-        findings, rule_runs = run_rules(con, ruleset.rules, run_id)
-        if opts.models:
-            from iccaudit.detect.models import run_models
-
-            model_findings, model_runs = run_models(
-                con, run_id, config=opts.models_config, seed=opts.seed, rule_findings=findings
-            )
-            findings = pd.concat([findings, model_findings], ignore_index=True)
-            rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
-    finally:
-        con.close()
+    findings, rule_runs = _detect(items, ruleset, run_id, models=opts.models,
+                                  models_config=opts.models_config, seed=opts.seed,
+                                  timings=timings)
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
-    def with_run(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.copy()
-        frame.insert(0, "run_id", run_id)
-        return frame
-
-    files = with_run(batch.files)
-    not_evaluated = int((rule_runs["status"] == "not_evaluated").sum()) if len(rule_runs) else 0
-    run = {
-        "run_id": run_id,
-        "started_at": started,
-        "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        "tool_version": __version__,
-        "inputs": json.dumps(inputs, ensure_ascii=False),
-        "options": json.dumps(
-            {
-                "paths": [str(p) for p in opts.paths],
-                "mapping": str(opts.mapping) if opts.mapping else None,
-                "rules_dirs": [str(d) for d in rule_dirs],
-                "models": opts.models,
-                "seed": opts.seed,
-                "skipped_invalid_rules": sorted(ruleset.invalid_ids),
-            },
-            ensure_ascii=False,
-        ),
-        "files": len(files),
-        "rows_read": int(files["rows_read"].sum()),
-        "line_items": len(items),
-        "rejects": len(batch.rejects),
-        "non_items": len(batch.non_items),
-        "findings": len(findings),
-        "rules_evaluated": int(((rule_runs["kind"] == "rule") & (rule_runs["status"] == "ok")).sum())
-        if len(rule_runs)
-        else 0,
-        "rules_not_evaluated": not_evaluated,
-        "status": "complete",
+    files = _with_run(batch.files, run_id)
+    options = {
+        "paths": [str(p) for p in opts.paths],
+        "mapping": str(opts.mapping) if opts.mapping else None,
+        "rules_dirs": [str(d) for d in rule_dirs],
+        "models": opts.models,
+        "seed": opts.seed,
+        "skipped_invalid_rules": sorted(ruleset.invalid_ids),
     }
-    schema.Run.model_validate(run)
+    run = _run_record(run_id, started, inputs, options, files, len(items), len(batch.rejects),
+                      len(batch.non_items), findings, rule_runs)
+    t0 = time.perf_counter()
     try:
         store.write_run(
             opts.db,
@@ -164,15 +205,91 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
                 "runs": pd.DataFrame([run]),
                 "files": files,
                 "line_items": items,
-                "rejects": with_run(batch.rejects),
-                "non_items": with_run(batch.non_items),
+                "rejects": _with_run(batch.rejects, run_id),
+                "non_items": _with_run(batch.non_items, run_id),
                 "rule_runs": rule_runs,
                 "findings": findings,
             },
         )
     except store.StoreError as exc:
         raise PipelineError(str(exc)) from None
+    timings["store_s"] = time.perf_counter() - t0
     return ScoreResult(
         run_id=run_id, db=opts.db, run=run, files=files, rule_runs=rule_runs,
         findings=findings, skipped=batch.skipped, errors=batch.errors, warnings=warnings,
+        timings=timings,
     )
+
+
+@dataclass
+class RescoreOptions:
+    db: Path
+    source_run: str | None = None
+    rules_dirs: list[Path] = field(default_factory=list)
+    skip_invalid: bool = False
+    models: bool = True
+    models_config: Path | None = None
+    seed: int = 0
+
+
+def run_rescore(opts: RescoreOptions) -> ScoreResult:
+    """Re-run rules (and models) on the line items of a stored run, without reading files.
+
+    The rule author's loop: edit a rule, rescore, look. The new run copies the source run's
+    files, line items, rejects and non-items under its own run_id, so every run stays
+    self-contained and queries on the latest run never double count.
+    """
+    import pandas as pd
+
+    from iccaudit import store
+
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    warnings: list[str] = []
+    timings: dict[str, float] = {}
+    rule_dirs, ruleset = _load_rules(opts.rules_dirs, opts.skip_invalid, warnings)
+    try:
+        con = store.connect(opts.db, read_only=True)
+    except store.StoreError as exc:
+        raise PipelineError(str(exc)) from None
+    try:
+        source = opts.source_run or store.latest_run_id(con)
+        rows = con.execute("SELECT inputs FROM runs WHERE run_id = ?", [source]).fetchall()
+        row = rows[0] if rows else None
+        if row is None:
+            raise PipelineError(f"{opts.db}: no run {source!r} to rescore")
+        t0 = time.perf_counter()
+        frames = {
+            t: store.fetch_frame(con, f"SELECT * FROM {t} WHERE run_id = ? ORDER BY ALL",
+                                 [source])
+            for t in ("files", "rejects", "non_items")
+        }
+        items = store.fetch_frame(
+            con, "SELECT * FROM line_items WHERE run_id = ? ORDER BY item_id", [source])
+        timings["load_s"] = time.perf_counter() - t0
+    finally:
+        con.close()
+    inputs = json.loads(row[0])
+    run_id = make_run_id(started, inputs)
+    items["run_id"] = run_id
+    findings, rule_runs = _detect(items, ruleset, run_id, models=opts.models,
+                                  models_config=opts.models_config, seed=opts.seed,
+                                  timings=timings)
+    warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
+    files = _with_run(frames["files"], run_id)
+    options = {"rescore_of": source, "rules_dirs": [str(d) for d in rule_dirs],
+               "models": opts.models, "seed": opts.seed,
+               "skipped_invalid_rules": sorted(ruleset.invalid_ids)}
+    run = _run_record(run_id, started, inputs, options, files, len(items),
+                      len(frames["rejects"]), len(frames["non_items"]), findings, rule_runs)
+    try:
+        store.write_run(opts.db, {
+            "runs": pd.DataFrame([run]), "files": files, "line_items": items,
+            "rejects": _with_run(frames["rejects"], run_id),
+            "non_items": _with_run(frames["non_items"], run_id),
+            "rule_runs": rule_runs, "findings": findings,
+        })
+    except store.StoreError as exc:
+        raise PipelineError(str(exc)) from None
+    return ScoreResult(run_id=run_id, db=opts.db, run=run, files=files, rule_runs=rule_runs,
+                       findings=findings, skipped=[], errors=[], warnings=warnings,
+                       timings=timings)

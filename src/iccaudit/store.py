@@ -46,7 +46,8 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the tables that are missing and check the schema version."""
     con.execute(META_DDL)
-    row = con.execute("SELECT value FROM iccaudit_meta WHERE key = 'schema_version'").fetchone()
+    rows = con.execute("SELECT value FROM iccaudit_meta WHERE key = 'schema_version'").fetchall()
+    row = rows[0] if rows else None
     if row is not None and int(row[0]) > schema.SCHEMA_VERSION:
         raise StoreError(
             f"the database has schema version {row[0]}, newer than this iccaudit "
@@ -75,11 +76,11 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
     """The database's schema version; None when it is not an iccaudit database."""
     has_meta = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'iccaudit_meta'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not has_meta:
         return None
-    row = con.execute("SELECT value FROM iccaudit_meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute("SELECT value FROM iccaudit_meta WHERE key = 'schema_version'").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -155,9 +156,22 @@ def write_run(path: str | Path, tables: Mapping[str, Any]) -> None:
         con.close()
 
 
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
+    """A query's result as an Arrow table (fast and lean; ``.df()`` copies row by row)."""
+    rel = con.sql(sql, params=params)
+    if hasattr(rel, "to_arrow_table"):  # duckdb >= 1.4
+        return rel.to_arrow_table()
+    return rel.arrow()  # pragma: no cover - older duckdb
+
+
+def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
+    """A query's result as a pandas DataFrame, via Arrow."""
+    return fetch_arrow(con, sql, params).to_pandas()
+
+
 def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
     """The run_id of the most recent complete run, or None for an empty database."""
-    row = con.execute(
+    rows = con.execute(
         "SELECT run_id FROM runs WHERE status = 'complete' ORDER BY started_at DESC LIMIT 1"
-    ).fetchone()
-    return None if row is None else row[0]
+    ).fetchall()
+    return rows[0][0] if rows else None

@@ -1,0 +1,174 @@
+"""Throughput benchmark: iccaudit end to end against DuckDB's own CSV load, on this machine.
+
+A script that prints numbers, not a test. Each case runs in a fresh subprocess so that peak RSS
+(ru_maxrss of the child) is the case's own.
+
+    python benchmarks/bench_throughput.py                 # cases a, c, d, e (about 2-4 minutes)
+    python benchmarks/bench_throughput.py --cases a,b     # b = 10 M rows (several minutes)
+    python benchmarks/bench_throughput.py --rows 200000   # smaller (a)/(d) for a quick look
+
+Cases
+  floor  DuckDB alone: CREATE TABLE t AS SELECT * FROM read_csv(...) into a database file
+  a      one CSV of N (default 1 M) line items: ingest, enrich, rules, models, store
+  b      one CSV of 10 M line items (linear growth, bounded memory)
+  c      2,000 small tender files (~50 lines), mixed CSV (UTF-8, GB18030) and XLSX
+  d      rules only, re-run on the already ingested line items of (a)
+  e      start-up: `iccaudit --help` and `iccaudit rules validate`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PY = sys.executable
+ICCAUDIT = [PY, "-m", "iccaudit.cli"]
+
+
+def run_measured(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall seconds and peak RSS (MB) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-4000:])
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    # ru_maxrss of children is the max over all children so far; report it as an upper bound
+    return wall, max(before, after) / 1024, proc
+
+
+def floor_seconds(csv: Path, work: Path) -> float:
+    code = (
+        "import duckdb,sys,time; t=time.perf_counter(); c=duckdb.connect(sys.argv[2]);"
+        "c.execute(\"CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true)\", [sys.argv[1]]);"
+        "print(time.perf_counter()-t)"
+    )
+    db = work / "floor.duckdb"
+    db.unlink(missing_ok=True)
+    proc = subprocess.run([PY, "-c", code, str(csv), str(db)], capture_output=True, text=True,
+                          check=True)
+    return float(proc.stdout.strip())
+
+
+def make_big(work: Path, rows: int, seed: int = 3) -> Path:
+    out = work / f"big{rows}"
+    if not (out / "tenders").exists() and not any(out.glob("*.csv")):
+        subprocess.run([*ICCAUDIT, "samples", "--out", str(out), "--rows", str(rows),
+                        "--seed", str(seed)], check=True, capture_output=True)
+    csvs = sorted(out.rglob("*.csv"))
+    csvs = [c for c in csvs if c.name != "labels.csv"]
+    return csvs[0]
+
+
+def make_small_files(work: Path, n_files: int) -> Path:
+    """2,000 small tenders: copies of generated corpora under different seeds."""
+    out = work / "small"
+    if out.exists():
+        return out
+    out.mkdir()
+    seed = 100
+    count = 0
+    while count < n_files:
+        corpus = work / f"corpus{seed}"
+        subprocess.run([*ICCAUDIT, "samples", "--out", str(corpus), "--seed", str(seed),
+                        "--tenders", "40"], check=True, capture_output=True)
+        for f in sorted((corpus / "tenders").rglob("*")):
+            if f.is_file() and f.suffix.lower() in {".csv", ".xlsx"} and count < n_files:
+                dest = out / f"{seed}_{f.name}"
+                dest.write_bytes(f.read_bytes())
+                count += 1
+        seed += 1
+    return out
+
+
+def row(case: str, wall: float, rss: float, rows: float | None, floor: float | None,
+        target: str) -> dict:
+    return {
+        "case": case, "wall_s": round(wall, 2), "peak_rss_mb": round(rss),
+        "rows_per_s": round(rows / wall) if rows else None,
+        "floor_s": None if floor is None else round(floor, 2),
+        "x_floor": None if not floor else round(wall / floor, 1), "target": target,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="a,c,d,e")
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--files", type=int, default=2000)
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "iccaudit-bench")
+    args = ap.parse_args()
+    cases = set(args.cases.split(","))
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+
+    if cases & {"a", "d"}:
+        csv = make_big(work, args.rows)
+        floor = floor_seconds(csv, work)
+        results.append(row("floor: duckdb read_csv", floor, 0, args.rows, None, "-"))
+        db = work / "a.duckdb"
+        db.unlink(missing_ok=True)
+        wall, rss, _ = run_measured([*ICCAUDIT, "score", str(csv), "--db", str(db), "-q",
+                                     "--format", "json"])
+        results.append(row(f"a: score {args.rows:,} rows", wall, rss, args.rows, floor,
+                           "<= 8x floor, <= 4 GB"))
+        if "d" in cases:
+            code = (
+                "import sys,time,duckdb; from iccaudit.bench_support import rules_only;"
+                "print(rules_only(sys.argv[1]))"
+            )
+            proc = subprocess.run([PY, "-c", code, str(db)], capture_output=True, text=True)
+            if proc.returncode == 0:
+                t = float(proc.stdout.strip().splitlines()[-1])
+                results.append(row("d: rules only (re-run)", t, 0, args.rows, None, "<= 1 s"))
+            else:
+                sys.stderr.write(proc.stderr[-3000:])
+    if "b" in cases:
+        big = make_big(work, 10_000_000)
+        floor_b = floor_seconds(big, work)
+        db = work / "b.duckdb"
+        db.unlink(missing_ok=True)
+        wall, rss, _ = run_measured([*ICCAUDIT, "score", str(big), "--db", str(db), "-q",
+                                     "--format", "json"])
+        results.append(row("b: score 10,000,000 rows", wall, rss, 10_000_000, floor_b,
+                           "<= 11x time of (a)"))
+    if "c" in cases:
+        folder = make_small_files(work, args.files)
+        n = sum(1 for _ in folder.iterdir())
+        db = work / "c.duckdb"
+        db.unlink(missing_ok=True)
+        wall, rss, proc = run_measured([*ICCAUDIT, "score", str(folder), "--db", str(db), "-q",
+                                        "--format", "json"])
+        r = row(f"c: {n} small files", wall, rss, None, None, ">= 100 files/s")
+        r["files_per_s"] = round(n / wall, 1)
+        results.append(r)
+    if "e" in cases:
+        for label, cmd in [("e: iccaudit --help", [*ICCAUDIT, "--help"]),
+                           ("e: iccaudit rules validate", [*ICCAUDIT, "rules", "validate"])]:
+            best = min(run_measured(cmd)[0] for _ in range(3))
+            results.append(row(label, best, 0, None, None, "<= 1 s"))
+
+    width = max(len(r["case"]) for r in results)
+    print(f"{'case':<{width}}  {'wall s':>8}  {'peak MB':>8}  {'rows/s':>10}  "
+          f"{'floor s':>8}  {'x floor':>7}  target")
+    for r in results:
+        extra = f"  ({r['files_per_s']} files/s)" if "files_per_s" in r else ""
+        print(f"{r['case']:<{width}}  {r['wall_s']:>8}  {r['peak_rss_mb']:>8}  "
+              f"{r['rows_per_s'] or '-':>10}  {r['floor_s'] or '-':>8}  {r['x_floor'] or '-':>7}"
+              f"  {r['target']}{extra}")
+    (work / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\n(machine: {os.cpu_count()} cores; results also in {work / 'results.json'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -395,8 +395,26 @@ class CompiledRule:
                             exp.Literal.string(","))
         return exp.column("tender_id")
 
-    def hits_query(self) -> exp.Select:
-        """One row per matching view row: key, group key, score, excess, evidence, fields."""
+    def columns_used(self) -> set[str]:
+        """The view columns the rule reads (to materialise only those, once per view)."""
+        trees = [self.where, self.applies, self.excess, self.score,
+                 *self.evidence.values(), *self.fields.values()]
+        used = {c.name for t in trees if t is not None for c in t.find_all(exp.Column)}
+        if self.key_mode == "item":
+            used.add("item_id")
+        elif self.key_mode == "tender":
+            used.add("tender_id")
+        elif isinstance(self.key_column, list):
+            used.update(self.key_column)
+        elif self.key_column:
+            used.add(self.key_column)
+        return used
+
+    def hits_query(self, source: str | None = None) -> exp.Select:
+        """One row per matching view row: key, group key, score, excess, evidence, fields.
+
+        ``source`` reads a materialised copy of the view instead of the view itself.
+        """
         # clamped to [0, 1]; a NULL score means "no graded opinion": the default 1.0
         score = (exp.func("coalesce", exp.func("least", exp.func(
             "greatest", exp.cast(exp.paren(self.score.copy()), "DOUBLE"), exp.Literal.number(0)),
@@ -424,7 +442,8 @@ class CompiledRule:
         projections.append(exp.alias_(tender, "__tender", quoted=True))
         for name, e in self.fields.items():
             projections.append(exp.alias_(e.copy(), f"f_{name}", quoted=True))
-        return exp.select(*projections).from_(exp.to_table(self.view)).where(self.condition())
+        return exp.select(*projections).from_(exp.to_table(source or self.view)).where(
+            self.condition())
 
     def stats_projections(self, index: int) -> list[exp.Expression]:
         """count(applicable) and count(hits) for the batched per-view statistics query."""

@@ -1,7 +1,9 @@
 """Run rules set-at-a-time on the sandbox, and run the rules' in-file tests.
 
-Each rule is one query over its whole view (never a Python loop over rows). Per view, one
-statistics query counts the rows, the applicable rows and the hits of all its rules at once;
+Each rule is one query over its whole view (never a Python loop over rows). The columns the
+rules read are copied from each view into a temp table once, so a view is computed once per
+run, not once per rule. Per view, one statistics query counts the rows, the applicable rows
+and the hits of all its rules at once;
 if that batched query fails, each rule is counted alone so that one broken rule cannot take
 the others down. A rule that fails at run time gets a ``rule_runs`` row with status
 ``not_evaluated`` and the one-line error: it never counts as "no findings".
@@ -65,10 +67,10 @@ ORDER BY f.__item NULLS LAST, group_id
 """
 
 
-def finding_query(compiled: CompiledRule) -> exp.Expression:
+def finding_query(compiled: CompiledRule, source: str | None = None) -> exp.Expression:
     """The full query of a rule: hits, one row per implicated line, ids and locations."""
     tree = sqlglot.parse_one(_FRAME.format(item=_ITEM_EXPR[compiled.key_mode]), read=DIALECT)
-    hits = compiled.hits_query()
+    hits = compiled.hits_query(source)
     for cte in tree.find_all(exp.CTE):
         if cte.alias == "h":
             cte.set("this", hits)
@@ -88,6 +90,36 @@ def _fetch(con: Any, sql: str) -> Any:
     # Arrow keeps big results cheap; duckdb 2 calls it to_arrow_table, duckdb 1 arrow
     fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
     return fetch().to_pandas()
+
+
+def _materialise(con: Any, view: str, rules: Sequence[Rule]) -> str | None:
+    """Copy the columns the rules read from ``view`` into a temp table, once for all its rules.
+
+    The views are computed on demand (peer statistics, recognition regexes): querying a view
+    once per rule would compute it once per rule. Returns the table name, or None when the
+    copy failed (the rules then read the view and report their own errors).
+    """
+    import duckdb
+
+    cols = sorted(set().union(*(r.compiled.columns_used() for r in rules)))
+    table = f"__rules_{view}"
+    select = exp.select(*[exp.column(c, quoted=True) for c in cols]).from_(exp.to_table(view))
+    create = exp.Create(this=exp.to_table(table), kind="TABLE", expression=select,
+                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+    try:
+        con.execute(create.sql(DIALECT))
+    except duckdb.Error:
+        return None
+    return table
+
+
+def _drop(con: Any, table: str) -> None:
+    import duckdb
+
+    try:
+        con.execute(exp.Drop(this=exp.to_table(table), kind="TABLE", exists=True).sql(DIALECT))
+    except duckdb.Error:
+        pass  # the connection is in-memory and closed by the caller anyway
 
 
 def _stats(con: Any, view: str, rules: Sequence[Rule]) -> dict[str, tuple[int, int, int] | str]:
@@ -216,28 +248,34 @@ def _run(con: Any, rules: Sequence[Rule], run_id: str, *, include_deprecated: bo
     for r in active:
         by_view.setdefault(r.view, []).append(r)
     for view, view_rules in by_view.items():
-        stats = _stats(con, view, view_rules)
-        for r in view_rules:
-            st = stats[r.id]
-            if isinstance(st, str):
-                runs[r.id] = {"status": "not_evaluated", "error": st}
-                continue
-            rows, applicable, hits = st
-            try:
-                found = _fetch(con, finding_query(r.compiled).sql(DIALECT))
-            except duckdb.Error as exc:
-                runs[r.id] = {"status": "not_evaluated", "error": _one_line(exc),
-                              "rows_evaluated": rows}
-                continue
-            warning = None
-            if applicable >= FIRE_RATE_MIN_ROWS and hits > FIRE_RATE_WARNING * applicable:
-                warning = (f"{r.id}: fired on {hits:,} of {applicable:,} applicable rows "
-                           f"({hits / applicable:.0%}), more than "
-                           f"{FIRE_RATE_WARNING:.0%}; check the rule or the data")
-            runs[r.id] = {"status": "ok", "rows_evaluated": rows, "rows_applicable": applicable,
-                          "hits": hits, "warning": warning}
-            if len(found):
-                frames.append(_findings(r, found, run_id))
+        table = _materialise(con, view, view_rules)
+        source = table or view
+        try:
+            stats = _stats(con, source, view_rules)
+            for r in view_rules:
+                st = stats[r.id]
+                if isinstance(st, str):
+                    runs[r.id] = {"status": "not_evaluated", "error": st}
+                    continue
+                rows, applicable, hits = st
+                try:
+                    found = _fetch(con, finding_query(r.compiled, source).sql(DIALECT))
+                except duckdb.Error as exc:
+                    runs[r.id] = {"status": "not_evaluated", "error": _one_line(exc),
+                                  "rows_evaluated": rows}
+                    continue
+                warning = None
+                if applicable >= FIRE_RATE_MIN_ROWS and hits > FIRE_RATE_WARNING * applicable:
+                    warning = (f"{r.id}: fired on {hits:,} of {applicable:,} applicable rows "
+                               f"({hits / applicable:.0%}), more than "
+                               f"{FIRE_RATE_WARNING:.0%}; check the rule or the data")
+                runs[r.id] = {"status": "ok", "rows_evaluated": rows,
+                              "rows_applicable": applicable, "hits": hits, "warning": warning}
+                if len(found):
+                    frames.append(_findings(r, found, run_id))
+        finally:
+            if table:
+                _drop(con, table)
 
     rule_runs = pd.DataFrame([
         {"run_id": run_id, "detector": r.id, "kind": "rule", "status": "ok",

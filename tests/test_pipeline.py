@@ -111,3 +111,27 @@ def test_nothing_readable_is_one_line_error_and_no_database(tmp_path):
     assert result.exit_code == 1
     assert "nothing could be read" in result.output
     assert not db.exists()
+
+
+def test_rescore_reruns_rules_on_stored_lines(scored, tmp_path):
+    db, summary = scored
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(db, copy)
+    result = CliRunner().invoke(cli, ["rescore", "--db", str(copy), "--format", "json",
+                                      "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)
+    assert again["run_id"] != summary["run_id"]
+    assert again["line_items"] == summary["line_items"]
+    assert again["findings_by_severity"] == summary["findings_by_severity"]
+    con = duckdb.connect(str(copy), read_only=True)
+    per_run = con.execute(
+        """SELECT run_id, (SELECT count(*) FROM findings f WHERE f.run_id = r.run_id),
+                  (SELECT count(*) FROM files f WHERE f.run_id = r.run_id)
+           FROM runs r ORDER BY started_at"""
+    ).fetchall()
+    assert len(per_run) == 2
+    assert per_run[0][1:] == per_run[1][1:]
+    options = json.loads(con.execute("SELECT options FROM runs ORDER BY started_at DESC LIMIT 1"
+                                     ).fetchall()[0][0])
+    assert options["rescore_of"] == summary["run_id"]

@@ -222,3 +222,12 @@ def test_golden_rules_pass_their_own_tests():
     rules = golden_rules("price-above-reference", "pair-no-discount", "claim-above-cards")
     results = run_rule_tests(rules, build=build_fixture_sandbox)
     assert len(results) == 6 and all(r.passed for r in results), results
+
+
+def test_the_runner_leaves_no_temp_tables_behind(write_rule, sandbox):
+    rules = rules_from(write_rule, (rule_yaml("price-high", body=PRICE_BODY), "price-high"))
+    con = sandbox([{"item_name": "GPU服务器", "unit_price_cny": 9e6}])
+    run_rules(con, rules, "r1")
+    left = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__rules_%'")
+    assert left.fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM items").fetchall() == [(1,)]

@@ -117,7 +117,9 @@ def _drop(con: Any, table: str) -> None:
     import duckdb
 
     try:
-        con.execute(exp.Drop(this=exp.to_table(table), kind="TABLE", exists=True).sql(DIALECT))
+        # our own name (a dictionary view name), quoted by sqlglot; Drop's tree shape differs
+        # between sqlglot versions, the statement text does not
+        con.execute(f"DROP TABLE IF EXISTS {exp.to_identifier(table, quoted=True).sql(DIALECT)}")
     except duckdb.Error:
         pass  # the connection is in-memory and closed by the caller anyway
 

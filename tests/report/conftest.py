@@ -20,13 +20,25 @@ def fixture_db(tmp_path_factory) -> Path:
     return build_fixture_db(tmp_path_factory.mktemp("fixture") / "fixture.duckdb")
 
 
-def _score_samples(db: Path) -> str | None:
-    """Score data/samples/tenders into ``db``; None on success, else why it could not."""
-    if not SAMPLES.is_dir() or not any(SAMPLES.iterdir()):
-        return f"no samples in {SAMPLES}"
+def _iccaudit() -> str:
     exe = Path(sys.executable).with_name("iccaudit")
-    cmd = [str(exe) if exe.exists() else "iccaudit", "score", str(SAMPLES), "--db", str(db),
-           "--quiet", "--format", "json"]
+    return str(exe) if exe.exists() else "iccaudit"
+
+
+def _score_samples(tmp: Path, db: Path) -> str | None:
+    """Score the sample corpus into ``db``; None on success, else why it could not.
+
+    The corpus is data/samples/tenders when it is there, else one written by
+    ``iccaudit samples`` (deterministic) into ``tmp``.
+    """
+    source = SAMPLES
+    if not SAMPLES.is_dir() or not any(SAMPLES.iterdir()):
+        proc = subprocess.run([_iccaudit(), "samples", "--out", str(tmp / "corpus")],
+                              capture_output=True, text=True, cwd=REPO, check=False)
+        if proc.returncode != 0:
+            return (proc.stderr.strip().splitlines() or ["iccaudit samples failed"])[-1]
+        source = tmp / "corpus" / "tenders"
+    cmd = [_iccaudit(), "score", str(source), "--db", str(db), "--quiet", "--format", "json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=os.environ.copy(),
                           check=False)
     if proc.returncode != 0:
@@ -38,12 +50,13 @@ def _score_samples(db: Path) -> str | None:
 def samples_db(tmp_path_factory) -> Path:
     """A database scored from data/samples/tenders by the real pipeline.
 
-    While the pipeline is still being built (no samples, or ``score`` fails because a stage is
+    While the pipeline is still being built (``samples`` or ``score`` fails because a stage is
     missing) the tests using it skip with the reason, unless $ICCAUDIT_REQUIRE_SAMPLES is set,
     as CI does once the pipeline is complete.
     """
-    db = tmp_path_factory.mktemp("samples") / "samples.duckdb"
-    why = _score_samples(db)
+    tmp = tmp_path_factory.mktemp("samples")
+    db = tmp / "samples.duckdb"
+    why = _score_samples(tmp, db)
     if why is not None:
         if os.environ.get("ICCAUDIT_REQUIRE_SAMPLES"):
             pytest.fail(f"scoring the samples failed: {why}")

@@ -61,6 +61,11 @@ def test_recipes_answer_right_on_the_fixture(fixture_db):
 
     top = run(fixture_db, _recipe("1."))
     assert top[0][0] == "ZB-2024-001" and top[0][1] == 15_600_000  # corroboration not doubled
+    suppliers = run(fixture_db, _recipe("2."))
+    assert [r[0] for r in suppliers] == ["华信智算科技有限公司", "鼎盛数据有限公司"]
+    assert [r[1] for r in suppliers] == [1, 1]  # the split pair is one finding group
+    cooling = run(fixture_db, _recipe("3."))
+    assert {r[6] for r in cooling} == {"cooling-cold-plate-per-kw", "ecod"}
     both = run(fixture_db, _recipe("4."))
     assert [(r[0], r[2], r[5], r[6]) for r in both] == [
         ("a/tender_A.xlsx", 7, "cooling-cold-plate-per-kw", "ecod")]

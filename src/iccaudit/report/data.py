@@ -118,8 +118,10 @@ SELECT f.*,
        li.supplier, li.item_name, li.model AS item_model, li.unit, li.quantity,
        li.unit_price_cny, li.capacity_kw,
        -- evidence is JSON written by our detectors, but guard against a malformed value
+       -- a model finding corroborates when its evidence lists rule findings ([] = alone)
        CASE WHEN json_valid(f.evidence)
-            THEN json_extract(f.evidence, '$.corroborates') IS NOT NULL END AS corroborating
+            THEN coalesce(json_array_length(json_extract(f.evidence, '$.corroborates')), 0) > 0
+       END AS corroborating
 FROM findings f
 LEFT JOIN line_items li ON li.run_id = f.run_id AND li.item_id = f.item_id
 WHERE f.run_id = $run

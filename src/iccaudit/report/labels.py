@@ -44,6 +44,7 @@ LABELS: dict[str, dict[str, str]] = {
         "row": "行",
         "column": "列",
         "detail": "说明",
+        "rejects_rows": "逐行列出拒收行（共 {n} 行，点击展开）",
         "rejects_cut": "仅显示前 {shown} 行，共 {total} 行；完整清单见 Excel 导出（iccaudit export）。",
         "money_title": "涉嫌超额金额（模型佐证发现不重复计入）",
         "by_tender": "按项目",
@@ -129,6 +130,7 @@ LABELS: dict[str, dict[str, str]] = {
         "row": "Row",
         "column": "Column",
         "detail": "Detail",
+        "rejects_rows": "Rejected rows one by one ({n}; click to open)",
         "rejects_cut": "Showing the first {shown} of {total} rejects; the Excel export "
                        "(iccaudit export) has them all.",
         "money_title": "Money at risk (corroborating model findings are not counted twice)",

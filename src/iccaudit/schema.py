@@ -210,8 +210,10 @@ class Finding(_Record):
     severity: Severity
     score: float = Field(ge=0, le=1)
     est_excess_cny: float | None = Field(None, description="estimated overpayment, counted once")
-    title: str
-    message: str
+    title: str = Field(description="short title, Chinese (the report's default language)")
+    title_en: str | None = Field(None, description="short title, English")
+    message: str = Field(description="what was found, in Chinese, ready to paste into a report")
+    message_en: str | None = Field(None, description="the same message in English")
     evidence: str = Field(description="JSON object of the values that support the finding")
 
 

@@ -128,8 +128,10 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
     view = f"_incoming_{table}"
     con.register(view, frame)
     try:
+        # by name, so a migrated table whose columns were appended in another order still fits
+        target = ", ".join(f'"{c}"' for c in cols)
         select = ", ".join(f'"{c}"' if c in names else f'NULL AS "{c}"' for c in cols)
-        con.execute(f"INSERT INTO {table} SELECT {select} FROM {view}")
+        con.execute(f"INSERT INTO {table} ({target}) SELECT {select} FROM {view}")
     finally:
         con.unregister(view)
     return len(frame)

@@ -71,9 +71,10 @@ def test_findings_follow_the_schema_and_point_at_lines(write_rule, sandbox):
             f["line_no"], f["tender_id"]) == (1, "a.xlsx", "清单", 7, "3", "T-1")
     assert f["est_excess_cny"] == pytest.approx((9e6 - 2.5e6) * 2)
     assert f["score"] == pytest.approx(0.9)
-    assert f["title"] == "测试规则 / Test rule"
-    assert f["message"] == ("单价 ¥9,000,000，为参考上限的 3.6 倍；品牌 — / unit price "
-                            "¥9,000,000 is 3.6x the reference high; excess 13,000,000")
+    assert (f["title"], f["title_en"]) == ("测试规则", "Test rule")
+    assert f["message"] == "单价 ¥9,000,000，为参考上限的 3.6 倍；品牌 —"
+    assert f["message_en"] == ("unit price ¥9,000,000 is 3.6x the reference high; "
+                               "excess 13,000,000")
     assert json.loads(f["evidence"]) == {"unit_price_cny": 9e6, "brand": None, "ratio": 3.6}
     assert list(json.loads(f["evidence"])) == ["unit_price_cny", "brand", "ratio"]
     (run,) = as_records(runs)

@@ -218,9 +218,10 @@ def _findings(rule: Rule, hits: Any, run_id: str) -> Any:
         "severity": [rule.severity] * n,
         "score": hits["__score"].astype(float),
         "est_excess_cny": hits["est_excess_cny"].astype(float),
-        "title": [f"{rule.title_zh} / {rule.title}"] * n,
-        # one column for both languages, zh first, like the vocabularies in schema.py
-        "message": (zh + " / " + en).astype(object),
+        "title": [rule.title_zh] * n,
+        "title_en": [rule.title] * n,
+        "message": zh.astype(object),
+        "message_en": en.astype(object),
         "evidence": hits["__evidence"].astype(object),
     })
     return frame.reset_index(drop=True)

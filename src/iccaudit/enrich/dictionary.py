@@ -148,6 +148,16 @@ DICTIONARY: dict[str, dict[str, Column]] = {
                                   "整机参考价下限"),
         "complete_ref_high_cny": C("DOUBLE", "complete-server reference high for the model",
                                    "整机参考价上限"),
+        "complete_ref_peak_cny": C("DOUBLE", "highest legitimate complete-server price known "
+                                   "(e.g. H100 in 2024-01), else complete_ref_high_cny",
+                                   "整机历史高点"),
+        "purchase_date": C("DATE", "purchase_date of the module line"),
+        "complete_peer_median_cny": C("DOUBLE", "median unit price of the batch's complete "
+                                      "servers of the same model and card count within 90 days "
+                                      "of purchase_date (not assembled, not used, not a minor "
+                                      "brand); NULL without any", "同期整机中位价"),
+        "complete_peer_count": C("BIGINT", "complete servers behind complete_peer_median_cny",
+                                 "同期整机行数"),
         "discount_vs_ref_low": C("DOUBLE", "1 − price_per_server / complete_ref_low"),
         "discount_vs_ref_high": C("DOUBLE", "1 − price_per_server / complete_ref_high"),
         "expected_discount_low": C("DOUBLE", "usual assembly discount, low end (reference)",
@@ -203,6 +213,8 @@ DICTIONARY: dict[str, dict[str, Column]] = {
         "unknown_tflops_lines": C("BIGINT", "accelerator lines without a TFLOPS figure"),
         "first_accel_item_id": C("BIGINT", "smallest item_id of an accelerator line (to anchor a "
                                  "finding)"),
+        "accel_item_ids": C("BIGINT[]", "item_ids of the accelerator lines (a finding implicates "
+                            "them all)", "加速卡行"),
     },
 }
 

@@ -206,7 +206,8 @@ SELECT c.*,
 FROM _items_class c
 LEFT JOIN (
     SELECT d.brand_norm, min(rb.brand) AS brand_canonical
-    FROM (SELECT DISTINCT brand_norm FROM _items_text WHERE brand_norm IS NOT NULL) d
+    FROM (SELECT DISTINCT nullif(trim({_fold("brand")}), '') AS brand_norm
+          FROM line_items WHERE nullif(trim(brand), '') IS NOT NULL) d
     JOIN ref_brands rb ON contains(d.brand_norm, rb.alias)
     GROUP BY d.brand_norm
 ) b ON b.brand_norm = c.brand_norm"""
@@ -284,6 +285,10 @@ SELECT f.*,
              regexp_replace(f.name_core, '[\s\-_/]+', '', 'g')) AS peer_key
 FROM _items_ref f"""
 
+    # Materialised once: every later step (peer statistics, the other views, every rule)
+    # reads it, and a view chain would recompute the regular expressions for each reader.
+    enriched = "CREATE TABLE _items_enriched AS SELECT * FROM _items_peer_key"
+
     peer_stats = """
 CREATE VIEW _peer_stats AS
 WITH g AS (
@@ -292,14 +297,14 @@ WITH g AS (
         count(DISTINCT tender_id) AS peer_tender_count,
         median(peer_price_cny) AS peer_median,
         median(ln(peer_price_cny)) AS med_log
-    FROM _items_peer_key
+    FROM _items_enriched
     WHERE peer_price_cny > 0
     GROUP BY ALL
 ), d AS (
     SELECT k.category, k.peer_key, k.peer_basis,
         median(abs(ln(k.peer_price_cny) - g.med_log)) AS mad_log,
         avg(abs(ln(k.peer_price_cny) - g.med_log)) AS meanad_log
-    FROM _items_peer_key k
+    FROM _items_enriched k
     JOIN g ON g.category = k.category AND g.peer_basis = k.peer_basis
         AND g.peer_key = k.peer_key
     WHERE k.peer_price_cny > 0
@@ -313,7 +318,7 @@ FROM g JOIN d ON g.category = d.category AND g.peer_basis = d.peer_basis
     # one price) fall back to 1.2533 x mean absolute deviation (Iglewicz & Hoaglin's
     # modified z); when both are 0 every peer has the same price and z is 0.
     items_view = """
-CREATE VIEW items AS
+CREATE TABLE items AS
 SELECT k.* EXCLUDE (name_full, name_core, rest_text, unit_norm, condition_norm,
                     brand_norm, cat_core, cat_full, cat_rest, cards_parsed, base_category,
                     capacity_total_wording),
@@ -328,7 +333,7 @@ SELECT k.* EXCLUDE (name_full, name_core, rest_text, unit_norm, condition_norm,
          WHEN s.mad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.4826 * s.mad_log)
          WHEN s.meanad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.2533 * s.meanad_log)
          ELSE 0.0 END AS robust_z
-FROM _items_peer_key k
+FROM _items_enriched k
 LEFT JOIN _peer_stats s
     ON k.peer_price_cny > 0 AND s.category = k.category AND s.peer_basis = k.peer_basis
     AND s.peer_key = k.peer_key"""
@@ -337,6 +342,7 @@ LEFT JOIN _peer_stats s
 CREATE VIEW tender_assemblies AS
 WITH modules AS (
     SELECT tender_id, accel_model, item_id, quantity, unit_price_cny, cards_per_unit,
+        purchase_date,
         row_number() OVER (PARTITION BY tender_id, accel_model ORDER BY item_id) AS rn,
         count(*) OVER (PARTITION BY tender_id, accel_model) AS n
     FROM items WHERE category = 'gpu_module' AND NOT is_lump_sum
@@ -361,11 +367,26 @@ WITH modules AS (
         h.item_id AS head_item_id, m.item_id AS module_item_id,
         h.quantity AS head_qty, m.quantity AS module_qty,
         h.unit_price_cny AS head_unit_price_cny, m.unit_price_cny AS module_unit_price_cny,
-        m.cards_per_unit
+        m.cards_per_unit, m.purchase_date
     FROM modules m
     JOIN heads_ranked h
         ON h.tender_id = m.tender_id AND h.accel_model IS NOT DISTINCT FROM m.accel_model
         AND (h.rn = m.rn OR h.n = 1 OR m.n = 1)
+), complete_peers AS (
+    -- what the batch pays for a branded complete server of the model near the pair's date:
+    -- prices drift more within a year (H100 2.75 M -> 2.4 M in 2024) than the 5-8 % assembly
+    -- discount, so a static reference cannot tell a discount from drift; +-90 days can
+    SELECT p.head_item_id, p.module_item_id,
+        median(c.unit_price_cny) AS complete_peer_median_cny,
+        count(c.unit_price_cny) AS complete_peer_count
+    FROM pairs p
+    LEFT JOIN items c
+        ON c.category = 'gpu_server' AND c.accel_model = p.accel_model
+        AND c.cards_per_unit = p.cards_per_unit AND NOT c.is_lump_sum
+        AND NOT c.spec_says_assembled AND c.brand_tier <> 'other'
+        AND c.condition_class NOT IN ('used', 'refurbished') AND c.unit_price_cny > 0
+        AND abs(date_diff('day', c.purchase_date, p.purchase_date)) <= 90
+    GROUP BY p.head_item_id, p.module_item_id
 ), params AS (
     SELECT max(num_value) FILTER (WHERE key = 'assembly_discount_low') AS disc_low,
            max(num_value) FILTER (WHERE key = 'assembly_discount_high') AS disc_high
@@ -378,6 +399,10 @@ SELECT p.tender_id, p.accel_model, p.head_item_id, p.module_item_id,
     p.head_unit_price_cny + p.module_unit_price_cny AS price_per_server_cny,
     r.server_low * p.cards_per_unit / r.server_cards AS complete_ref_low_cny,
     r.server_high * p.cards_per_unit / r.server_cards AS complete_ref_high_cny,
+    r.server_peak * p.cards_per_unit / r.server_cards AS complete_ref_peak_cny,
+    p.purchase_date,
+    cp.complete_peer_median_cny,
+    cp.complete_peer_count,
     1 - (p.head_unit_price_cny + p.module_unit_price_cny)
         / (r.server_low * p.cards_per_unit / r.server_cards) AS discount_vs_ref_low,
     1 - (p.head_unit_price_cny + p.module_unit_price_cny)
@@ -392,6 +417,8 @@ SELECT p.tender_id, p.accel_model, p.head_item_id, p.module_item_id,
         AS excess_cny
 FROM pairs p
 CROSS JOIN params
+LEFT JOIN complete_peers cp
+    ON cp.head_item_id = p.head_item_id AND cp.module_item_id = p.module_item_id
 LEFT JOIN ref_accelerators r ON r.model_id = p.accel_model"""
 
     serials = """
@@ -454,9 +481,14 @@ SELECT tender_id,
     coalesce(sum(card_count) FILTER (WHERE category IN ({accel_in})), 0) AS cards,
     count(*) FILTER (WHERE category IN ({accel_in}) AND fp16_dense_tflops IS NULL)
         AS unknown_tflops_lines,
-    min(item_id) FILTER (WHERE category IN ({accel_in})) AS first_accel_item_id
+    min(item_id) FILTER (WHERE category IN ({accel_in})) AS first_accel_item_id,
+    list(item_id ORDER BY item_id) FILTER (WHERE category IN ({accel_in})) AS accel_item_ids
 FROM items
 GROUP BY tender_id"""
 
-    return [text_view, accel_view, class_view, price_view, ref_view, peer_view, peer_stats,
-            items_view, assemblies, serials, duplicates, compute]
+    # items is a table built from the chain; the chain is dropped once items exists.
+    cleanup = ["DROP VIEW _peer_stats", "DROP TABLE _items_enriched"] + [
+        f"DROP VIEW {v}" for v in ("_items_peer_key", "_items_ref", "_items_price",
+                                   "_items_class", "_items_accel", "_items_text")]
+    return [text_view, accel_view, class_view, price_view, ref_view, peer_view, enriched,
+            peer_stats, items_view, *cleanup, assemblies, serials, duplicates, compute]

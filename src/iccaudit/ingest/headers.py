@@ -182,10 +182,12 @@ def load_mapping(path: Path) -> dict[str, str]:
     try:
         parsed = MappingFile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors()
+        )
         raise MappingError(
-            f"{path}: {loc}: {err['msg']} (expected: headers: {{\"their header\": field}})"
+            f"{path}: {problems} (expected: headers: {{\"their header\": field}})"
         ) from None
     out: dict[str, str] = {}
     for header, field in parsed.headers.items():

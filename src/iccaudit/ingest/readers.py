@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import re
 import zipfile
@@ -93,7 +94,9 @@ def _objects_to_text(col: pd.Series) -> pd.Series:
             continue
         else:
             try:
-                text = pc.cast(pa.array(part.tolist()), pa.string()).to_pylist()
+                # from_pandas: a float NaN (pandas' and JSON's "missing") becomes an empty cell
+                values = pa.array(part.tolist(), from_pandas=True)
+                text = pc.cast(values, pa.string()).to_pylist()
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
                 text = part.astype(str).tolist()
             out[mask] = text
@@ -154,25 +157,52 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
+def _parse_delimited(text: str, delim: str) -> pd.DataFrame:
+    """Delimited text to a frame of text cells, rows of any width, blank lines kept."""
+    if not text.strip():
+        return pd.DataFrame(index=pd.RangeIndex(0))
+    # pandas' C parser is fast but needs a width: one more than the most delimiters on a
+    # line is enough unless quoted cells span lines, and then the parser says so.
+    lines = pd.Series(text.splitlines(), dtype="str")
+    width = int(lines.str.count(re.escape(delim)).max()) + 1
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text, newline=""), sep=delim, header=None, names=range(width),
+            dtype=str, na_filter=False, skip_blank_lines=False, engine="c",
+            quotechar='"', doublequote=True,
+        )
+    except (pd.errors.ParserError, ValueError):
+        # The csv module has no width limit; rows are padded while transposing, in C.
+        csv.field_size_limit(MAX_FILE_BYTES)  # long cells become value_too_long rejects
+        try:
+            records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim))
+        except csv.Error as exc:
+            raise FileReadError(f"cannot read: {exc}") from None
+        columns = list(itertools.zip_longest(*records))
+        frame = pd.DataFrame(
+            {j: pd.Series(col, dtype=object) for j, col in enumerate(columns)},
+            index=pd.RangeIndex(len(records)),
+        )
+    frame = frame.astype("str")
+    used = frame.notna() & (frame != "")
+    last = int(np.flatnonzero(used.any(axis=0).to_numpy()).max(initial=-1))
+    frame = frame.iloc[:, : last + 1]
+    frame.columns = range(frame.shape[1])
+    return frame
+
+
 def _read_delimited(data: bytes, delimiter: str | None, fmt: str) -> ReadResult:
     text, encoding = decode(data)
     delim = delimiter or sniff_delimiter(text)
-    csv.field_size_limit(MAX_FILE_BYTES)  # long cells become value_too_long rejects later
-    try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim))
-    except csv.Error as exc:
-        raise FileReadError(f"cannot read: {exc}") from None
-    frame = pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
-    cells = frame.astype("str").where(frame.notna(), np.nan) if len(frame.columns) else frame
+    cells = _parse_delimited(text, delim)
+    spans = np.ones(len(cells), dtype="int64")
     if len(cells.columns):
         cells = cells.where(cells.apply(lambda c: c.str.strip() != ""), np.nan)
-        cells.columns = range(cells.shape[1])
         # A quoted cell with line breaks spans several editor lines; count them so source_row
         # stays the line a person sees.
-        spans = 1 + cells.apply(lambda c: c.str.count("\n").fillna(0)).sum(axis=1)
-        rows = (np.concatenate([[0], np.cumsum(spans.to_numpy())[:-1]]) + 1).astype("int64")
-    else:
-        rows = np.zeros(0, dtype="int64")
+        spans += cells.apply(lambda c: c.str.count("\n").fillna(0)).sum(axis=1).to_numpy(
+            dtype="int64")
+    rows = (np.concatenate([[0], np.cumsum(spans)[:-1]]) + 1).astype("int64")
     table = RawTable(sheet=None, cells=cells, rows=rows)
     return ReadResult(fmt, encoding, [table])
 
@@ -267,6 +297,8 @@ def read_parquet(path: Path, data: bytes) -> ReadResult:
         raise FileReadError(f"cannot read: {_first_line(exc)}") from None
     cols = {}
     for i, col in enumerate(table.columns):
+        if pa.types.is_floating(col.type):  # NaN is how pandas writes "missing"
+            col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
         try:
             text = pc.cast(col, pa.string())
             series = pd.Series(text.to_pylist(), dtype=object)

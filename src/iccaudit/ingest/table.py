@@ -15,8 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from iccaudit import schema
 from iccaudit.ingest import values as V
@@ -83,16 +86,18 @@ def fill_merges(cells: pd.DataFrame, merges: list[tuple[int, int, int, int]]) ->
 
 
 def row_text(frame: pd.DataFrame, limit: int | None = None) -> pd.Series:
-    """Each row's non-empty cells joined by " | " (vectorised column concatenation)."""
-    if frame.shape[1] == 0:
-        return pd.Series("", index=frame.index, dtype="str")
-    parts = frame.astype("str").fillna("")
-    text = parts.iloc[:, 0].str.cat([parts.iloc[:, j] for j in range(1, parts.shape[1])],
-                                    sep="\x1f")
-    text = text.str.replace(r"\x1f+", " | ", regex=True).str.strip(" |\x1f")
+    """Each row's non-empty cells joined by " | " (one Arrow join over the columns)."""
+    if frame.shape[1] == 0 or len(frame) == 0:
+        return pd.Series("", index=frame.index, dtype=object)
+    cols = [V.arrow(frame.iloc[:, j]) for j in range(frame.shape[1])]
+    sep = pa.scalar("\x1f", pa.large_string())
+    joined = pc.binary_join_element_wise(*cols, sep, null_handling="replace",
+                                         null_replacement="")
+    joined = pc.replace_substring_regex(joined, "\x1f+", " | ")
+    joined = pc.utf8_trim(joined, " |\x1f")
     if limit:
-        text = text.str.slice(0, limit)
-    return text
+        joined = pc.utf8_slice_codeunits(joined, 0, limit)
+    return pd.Series(joined.to_numpy(zero_copy_only=False), index=frame.index, dtype=object)
 
 
 def _unique_names(infos: list[HeaderInfo]) -> list[str]:
@@ -110,17 +115,23 @@ def _unique_names(infos: list[HeaderInfo]) -> list[str]:
 
 
 def _raw_json(frame: pd.DataFrame, names: list[str]) -> pd.Series:
-    """Each row as JSON {original header: cell text}."""
+    """Each row as JSON {original header: cell text}, built by DuckDB's json_object.
+
+    The header texts are bound as parameters, never formatted into the SQL.
+    """
     if len(frame) == 0:
         return pd.Series([], dtype=object)
     if frame.shape[1] == 0:
-        return pd.Series("{}", index=frame.index)
-    named = frame.astype(object).where(frame.notna(), None)
-    named.columns = names
-    lines = named.to_json(orient="records", lines=True, force_ascii=False).splitlines()
-    out = pd.Series(lines, index=frame.index, dtype="str")
-    # pandas escapes "/" as "\/"; both are valid JSON, the plain one is readable.
-    return out.str.replace(r"(?<!\\)((?:\\\\)*)\\/", r"\1/", regex=True)
+        return pd.Series("{}", index=frame.index, dtype=object)
+    table = pa.table({f"c{j}": V.arrow(frame.iloc[:, j]) for j in range(frame.shape[1])})
+    pairs = ", ".join(f"${j + 1}::VARCHAR, c{j}" for j in range(frame.shape[1]))
+    con = duckdb.connect()
+    try:
+        con.register("cells", table)
+        out = con.execute(f"SELECT json_object({pairs}) AS j FROM cells", names).fetchnumpy()["j"]
+    finally:
+        con.close()
+    return pd.Series(np.asarray(out, dtype=object), index=frame.index, dtype=object)
 
 
 def _find_header(cells: pd.DataFrame, mapping: dict[str, str] | None):
@@ -232,14 +243,21 @@ def normalise(
     def scale(f: str) -> float:
         return infos[col[f]].scale if f in col else 1.0
 
-    # --- non-items among the data rows
-    blank = D.isna().all(axis=1).to_numpy() if D.shape[1] else np.ones(m, dtype=bool)
-    first = D.bfill(axis=1).iloc[:, 0] if D.shape[1] else pd.Series(np.nan, index=D.index)
-    first_p = V.prepare(first)
-    single = ~(D.ne(first, axis=0) & D.notna()).any(axis=1).to_numpy() & ~blank
-    header_text = pd.Series([x.text.strip() if x.text else np.nan for x in infos])
-    same_as_header = D.eq(header_text.set_axis(D.columns), axis=1) if D.shape[1] else D
-    repeat_header = same_as_header.sum(axis=1).to_numpy() >= min(3, len(fields))
+    # --- non-items among the data rows (column by column in Arrow; never row by row)
+    acols = [V.arrow(D.iloc[:, j]) for j in range(D.shape[1])]
+    valid = [pc.is_valid(c).to_numpy(zero_copy_only=False) for c in acols]
+    blank = ~np.logical_or.reduce(valid) if acols else np.ones(m, dtype=bool)
+    first_a = pc.coalesce(*acols) if acols else pa.nulls(m, pa.large_string())
+    first_p = V.prepared(first_a)
+    # "single": every non-empty cell equals the first (one text, possibly merged across).
+    single = ~blank
+    same_as_header = np.zeros(m, dtype=int)
+    for j, c in enumerate(acols):
+        single &= ~valid[j] | pc.equal(c, first_a).fill_null(True).to_numpy(zero_copy_only=False)
+        if infos[j].text.strip():
+            same_as_header += pc.equal(pc.utf8_trim_whitespace(c), infos[j].text.strip()
+                                       ).fill_null(False).to_numpy(zero_copy_only=False)
+    repeat_header = same_as_header >= min(3, len(fields))
 
     up = V.parse_money(column("unit_price_cny"), scale("unit_price_cny"))
     tot = V.parse_money(column("total_cny"), scale("total_cny"))
@@ -247,13 +265,13 @@ def normalise(
     price_ok = (up.status == V.OK) | (tot.status == V.OK)
     qty_ok = qty.status == V.OK
     totals = np.zeros(m, dtype=bool)
-    for s in (first_p, V.prepare(column("item_name")), V.prepare(column("line_no"))):
-        totals |= s.str.fullmatch(_TOTAL_RE).fillna(False).to_numpy(dtype=bool)
-    notes = first_p.str.fullmatch(_NOTE_RE).fillna(False).to_numpy(dtype=bool) & ~(
+    for s in (first_p, V.prepared(column("item_name")), V.prepared(column("line_no"))):
+        totals |= V.fullmatch(s, _TOTAL_RE)
+    notes = V.fullmatch(first_p, _NOTE_RE) & ~(
         price_ok | qty_ok
     )
     sections = (
-        first_p.str.fullmatch(_SECTION_RE).fillna(False).to_numpy(dtype=bool)
+        V.fullmatch(first_p, _SECTION_RE)
         & single
         & ~(price_ok | qty_ok)
     )
@@ -279,21 +297,31 @@ def normalise(
     rcol = pd.Series(np.nan, index=D.index, dtype=object)
     detail = pd.Series(np.nan, index=D.index, dtype=object)
 
-    def flag(mask: np.ndarray, why: str, f: str | None, text: pd.Series | str) -> None:
+    def flag(mask: np.ndarray, why: str, f: str | None, text) -> None:
+        """Reject the rows of ``mask`` not yet rejected; ``text`` is a str or a callable
+        giving the detail Series (built only when some row is flagged)."""
         mask = mask & cand & pd.isna(reason)
         if not mask.any():
             return
         reason[mask] = why
         header = names[col[f]] if f in col else (f or "")
         rcol[mask] = header or None
+        text = text() if callable(text) else text
         detail[mask] = (pd.Series(text, index=D.index) if isinstance(text, str) else text)[mask]
 
-    def said(f: str, msg: str) -> pd.Series:
-        shown = column(f).astype("str").fillna("").str.slice(0, 60)
-        return f"column {names[col[f]] if f in col else f}: " + msg + " '" + shown + "'"
+    def said(f: str, msg: str):
+        def build() -> pd.Series:
+            shown = column(f).astype("str").fillna("").str.slice(0, 60)
+            where = f"column {names[col[f]] if f in col else f}: "
+            return (where + msg + " '" + shown + "'").where(shown.str.strip() != "",
+                                                             where + "empty")
+        return build
 
-    if D.shape[1]:
-        lengths = D.apply(lambda c: c.str.len()).fillna(0).to_numpy()
+    longest = [pc.max(pc.utf8_length(c)).as_py() or 0 for c in acols]
+    if max(longest, default=0) > MAX_CELL_CHARS:
+        lengths = np.column_stack(
+            [pc.utf8_length(c).fill_null(0).to_numpy(zero_copy_only=False) for c in acols]
+        )
         too_long = lengths > MAX_CELL_CHARS
         if too_long.any():
             which = too_long.argmax(axis=1)
@@ -330,7 +358,9 @@ def normalise(
     flag(cap.status == V.BAD, "capacity_unparseable", "capacity_kw",
          said("capacity_kw", "not a capacity"))
 
-    raw_json = _raw_json(D, names)
+    raw_json = pd.Series(None, index=D.index, dtype=object)
+    if cand.any():
+        raw_json[cand] = _raw_json(D[cand], names).to_numpy()
     is_reject = cand & pd.notna(reason)
     is_item = cand & pd.isna(reason)
 
@@ -395,17 +425,17 @@ def normalise(
         index=D.index,
     ).loc[is_reject, REJECT_COLUMNS].reset_index(drop=True)
 
-    all_text = row_text(cells, limit=200)
+    keep = pd.notna(kind)
+    shown = row_text(cells[keep], limit=200)
     non_items = pd.DataFrame(
         {
             "source_file": source_file,
             "source_sheet": sheet,
-            "source_row": raw.rows,
-            "kind": kind,
-            "text": all_text.astype(object).where(all_text != "", None),
+            "source_row": raw.rows[keep],
+            "kind": kind[keep],
+            "text": shown.where(shown != "", None).to_numpy(),
         }
-    )
-    non_items = non_items.loc[pd.notna(kind), NON_ITEM_COLUMNS].reset_index(drop=True)
+    )[NON_ITEM_COLUMNS]
     return TableResult(items, rejects, non_items, n, True, title=title)
 
 
@@ -422,7 +452,7 @@ def _not_a_table(
             "source_sheet": raw.sheet,
             "source_row": raw.rows,
             "kind": np.where(blank, "blank", "note"),
-            "text": text.astype(object).where(text != "", None),
+            "text": text.where(text != "", None),
         }
     )[NON_ITEM_COLUMNS]
     return TableResult(

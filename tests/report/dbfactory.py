@@ -76,6 +76,13 @@ def _items() -> list[dict]:
     ]
 
 
+#: English title/message of some findings; the others have none (older detectors).
+ENGLISH = {
+    "f-cool": ("Liquid cooling overpriced", "cold plate CNY 25,000/kW, reference 5,000-6,000"),
+    "f-hostile": ("Price outlier", "<script>alert('en')</script> 3.6x the peer median"),
+}
+
+
 def _finding(run_id, finding_id, group_id, item, detector, kind, mechanism, severity, score,
              excess, title, message, evidence):
     row = {
@@ -89,6 +96,8 @@ def _finding(run_id, finding_id, group_id, item, detector, kind, mechanism, seve
         "detector": detector, "kind": kind, "mechanism": mechanism, "severity": severity,
         "score": score, "est_excess_cny": excess, "title": title, "message": message,
         "evidence": json.dumps(evidence, ensure_ascii=False),
+        "title_en": ENGLISH.get(finding_id, (None, None))[0],
+        "message_en": ENGLISH.get(finding_id, (None, None))[1],
     }
     schema.Finding.model_validate(row)
     return row

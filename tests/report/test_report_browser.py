@@ -78,3 +78,17 @@ def test_sorting_by_header(report, tmp_path):
     scores = [float(s) for s in re.findall(r'data-v="([0-9.]+)">\1</td>', body)]
     assert scores == sorted(scores, reverse=True) and len(scores) == 7
     assert 'aria-sort="descending"' in dom
+
+
+def test_scored_samples_in_the_browser(samples_db, tmp_path):
+    import duckdb
+
+    report = write_report(samples_db, tmp_path / "samples.html", lang="en")
+    con = duckdb.connect(str(samples_db), read_only=True)
+    try:
+        (n,) = con.execute("SELECT count(*) FROM findings WHERE run_id = (SELECT run_id FROM runs "
+                           "ORDER BY started_at DESC LIMIT 1)").fetchone()
+    finally:
+        con.close()
+    dom = chromium(tmp_path, report.as_uri(), "--dump-dom")
+    assert 'data-js="ready"' in dom and shown(dom) == n > 0

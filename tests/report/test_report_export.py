@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
 from iccaudit import store
 from iccaudit.report import export as export_mod
@@ -39,7 +40,8 @@ def test_excel_sheets_and_layout(exported, fixture_db):
     assert ws.max_row == 1 + len(latest_findings(fixture_db))
     assert [c.value for c in ws[1]] == [h for _, h in FINDING_COLUMNS]
     assert ws.freeze_panes == "A2"
-    assert ws.auto_filter.ref == f"A1:T{ws.max_row}"
+    last = get_column_letter(len(FINDING_COLUMNS))
+    assert ws.auto_filter.ref == f"A1:{last}{ws.max_row}"
     assert ws.page_setup.orientation == "landscape"
     assert ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
     assert ws.sheet_properties.pageSetUpPr.fitToPage is True

@@ -107,6 +107,11 @@ def test_chinese_and_english(zh_report, en_report, fixture_db, tmp_path):
     assert "Findings" in en and "Money at risk" in en
     assert "liquid cooling quoted far above market" in en
     assert "发现明细" not in en and "液冷虚高" not in en
+    # English messages where detectors wrote them, the Chinese original otherwise
+    assert "Liquid cooling overpriced" in en and "Liquid cooling overpriced" not in zh
+    assert "液冷单价虚高" in zh and "液冷单价虚高" not in en
+    assert "机头+模组拆分计价" in en  # no English text stored for the split pair
+    assert "&lt;script&gt;alert(&#39;en&#39;)" in en and "<script>alert(" not in en
     with pytest.raises(ValueError, match="lang"):
         write_report(fixture_db, tmp_path / "x.html", lang="fr")
 

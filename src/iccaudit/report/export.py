@@ -43,6 +43,8 @@ FINDING_COLUMNS: list[tuple[str, str]] = [
     ("kind", "类型 kind"),
     ("title", "标题 title"),
     ("message", "说明 message"),
+    ("title_en", "英文标题 title (English)"),
+    ("message_en", "英文说明 message (English)"),
     ("est_excess_cny", "估计超额 est. excess (CNY)"),
     ("score", "分数 score"),
     ("corroborating", "模型佐证 corroborating"),
@@ -95,12 +97,12 @@ def export_findings(db: str | Path, xlsx: str | Path | None = None,
     if xlsx is not None:
         written.append(_atomic(Path(xlsx), lambda p: _write_xlsx(run, findings, p)))
     if csv is not None:
-        frame = neutralise(findings[[c for c, _ in FINDING_COLUMNS]])
+        frame = neutralise(findings.reindex(columns=[c for c, _ in FINDING_COLUMNS]))
         # utf-8-sig writes a BOM, so Excel on Windows opens the Chinese text right
         written.append(_atomic(Path(csv), lambda p: frame.to_csv(
             p, index=False, encoding="utf-8-sig", header=[h for _, h in FINDING_COLUMNS])))
     if parquet is not None:
-        frame = findings[[c for c, _ in FINDING_COLUMNS]]
+        frame = findings.reindex(columns=[c for c, _ in FINDING_COLUMNS])
         written.append(_atomic(Path(parquet), lambda p: frame.to_parquet(p, index=False)))
     return written
 

@@ -151,6 +151,13 @@ def _finding_rows(findings: pd.DataFrame, lang: str) -> list[dict[str, object]]:
         return []
     t = LABELS[lang]
     f = findings
+    title, message = f["title"], f["message"]
+    if lang == "en":  # English text where the detector wrote one, else the Chinese original
+        if "title_en" in f:
+            title = f["title_en"].where(f["title_en"].notna() & (f["title_en"] != ""), title)
+        if "message_en" in f:
+            message = f["message_en"].where(f["message_en"].notna() & (f["message_en"] != ""),
+                                            message)
     frame = pd.DataFrame({
         "source_file": f["source_file"],
         "sheet": f["source_sheet"].fillna(""),
@@ -164,8 +171,8 @@ def _finding_rows(findings: pd.DataFrame, lang: str) -> list[dict[str, object]]:
         "severity": f["severity"],
         "sev_name": f["severity"].map(SEVERITY_NAMES[lang]).fillna(f["severity"]),
         "sev_rank": f["severity"].map(SEVERITY_RANK).fillna(-1).astype(int),
-        "title": f["title"],
-        "message": f["message"],
+        "title": title,
+        "message": message,
         "evidence": f["evidence"],
         "excess": f["est_excess_cny"].map(money),
         "excess_v": f["est_excess_cny"].fillna(-1.0),

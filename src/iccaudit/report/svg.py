@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-WIDTH = 860
-LEFT = 230  # room for row labels (tender ids, "H100 · server · 台")
+WIDTH = 1000
+LEFT = 250  # room for row labels (tender ids, "H100 · 整机 (n=12)")
 RIGHT = 30
 TOP = 34
 ROW = 30

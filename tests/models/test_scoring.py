@@ -161,6 +161,7 @@ def test_corroborated_lines_keep_finding_without_money(labelled_items):
     assert json.loads(by_id.loc[hit[0], "evidence"])["corroborates"] == ["aa-rule", "zz-rule"]
     assert by_id.loc[hit, "est_excess_cny"].isna().all()
     assert "aa-rule" in by_id.loc[hit[1], "message"]
+    assert "corroborates aa-rule" in by_id.loc[hit[1], "message_en"]
     others = findings[~findings["item_id"].isin(hit)]
     pd.testing.assert_series_equal(
         others["est_excess_cny"].reset_index(drop=True),
@@ -180,7 +181,7 @@ def test_liquid_cooling_markup_and_message(labelled_items):
     assert row["mechanism"] == "liquid_cooling_markup"
     assert row["severity"] == "high"
     assert "每千瓦单价 ¥" in row["message"] and "倍；主要依据：" in row["message"]
-    assert "price per kW" in row["message"]
+    assert "price per kW" in row["message_en"] and "x the peer median ¥" in row["message_en"]
     ev = json.loads(row["evidence"])
     assert ev["ratio_to_peer_median"] > 6 and ev["group"] == "liquid_cooling/cold_plate"
 

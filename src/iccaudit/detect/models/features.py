@@ -108,16 +108,20 @@ def compute_features(items: pd.DataFrame, names: list[str]) -> dict[str, np.ndar
 def item_kind(items: pd.DataFrame) -> pd.Series:
     """Normalised item name (lower case, no spaces or bracketed asides): a finer peer key."""
     if "item_name" not in items.columns:
-        return pd.Series(pd.NA, index=items.index, dtype="string")
-    name = items["item_name"].astype("string").str.lower()
-    name = name.str.replace(r"[(\[（【][^)\]）】]*[)\]）】]", "", regex=True)
-    name = name.str.replace(r"\s+", "", regex=True)
-    return name.where(name.str.len() > 0)
+        return pd.Series(pd.NA, index=items.index, dtype=object)
+    # Names repeat a lot: normalise the distinct ones and map back (set-at-a-time, cheap).
+    codes, uniques = pd.factorize(items["item_name"], use_na_sentinel=True)
+    norm = pd.Series(uniques, dtype="string").str.lower()
+    norm = norm.str.replace(r"[(\[（【][^)\]）】]*[)\]）】]", "", regex=True)
+    norm = norm.str.replace(r"\s+", "", regex=True)
+    norm = norm.where(norm.str.len() > 0).to_numpy(dtype=object, na_value=None)
+    out = np.where(codes >= 0, norm[np.maximum(codes, 0)] if len(norm) else None, None)
+    return pd.Series(out, index=items.index, dtype=object)
 
 
 def assign_groups(
     items: pd.DataFrame, levels: list[GroupLevel], min_peers: int,
-    lump_to_own_group: np.ndarray | None = None,
+    lump_to_own_group: np.ndarray | None = None, kinds: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Peer group of every line: ``feature_set``, ``group`` label and ``level`` index.
 
@@ -130,34 +134,38 @@ def assign_groups(
     """
     n = len(items)
     category = (
-        items["category"].astype("string").fillna("other")
+        items["category"].astype(object).where(items["category"].notna(), "other")
         if "category" in items.columns
-        else pd.Series(["other"] * n, dtype="string", index=items.index)
+        else pd.Series(["other"] * n, dtype=object, index=items.index)
     )
     lump = np.zeros(n, dtype=bool) if lump_to_own_group is None else lump_to_own_group
-    keys = items.assign(category=category, item_kind=item_kind(items))
+    keys = items.assign(category=category,
+                        item_kind=item_kind(items) if kinds is None else kinds)
     level = np.full(n, len(levels) - 1)
     placed = lump.copy()
-    label = category.copy()
+    label = category.to_numpy(dtype=object).copy()
     for i, lv in enumerate(levels):
         if any(c not in keys.columns for c in lv.keys):
             continue  # the view lacks a key column: this level never applies
         last = i == len(levels) - 1
-        complete = keys[lv.keys].notna().all(axis=1).to_numpy() & ~placed
+        # Integer group codes (-1 where a key is missing), then sizes by bincount: no strings
+        # are built per line, only one label per group.
+        ngroup = keys.groupby(lv.keys, dropna=True, sort=False).ngroup()
+        code = np.nan_to_num(ngroup.to_numpy(dtype=float), nan=-1).astype(np.int64)
+        complete = (code >= 0) & ~placed
         if not complete.any():
             continue
-        lab = keys[lv.keys[0]].astype("string")
-        for c in lv.keys[1:]:
-            lab = lab + "/" + keys[c].astype("string")
-        size = lab.where(complete).map(lab[complete].value_counts()).to_numpy(dtype=float,
-                                                                             na_value=0)
+        size = np.bincount(code[complete], minlength=code.max() + 1)[np.maximum(code, 0)]
         take = complete & ((size >= min_peers) | (not lv.fallback) | last)
-        label = label.where(~take, lab)
+        first = pd.Series(np.arange(n)).groupby(code).first()
+        first = first[first.index >= 0]
+        names = keys[lv.keys].iloc[first.to_numpy()].astype(str).agg("/".join, axis=1)
+        lookup = np.empty(code.max() + 1, dtype=object)
+        lookup[first.index.to_numpy()] = names.to_numpy()
+        label = np.where(take, lookup[np.maximum(code, 0)], label)
         level = np.where(take, i, level)
         placed |= take
-    feature_set = category.where(~lump, LUMP_SUM)
-    label = label.where(~lump, LUMP_SUM)
-    return pd.DataFrame(
-        {"feature_set": feature_set.to_numpy(), "group": label.to_numpy(), "level": level},
-        index=items.index,
-    )
+    feature_set = np.where(lump, LUMP_SUM, category.to_numpy(dtype=object))
+    label = np.where(lump, LUMP_SUM, label)
+    return pd.DataFrame({"feature_set": feature_set, "group": label, "level": level},
+                        index=items.index)

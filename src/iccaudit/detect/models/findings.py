@@ -64,12 +64,11 @@ SELECT
     p_zh || ' ' || v_txt || '，为同类（' || group_zh || '）中位数 ' || m_txt || ' 的 '
         || format('{:.1f}', ratio) || ' 倍；主要依据：' || top_zh
         || CASE WHEN rules IS NOT NULL THEN '；佐证规则 ' || array_to_string(rules, ', ')
-                ELSE '' END
-        || ' / '
-        || p_en || ' ' || v_txt || ' is ' || format('{:.1f}', ratio) || 'x the peer median '
+                ELSE '' END AS message,
+    p_en || ' ' || v_txt || ' is ' || format('{:.1f}', ratio) || 'x the peer median '
         || m_txt || ' (' || "group" || '); driven by: ' || top_en
         || CASE WHEN rules IS NOT NULL THEN '; corroborates ' || array_to_string(rules, ', ')
-                ELSE '' END AS message,
+                ELSE '' END AS message_en,
     json_object(
         'model', $detector, 'ensemble', $ensemble, 'group', "group", 'peers', peers,
         'score', round(score, 4), 'price_feature', price_feature,
@@ -136,10 +135,11 @@ def build_findings(
     out.insert(0, "run_id", run_id)
     out["detector"] = settings.model_name
     out["kind"] = "model"
-    out["title"] = "价格异常（模型）/ Price outlier (model)"
-    out.loc[out["mechanism"] == "liquid_cooling_markup", "title"] = (
-        "液冷单价异常（模型）/ Liquid cooling priced above peers (model)"
-    )
+    cooling = out["mechanism"] == "liquid_cooling_markup"
+    out["title"] = "价格高于同类（模型）"
+    out["title_en"] = "Price above peers (model)"
+    out.loc[cooling, "title"] = "液冷每千瓦单价高于同类（模型）"
+    out.loc[cooling, "title_en"] = "Liquid cooling price per kW above peers (model)"
     out["source_row"] = out["source_row"].astype("Int64")
     out["item_id"] = out["item_id"].astype("Int64")
     return out[cols]

@@ -61,8 +61,9 @@ def score_items(items: pd.DataFrame, settings: ModelSettings, seed: int = 0) -> 
     wanted = sorted({f for fs in fsets.values() for f in [*fs.price_features, *fs.features]})
     feats = compute_features(items, wanted)
     lump = _lump_to_own_group(items, settings, feats)
-    groups = assign_groups(items, settings.group_levels, settings.min_peers, lump)
-    kinds = item_kind(items).to_numpy(dtype=object, na_value=None)
+    kind_series = item_kind(items)
+    groups = assign_groups(items, settings.group_levels, settings.min_peers, lump, kind_series)
+    kinds = pd.factorize(kind_series, use_na_sentinel=True)[0]  # -1 = no item name
     item_ids = items["item_id"].to_numpy()
     unit_price = pd.to_numeric(items["unit_price_cny"], errors="coerce").to_numpy(dtype=float)
     quantity = pd.to_numeric(items["quantity"], errors="coerce").to_numpy(dtype=float)
@@ -144,7 +145,7 @@ def score_items(items: pd.DataFrame, settings: ModelSettings, seed: int = 0) -> 
             excess = np.where(is_price & (ratio > 1), up * q * (1 - 1 / ratio), np.nan)
         row["hits"] = int(flagged.sum())
         line_parts.append(pd.DataFrame({
-            "item_id": item_ids[idx], "group": label, "feature_set": fs_name,
+            "item_id": item_ids[idx], "group_no": g,
             "peers": len(idx), "score": score,
             "price_feature": np.where(has_price, pf_name, None),
             "price_value": np.where(has_price, np.exp(X[rows, pf_safe]), np.nan),
@@ -165,14 +166,23 @@ def score_items(items: pd.DataFrame, settings: ModelSettings, seed: int = 0) -> 
                 "z": z[f_rows].ravel(),
                 "imputed": missing[f_rows].ravel(),
             }))
-    lines = pd.concat(line_parts, ignore_index=True) if line_parts else _empty_lines()
+    groups_frame = pd.DataFrame(group_rows)
+    if line_parts:
+        lines = pd.concat(line_parts, ignore_index=True)
+        # Labels once per group, not built per line.
+        lines.insert(1, "group", groups_frame["group"].to_numpy(dtype=object)[lines["group_no"]])
+        lines.insert(2, "feature_set",
+                     groups_frame["feature_set"].to_numpy(dtype=object)[lines["group_no"]])
+        lines = lines.drop(columns="group_no")
+    else:
+        lines = _empty_lines()
     drivers = (
         pd.concat(driver_parts, ignore_index=True) if driver_parts else
         pd.DataFrame({"item_id": pd.Series(dtype="int64"), "feature": pd.Series(dtype=object),
                       "value": pd.Series(dtype=float), "median": pd.Series(dtype=float),
                       "z": pd.Series(dtype=float), "imputed": pd.Series(dtype=bool)})
     )
-    return Scored(lines=lines, drivers=drivers, groups=pd.DataFrame(group_rows))
+    return Scored(lines=lines, drivers=drivers, groups=groups_frame)
 
 
 def _lump_to_own_group(
@@ -198,12 +208,10 @@ def _local_medians(
     raw: np.ndarray, med: np.ndarray, kinds: np.ndarray, min_n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per line and feature: median of its item kind when it has >= min_n values, else group."""
-    frame = pd.DataFrame(raw)
-    key = pd.Series(kinds).fillna("\x00none")
-    grouped = frame.groupby(key.to_numpy())
+    grouped = pd.DataFrame(raw).groupby(kinds)
     kmed = grouped.transform("median").to_numpy(dtype=float)
     kcnt = grouped.transform("count").to_numpy(dtype=float)
-    use = (kcnt >= min_n) & pd.notna(kinds)[:, None]
+    use = (kcnt >= min_n) & (kinds >= 0)[:, None]
     total = np.broadcast_to((~np.isnan(raw)).sum(axis=0), raw.shape)
     return np.where(use, kmed, med), np.where(use, kcnt, total)
 

@@ -97,12 +97,15 @@ def _detect(items: Any, ruleset: Any, run_id: str, *, models: bool, models_confi
         findings, rule_runs = run_rules(con, ruleset.rules, run_id)
         timings["rules_s"] = time.perf_counter() - t0
         if models:
-            from iccaudit.detect.models import run_models
+            from iccaudit.detect.models import ModelConfigError, run_models
 
             t0 = time.perf_counter()
-            model_findings, model_runs = run_models(
-                con, run_id, config=models_config, seed=seed, rule_findings=findings
-            )
+            try:
+                model_findings, model_runs = run_models(
+                    con, run_id, config=models_config, seed=seed, rule_findings=findings
+                )
+            except ModelConfigError as exc:
+                raise PipelineError(str(exc), exit_code=3) from None
             timings["models_s"] = time.perf_counter() - t0
             findings = pd.concat([f for f in (findings, model_findings) if len(f)] or [findings],
                                  ignore_index=True)

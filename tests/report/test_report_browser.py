@@ -70,6 +70,8 @@ def test_filters_from_the_link(report, tmp_path):
     assert shown(dom) == 2  # the rule finding and the corroborating model finding
     dom = chromium(tmp_path, report.as_uri() + "#q=pwned", "--dump-dom")
     assert shown(dom) == 1
+    dom = chromium(tmp_path, report.as_uri() + "#mech=used_as_new", "--dump-dom")
+    assert shown(dom) == 0  # a mechanism with no finding filters to nothing, not to all
 
 
 def test_sorting_by_header(report, tmp_path):

@@ -46,6 +46,8 @@ CATEGORY_CASES = [
     ("存储服务器", {}, "storage", None),
     ("全闪存储", {}, "storage", None),
     ("机柜", {}, "rack_power", None),
+    ("服务器机柜", {}, "rack_power", None),
+    ("42U服务器机柜", {"spec": "含PDU"}, "rack_power", None),
     ("UPS", {}, "rack_power", None),
     ("PDU", {}, "rack_power", None),
     ("运维服务", {"unit": "项"}, "service", None),

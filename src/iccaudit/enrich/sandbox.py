@@ -67,6 +67,10 @@ def build_sandbox(
         load_reference_tables(con, ref)
         for statement in view_statements(ref):
             con.execute(statement)
+        try:
+            con.execute("SET enable_progress_bar = false")  # no DuckDB bars on the CLI's stderr
+        except duckdb.InvalidInputException:
+            pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting at all
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:

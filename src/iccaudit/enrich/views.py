@@ -23,6 +23,8 @@ from __future__ import annotations
 from iccaudit.enrich import vocab
 from iccaudit.enrich.reference import Reference
 
+#: a name ending in 机柜 ("服务器机柜") is a rack, even with 服务器 in it
+_RACK_HEAD = r"机柜\s*$"
 ACCEL_CATEGORIES = ("gpu_server", "gpu_card", "gpu_module", "domestic_accelerator")
 
 #: Public views in creation order.
@@ -57,6 +59,9 @@ def _category_case(core: str, full: str, *, with_service: bool = True) -> str:
             THEN 'gpu_module'
         WHEN {_m(core, vocab.SERVER)} AND {_m(core, vocab.STORAGE)}
             AND NOT {_m(core, vocab.GPU_HINT)} THEN 'storage'
+        -- "服务器机柜" is a rack for servers: the head noun (last word) decides
+        WHEN {_m(core, _RACK_HEAD)} AND NOT {_m(core, vocab.GPU_HINT)}
+            AND NOT {_m(core, vocab.LIQUID)} THEN 'rack_power'
         WHEN {_m(core, vocab.SERVER)} THEN 'gpu_server'
         WHEN {_m(core, vocab.NETWORK)} THEN 'network'
         WHEN {_m(core, vocab.CARD)} THEN 'gpu_card'
@@ -75,10 +80,15 @@ def _condition_case(col: str, used: str, new: str) -> str:
 
 
 def _fold(expr: str) -> str:
-    """Lower-case and fold full-width characters; 整机柜 is a rack, not a complete server."""
+    """Lower-case and fold full-width characters; 整机柜 is a rack, not a complete server.
+
+    translate() is costly, so it runs only on the few strings that hold full-width characters.
+    """
+    low = f"lower({expr})"
     return (
-        f"replace(translate(lower({expr}), {lit(vocab.FULLWIDTH)}, {lit(vocab.ASCII)}),"
-        f" '整机柜', '机柜')"
+        f"replace(CASE WHEN regexp_matches({low}, {lit('[' + vocab.FULLWIDTH + ']')})"
+        f" THEN translate({low}, {lit(vocab.FULLWIDTH)}, {lit(vocab.ASCII)})"
+        f" ELSE {low} END, '整机柜', '机柜')"
     )
 
 
@@ -98,16 +108,21 @@ def view_statements(ref: Reference) -> list[str]:
 
     text_view = f"""
 CREATE VIEW _items_text AS
-SELECT li.*,
-    {_fold("concat_ws(' | ', item_name, model, spec)")} AS text,
-    replace({_fold("item_name")}, '服务器', ' server ') AS name_full,
-    regexp_replace(replace({_fold("item_name")}, '服务器', ' server '),
+SELECT f.* EXCLUDE (name_fold, rest_fold),
+    concat_ws(' | ', f.name_fold, nullif(f.rest_fold, '')) AS text,
+    replace(f.name_fold, '服务器', ' server ') AS name_full,
+    regexp_replace(replace(f.name_fold, '服务器', ' server '),
                    '[(\\[【][^)\\]】]*[)\\]】]', ' ', 'g') AS name_core,
-    replace({_fold("concat_ws(' | ', model, spec)")}, '服务器', ' server ') AS rest_text,
-    nullif(trim({_fold("unit")}), '') AS unit_norm,
-    nullif(trim({_fold("condition")}), '') AS condition_norm,
-    nullif(trim({_fold("brand")}), '') AS brand_norm
-FROM line_items li"""
+    replace(f.rest_fold, '服务器', ' server ') AS rest_text
+FROM (
+    SELECT li.*,
+        {_fold("item_name")} AS name_fold,
+        {_fold("concat_ws(' | ', model, spec)")} AS rest_fold,
+        nullif(trim({_fold("unit")}), '') AS unit_norm,
+        nullif(trim({_fold("condition")}), '') AS condition_norm,
+        nullif(trim({_fold("brand")}), '') AS brand_norm
+    FROM line_items li
+) f"""
 
     accel_view = f"""
 CREATE VIEW _items_accel AS
@@ -122,15 +137,6 @@ SELECT t.*,
     CASE
         WHEN {_m("t.name_full", vocab.CAPACITY_TOTAL)} OR {_m("t.text", vocab.CAPACITY_TOTAL)}
         THEN true ELSE false END AS capacity_total_wording,
-    {_category_case("t.name_core", "t.name_full")} AS cat_core,
-    {_category_case("t.name_full", "t.name_full")} AS cat_full,
-    {_category_case("t.rest_text", "t.rest_text", with_service=False)} AS cat_rest,
-    coalesce(
-        try_cast(nullif(regexp_extract(t.text, {lit(times_re)}, 1), '') AS INTEGER),
-        try_cast(nullif(regexp_extract(t.text, {lit(vocab.CARDS_PLAIN)}, 1), '') AS INTEGER),
-        try_cast(nullif(regexp_extract(t.text, {lit(times_after_re)}, 1), '') AS INTEGER),
-        CASE {cn_cards} ELSE NULL END
-    ) AS cards_parsed
 FROM _items_text t
 LEFT JOIN (SELECT DISTINCT alias_key, model_id FROM ref_accel_aliases) a
     ON a.alias_key = regexp_replace(regexp_extract(t.text, {lit(accel_re)}, 1),
@@ -150,7 +156,7 @@ SELECT x.*,
         ELSE NULL END AS ref_basis,
     CASE
         WHEN base_category IN ('gpu_server', 'gpu_module')
-        THEN CASE WHEN x.cards_parsed BETWEEN 1 AND {max_cards} THEN x.cards_parsed ELSE 8 END
+        THEN CASE WHEN cards_parsed BETWEEN 1 AND {max_cards} THEN cards_parsed ELSE 8 END
         WHEN base_category = 'gpu_card' THEN 1
         ELSE NULL END AS cards_per_unit,
     coalesce({_condition_case("x.condition_norm", vocab.USED_CONDITION, vocab.NEW_CONDITION)},
@@ -167,16 +173,26 @@ SELECT x.*,
              OR (contains(x.text, '机头') AND contains(x.text, '模组')))) AS spec_says_assembled,
     (base_category = 'service' OR coalesce({lump_units}, false)) AS is_lump_sum
 FROM (
-    SELECT *,
-        coalesce(
-            cat_core,
-            cat_full,
-            CASE WHEN accel_model IS NOT NULL OR {_m("name_core", vocab.DOMESTIC)}
-                 THEN CASE WHEN coalesce({card_units}, false) THEN 'gpu_card'
-                           ELSE 'gpu_server' END END,
-            cat_rest,
-            'other') AS base_category
-    FROM _items_accel
+    SELECT b.*,
+        -- only servers and modules read a card count from the text (a card line is 1 card)
+        CASE WHEN b.base_category IN ('gpu_server', 'gpu_module') THEN coalesce(
+            try_cast(nullif(regexp_extract(b.text, {lit(times_re)}, 1), '') AS INTEGER),
+            try_cast(nullif(regexp_extract(b.text, {lit(vocab.CARDS_PLAIN)}, 1), '') AS INTEGER),
+            try_cast(nullif(regexp_extract(b.text, {lit(times_after_re)}, 1), '') AS INTEGER),
+            CASE {cn_cards} ELSE NULL END) END AS cards_parsed
+    FROM (
+        -- coalesce evaluates lazily: later recognisers run only on lines still unrecognised
+        SELECT *,
+            coalesce(
+                {_category_case("name_core", "name_full")},
+                {_category_case("name_full", "name_full")},
+                CASE WHEN accel_model IS NOT NULL OR {_m("name_core", vocab.DOMESTIC)}
+                     THEN CASE WHEN coalesce({card_units}, false) THEN 'gpu_card'
+                               ELSE 'gpu_server' END END,
+                {_category_case("rest_text", "rest_text", with_service=False)},
+                'other') AS base_category
+        FROM _items_accel
+    ) b
 ) x"""
 
     price_view = f"""
@@ -320,7 +336,7 @@ FROM g JOIN d ON g.category = d.category AND g.peer_basis = d.peer_basis
     items_view = """
 CREATE TABLE items AS
 SELECT k.* EXCLUDE (name_full, name_core, rest_text, unit_norm, condition_norm,
-                    brand_norm, cat_core, cat_full, cat_rest, cards_parsed, base_category,
+                    brand_norm, cards_parsed, base_category,
                     capacity_total_wording),
     CASE WHEN k.export_control_date IS NOT NULL AND k.purchase_date IS NOT NULL
          THEN k.purchase_date >= k.export_control_date END AS after_export_control,

@@ -78,16 +78,24 @@ def print_summary(result: Any, fmt: str = "table") -> None:
     table.add_row("rejects", f"{data['rejects']:,}")
     table.add_row("non-items (titles, headers, blanks, totals)", f"{data['non_items']:,}")
     table.add_row("rules evaluated", f"{data['rules_evaluated']}")
-    table.add_row(
-        "rules/models NOT evaluated",
-        f"[bold red]{len(data['not_evaluated'])}[/bold red]" if data["not_evaluated"] else "0",
-    )
+    rules_ne = sum(1 for ne in data["not_evaluated"] if ne["kind"] == "rule")
+    table.add_row("rules NOT evaluated", f"[bold red]{rules_ne}[/bold red]" if rules_ne else "0")
+    table.add_row("model peer groups not compared",
+                  str(sum(1 for ne in data["not_evaluated"] if ne["kind"] == "model")))
     for sev in reversed(SEVERITIES):
         table.add_row(f"findings: {sev}", f"{data['findings_by_severity'][sev]:,}")
     table.add_row("est. money at risk (CNY)", f"¥{data['est_excess_cny']:,.0f}")
     out.print(table)
+    # Rules not evaluated are each a problem to fix; small model peer groups are expected in
+    # small batches, so they are counted here and listed in the rule_runs table.
     for ne in data["not_evaluated"]:
-        err.print(f"not evaluated: {ne['detector']}: {ne['error']}", highlight=False,
-                  soft_wrap=True)
+        if ne["kind"] == "rule":
+            err.print(f"[bold red]rule NOT evaluated:[/bold red] {ne['detector']}: {ne['error']}",
+                      highlight=False, soft_wrap=True)
+    groups = [ne for ne in data["not_evaluated"] if ne["kind"] == "model"]
+    if groups:
+        err.print(f"models: {len(groups)} peer group(s) too small or unusable, not compared "
+                  "(SELECT * FROM rule_runs WHERE kind = 'model' AND status = 'not_evaluated')",
+                  highlight=False, soft_wrap=True)
     out.print(f"written to {data['db']}", highlight=False)
     sys.stdout.flush()

@@ -48,19 +48,12 @@ def _score_samples(tmp: Path, db: Path) -> str | None:
 
 @pytest.fixture(scope="session")
 def samples_db(tmp_path_factory) -> Path:
-    """A database scored from data/samples/tenders by the real pipeline.
-
-    While the pipeline is still being built (``samples`` or ``score`` fails because a stage is
-    missing) the tests using it skip with the reason, unless $ICCAUDIT_REQUIRE_SAMPLES is set,
-    as CI does once the pipeline is complete.
-    """
+    """A database scored from data/samples/tenders by the real pipeline (a failure fails)."""
     tmp = tmp_path_factory.mktemp("samples")
     db = tmp / "samples.duckdb"
     why = _score_samples(tmp, db)
     if why is not None:
-        if os.environ.get("ICCAUDIT_REQUIRE_SAMPLES"):
-            pytest.fail(f"scoring the samples failed: {why}")
-        pytest.skip(f"pipeline not ready: {why}")
+        pytest.fail(f"scoring the samples failed: {why}")
     return db
 
 

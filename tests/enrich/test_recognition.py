@@ -54,6 +54,10 @@ CATEGORY_CASES = [
     ("安装调试", {"unit": "项"}, "service", None),
     ("installation services", {"unit": "lot"}, "service", None),
     ("办公桌", {}, "other", None),
+    ("管理节点服务器", {"model": "NF5280M7"}, "other", None),     # a CPU server: no cards
+    ("通用计算服务器", {"model": "2U双路机架服务器"}, "other", None),
+    ("推理服务器", {"spec": "4卡"}, "gpu_server", None),
+    ("DAC高速铜缆", {"model": "400G DAC 2m", "unit": "条"}, "network", None),
 ]
 
 

@@ -57,7 +57,8 @@ _ITEMS_EXTRA: dict[str, Column] = {
     "category": C("VARCHAR", "gpu_server, gpu_card, machine_head, gpu_module, "
                   "domestic_accelerator, liquid_cooling, cooling_retrofit, network, storage, "
                   "rack_power, service or other; from the item name (its head noun first), then "
-                  "the accelerator and unit, then model/spec wording", "品类"),
+                  "the accelerator and unit, then model/spec wording; a server with no "
+                  "accelerator evidence (管理节点, 通用计算 CPU servers) is other", "品类"),
     "ref_basis": C("VARCHAR", "what the reference price is per: server, card, head, module, kw, "
                    "retrofit (per retrofitted server); NULL when there is no reference",
                    "参考价口径"),
@@ -127,6 +128,10 @@ _ITEMS_EXTRA: dict[str, Column] = {
     "robust_z": C("DOUBLE", "(ln price − median ln price) / (1.4826 × MAD of ln price) over the "
                   "peers (line included); 1.2533 × mean absolute deviation when MAD is 0; 0 when "
                   "all peers share one price; NULL when peer_count < 2", "稳健z分数"),
+    "peer_median_90d": C("DOUBLE", "median peer_price_cny of the peers whose purchase_date is "
+                         "within 90 days of this line's (line included)", "同期同类中位价"),
+    "peer_count_90d": C("BIGINT", "peers behind peer_median_90d (line included)",
+                        "同期同类行数"),
 }
 
 DICTIONARY: dict[str, dict[str, Column]] = {
@@ -213,7 +218,8 @@ DICTIONARY: dict[str, dict[str, Column]] = {
         "unknown_tflops_lines": C("BIGINT", "accelerator lines without a TFLOPS figure"),
         "first_accel_item_id": C("BIGINT", "smallest item_id of an accelerator line (to anchor a "
                                  "finding)"),
-        "accel_item_ids": C("BIGINT[]", "item_ids of the accelerator lines (a finding implicates "
+        "accel_item_ids": C("BIGINT[]", "item_ids of the accelerator lines that name an "
+                            "accelerator (accel_model or domestic wording; a finding implicates "
                             "them all)", "加速卡行"),
     },
 }

@@ -181,6 +181,13 @@ FROM (
             try_cast(nullif(regexp_extract(b.text, {lit(times_after_re)}, 1), '') AS INTEGER),
             CASE {cn_cards} ELSE NULL END) END AS cards_parsed
     FROM (
+        -- a server with no accelerator evidence (管理节点, 通用计算 CPU servers) is not a GPU
+        -- server: it would otherwise count 8 phantom cards in tender_compute
+        SELECT r.* EXCLUDE (raw_category),
+            CASE WHEN r.raw_category = 'gpu_server' AND r.accel_model IS NULL
+                      AND NOT {_m("r.text", vocab.GPU_EVIDENCE)}
+                 THEN 'other' ELSE r.raw_category END AS base_category
+        FROM (
         -- coalesce evaluates lazily: later recognisers run only on lines still unrecognised
         SELECT *,
             coalesce(
@@ -190,8 +197,9 @@ FROM (
                      THEN CASE WHEN coalesce({card_units}, false) THEN 'gpu_card'
                                ELSE 'gpu_server' END END,
                 {_category_case("rest_text", "rest_text", with_service=False)},
-                'other') AS base_category
+                'other') AS raw_category
         FROM _items_accel
+        ) r
     ) b
 ) x"""
 
@@ -348,11 +356,18 @@ SELECT k.* EXCLUDE (name_full, name_core, rest_text, unit_norm, condition_norm,
     CASE WHEN s.peer_count IS NULL OR s.peer_count < 2 THEN NULL
          WHEN s.mad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.4826 * s.mad_log)
          WHEN s.meanad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.2533 * s.meanad_log)
-         ELSE 0.0 END AS robust_z
+         ELSE 0.0 END AS robust_z,
+    -- the same peers bought within 90 days: prices drift more in a year than a brand premium
+    CASE WHEN k.peer_price_cny > 0 THEN median(k.peer_price_cny)
+        FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_median_90d,
+    CASE WHEN k.peer_price_cny > 0 THEN count(k.peer_price_cny)
+        FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_count_90d
 FROM _items_enriched k
 LEFT JOIN _peer_stats s
     ON k.peer_price_cny > 0 AND s.category = k.category AND s.peer_basis = k.peer_basis
-    AND s.peer_key = k.peer_key"""
+    AND s.peer_key = k.peer_key
+WINDOW near AS (PARTITION BY k.category, k.peer_key, k.peer_basis ORDER BY k.purchase_date
+                RANGE BETWEEN INTERVAL 90 DAYS PRECEDING AND INTERVAL 90 DAYS FOLLOWING)"""
 
     assemblies = """
 CREATE VIEW tender_assemblies AS
@@ -498,7 +513,10 @@ SELECT tender_id,
     count(*) FILTER (WHERE category IN ({accel_in}) AND fp16_dense_tflops IS NULL)
         AS unknown_tflops_lines,
     min(item_id) FILTER (WHERE category IN ({accel_in})) AS first_accel_item_id,
-    list(item_id ORDER BY item_id) FILTER (WHERE category IN ({accel_in})) AS accel_item_ids
+    -- lines that name an accelerator: a CPU server (管理节点服务器) is not compute
+    list(item_id ORDER BY item_id) FILTER (
+        WHERE category IN ({accel_in}) AND (accel_model IS NOT NULL OR is_domestic))
+        AS accel_item_ids
 FROM items
 GROUP BY tender_id"""
 

@@ -20,7 +20,8 @@ HEAD = r"机头|准系统|barebone|bare-bone|machine\s*head|head\s*unit"
 MODULE = r"hgx|模组|gpu\s*(?:模块|板|基板|module|board|baseboard|tray)|\bmodules?\b"
 NETWORK = (
     r"交换机|\bswitch(?:es)?\b|网卡|\bnics?\b|光模块|optical|transceiver|qsfp|osfp|线缆|"
-    r"\bcables?\b|infiniband|\bib\b|路由器|\brouters?\b|防火墙|firewall|网络|network"
+    r"\bcables?\b|铜缆|光缆|光纤|跳线|\bdac\b|\baoc\b|infiniband|\bib\b|路由器|\brouters?\b|"
+    r"防火墙|firewall|网络|network"
 )
 SERVER = r"server|整机|成套|一体机|\bnodes?\b|节点|\bdgx\b"
 CARD = (
@@ -35,6 +36,11 @@ RACK = (
 )
 #: GPU wording: a server with storage wording but also this stays a GPU server.
 GPU_HINT = r"gpu|加速|算力|显卡|训练|推理|\bai\b|hgx|dgx"
+#: Evidence that a server carries accelerators (else a CPU server is category other).
+GPU_EVIDENCE = (
+    GPU_HINT + r"|大模型|智算|(?:^|[^a-z0-9])[abhlv]\d{2,3}s?(?:$|[^a-z0-9])|mi[23]\d0|rtx|\d\s*卡|八卡|四卡|双卡|\d\s*[*×x]\s*gpu|国产|昇腾|ascend|寒武纪|"
+    r"cambricon|思元|海光|hygon|\bdcu\b|\bnpu\b|nvidia|英伟达|tesla"
+)
 
 #: Units meaning one card / one piece (a line with an accelerator and no category word).
 CARD_UNITS = ("张", "块", "片", "card", "cards", "pcs", "个")

@@ -146,7 +146,9 @@ CONDITION_CASES = [
     (None, "used for training and inference", "unknown"),   # "used" as a verb
     (None, "原厂包装", "unknown"),
     (None, None, "unknown"),
-    ("全新", "二手", "new"),                                  # the column wins over text
+    ("全新", "二手", "used"),                                 # used wording wins
+    ("全新", "PCIe 5.0 x16，被动散热（95新）", "used"),
+    ("二手", "全新", "used"),
 ]
 
 
@@ -160,6 +162,15 @@ def conditions(reference):
                          ids=[f"{c[0]}:{c[1]}" for c in CONDITION_CASES])
 def test_condition_class(conditions, case):
     assert conditions[case] == CONDITION_CASES[case][2]
+
+
+def test_condition_conflict(reference):
+    rows = [line("加速卡", 100_000, condition="全新", spec="95新", unit="张"),
+            line("加速卡", 100_000, condition="全新", spec="原厂包装", unit="张"),
+            line("加速卡", 100_000, condition="二手", spec="拆机", unit="张"),
+            line("加速卡", 100_000, condition=None, spec="翻新", unit="张")]
+    got = [r[0] for r in batch_values(reference, rows, "condition_conflict")]
+    assert got == [True, False, False, False]
 
 
 SHELL_CASES = [

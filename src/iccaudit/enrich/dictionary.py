@@ -65,9 +65,11 @@ _ITEMS_EXTRA: dict[str, Column] = {
     "cards_per_unit": C("INTEGER", "accelerator cards in one unit: parsed from 8卡, 8*H100, H100*8, "
                         "8 GPU, 8-GPU, 八卡 (1-16); default 8 for servers and modules, 1 for "
                         "cards; NULL for other categories", "每台卡数"),
-    "condition_class": C("VARCHAR", "new, used, refurbished or unknown: from the condition column, "
-                         "else the text (全新 → new; 二手/拆机/95新/9成新 → used; 翻新 → "
-                         "refurbished)", "新旧程度"),
+    "condition_class": C("VARCHAR", "new, used, refurbished or unknown: used/refurbished wording "
+                         "in the condition column or the text wins (二手/拆机/95新/9成新 → used; "
+                         "翻新 → refurbished), else 全新/new → new", "新旧程度"),
+    "condition_conflict": C("BOOLEAN", "the condition column says new while the text says used "
+                            "or refurbished", "成色矛盾"),
     "cooling_type": C("VARCHAR", "cold_plate, immersion or other for cooling lines "
                       "(liquid_cooling, cooling_retrofit); NULL otherwise", "冷却方式"),
     "shell_wording": C("BOOLEAN", "text says shell, empty chassis, packaging or display sample "

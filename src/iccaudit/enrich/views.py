@@ -71,11 +71,10 @@ def _category_case(core: str, full: str, *, with_service: bool = True) -> str:
         ELSE NULL END"""
 
 
-def _condition_case(col: str, used: str, new: str) -> str:
+def _worn_case(col: str, used: str) -> str:
     return f"""CASE
         WHEN {_m(col, vocab.REFURBISHED)} THEN 'refurbished'
         WHEN {_m(col, used)} THEN 'used'
-        WHEN {_m(col, new)} THEN 'new'
         ELSE NULL END"""
 
 
@@ -159,9 +158,17 @@ SELECT x.*,
         THEN CASE WHEN cards_parsed BETWEEN 1 AND {max_cards} THEN cards_parsed ELSE 8 END
         WHEN base_category = 'gpu_card' THEN 1
         ELSE NULL END AS cards_per_unit,
-    coalesce({_condition_case("x.condition_norm", vocab.USED_CONDITION, vocab.NEW_CONDITION)},
-             {_condition_case("x.text", vocab.USED_TEXT, vocab.NEW_TEXT)},
+    -- used wording anywhere wins over "new": a 全新 column beside a "95新" spec is the
+    -- used-as-new scheme itself, not a new card
+    coalesce({_worn_case("x.condition_norm", vocab.USED_CONDITION)},
+             {_worn_case("x.text", vocab.USED_TEXT)},
+             CASE WHEN {_m("x.condition_norm", vocab.NEW_CONDITION)} THEN 'new' END,
+             CASE WHEN {_m("x.text", vocab.NEW_TEXT)} THEN 'new' END,
              'unknown') AS condition_class,
+    coalesce({_m("x.condition_norm", vocab.NEW_CONDITION)}
+             AND NOT {_m("x.condition_norm", vocab.USED_CONDITION + "|" + vocab.REFURBISHED)}
+             AND {_m("x.text", vocab.USED_TEXT + "|" + vocab.REFURBISHED)},
+             false) AS condition_conflict,
     CASE
         WHEN base_category NOT IN ('liquid_cooling', 'cooling_retrofit') THEN NULL
         WHEN {_m("x.text", vocab.COLD_PLATE)} THEN 'cold_plate'

@@ -32,6 +32,8 @@ _XLSX_RATIO_FLOOR = 16 * 1024 * 1024
 #: Share of control characters above which "text" is binary garbage.
 _MAX_CONTROL_SHARE = 0.01
 _DELIMITERS = (",", "\t", ";")
+#: Control bytes that never occur in text (tab, line feed, carriage return excepted).
+_CONTROL_BYTES = bytes([*range(9), 11, 12, *range(14, 32), 127])
 
 
 class FileReadError(Exception):
@@ -114,16 +116,62 @@ def _frame_to_text(frame: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- text files
 
 
+def _line_of(data: bytes, offset: int) -> int:
+    """The 1-based editor line of a byte offset."""
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _check_nul(data: bytes) -> None:
+    """NUL bytes: binary data when there are many, a damaged line when there are a few.
+
+    A NUL never belongs in a text table, and the CSV parsers would cut cells at it silently,
+    so a file holding one is refused either way; the message says which kind it is.
+    """
+    first = data.find(b"\x00")
+    if first < 0:
+        return
+    sample = data[:65536]
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    if controls > _MAX_CONTROL_SHARE * len(sample):
+        raise FileReadError("cannot read: binary data, not a text table")
+    raise FileReadError(
+        f"cannot read: NUL byte on line {_line_of(data, first)} (a damaged text file); "
+        "remove it and read the file again"
+    )
+
+
+#: UTF-8 of one CJK ideograph (U+4E00..U+9FFF): a GB18030 file almost never holds one by chance.
+_UTF8_CJK = re.compile(rb"[\xe4-\xe9][\x80-\xbf]{2}")
+
+
+def _check_mixed_encoding(data: bytes, bad: int) -> None:
+    """Refuse a file that is UTF-8 up to some line and another encoding after it.
+
+    Decoding it all as GB18030 would turn the UTF-8 part into mojibake without a word; the
+    Chinese text before the first non-UTF-8 byte shows the file was written as UTF-8.
+    """
+    if _UTF8_CJK.search(data, 0, bad) is None:
+        return
+    raise FileReadError(
+        f"cannot read: mixed text encodings: UTF-8 up to line {_line_of(data, bad) - 1}, "
+        f"line {_line_of(data, bad)} is not UTF-8 (GB18030/GBK?); save the whole file in "
+        "one encoding"
+    )
+
+
 def decode(data: bytes) -> tuple[str, str]:
     """Bytes to text: UTF-8 (with or without BOM) strictly first, then GB18030, then a guess."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16"), "utf-16"
-    if b"\x00" in data[:65536]:
-        raise FileReadError("cannot read: binary data, not a text table")
+    if not data.strip():
+        raise FileReadError("cannot read: the file is empty" if not data
+                            else "cannot read: the file holds only blank lines")
+    _check_nul(data)
     try:
         text = data.decode("utf-8-sig")
         encoding = "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        _check_mixed_encoding(data, exc.start)
         try:
             text, encoding = data.decode("gb18030"), "gb18030"
         except UnicodeDecodeError:
@@ -144,6 +192,8 @@ def sniff_delimiter(text: str) -> str:
     """Comma, tab or semicolon: the one that splits the most sample lines into equal widths."""
     lines = [ln for ln in text.splitlines()[:60] if ln.strip()]
     sample = "\n".join(lines)
+    # a sample line may hold a huge cell; it must become a value_too_long reject, not a crash
+    csv.field_size_limit(MAX_FILE_BYTES)
     best, best_score = ",", (0, 0)
     for delim in _DELIMITERS:
         widths = pd.Series([len(r) for r in csv.reader(io.StringIO(sample), delimiter=delim)])
@@ -171,7 +221,9 @@ def _parse_delimited(text: str, delim: str) -> pd.DataFrame:
             dtype=str, na_filter=False, skip_blank_lines=False, engine="c",
             quotechar='"', doublequote=True,
         )
-    except (pd.errors.ParserError, ValueError):
+    except (pd.errors.ParserError, ValueError) as exc:
+        if "EOF inside string" in str(exc):
+            raise FileReadError(_unclosed_quote(lines)) from None
         # The csv module has no width limit; rows are padded while transposing, in C.
         csv.field_size_limit(MAX_FILE_BYTES)  # long cells become value_too_long rejects
         try:
@@ -191,6 +243,19 @@ def _parse_delimited(text: str, delim: str) -> pd.DataFrame:
     return frame
 
 
+def _unclosed_quote(lines: pd.Series) -> str:
+    """The message for a quoted cell that runs to the end of the file, naming its line.
+
+    The line that opens it is where the running count of quotes last turns odd; a whole
+    file swallowed into one cell would be a silent loss of every line after it.
+    """
+    odd = (lines.str.count('"').cumsum() % 2).to_numpy()
+    opened = np.flatnonzero((odd == 1) & (np.concatenate([[0], odd[:-1]]) == 0))
+    line = int(opened[-1]) + 1 if len(opened) else 1
+    return (f"cannot read: line {line}: a quoted cell (\") is never closed, so the rest of "
+            "the file would be read as one cell; fix the quote and read the file again")
+
+
 def _read_delimited(data: bytes, delimiter: str | None, fmt: str) -> ReadResult:
     text, encoding = decode(data)
     delim = delimiter or sniff_delimiter(text)
@@ -202,7 +267,7 @@ def _read_delimited(data: bytes, delimiter: str | None, fmt: str) -> ReadResult:
         # stays the line a person sees.
         spans += cells.apply(lambda c: c.str.count("\n").fillna(0)).sum(axis=1).to_numpy(
             dtype="int64")
-    rows = (np.concatenate([[0], np.cumsum(spans)[:-1]]) + 1).astype("int64")
+    rows = (np.cumsum(spans) - spans + 1).astype("int64")  # first line of each record
     table = RawTable(sheet=None, cells=cells, rows=rows)
     return ReadResult(fmt, encoding, [table])
 

@@ -170,7 +170,9 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
         raise PipelineError(str(exc)) from None
     timings["ingest_s"] = time.perf_counter() - t0
     if batch.items.empty and batch.rejects.empty:
-        detail = "; ".join(batch.errors[:3]) or "no tender files found"
+        detail = "; ".join(batch.errors[:3]) or (
+            f"no line items in {len(batch.files)} file(s) (only header, title or blank rows)"
+            if len(batch.files) else "no tender files found")
         raise PipelineError(f"nothing could be read: {detail}")
 
     inputs = [

@@ -331,6 +331,10 @@ def _walk_marks(node: Any, path: tuple, marks: dict, dupes: list) -> None:
             _walk_marks(item, path + (i,), marks, dupes)
 
 
+#: Nesting of YAML lists and mappings a rule file may use (a rule needs about five).
+MAX_YAML_DEPTH = 32
+
+
 def _read_yaml(path: Path, shown: str) -> tuple[_Doc | None, list[RuleError]]:
     def err(code: str, message: str, line: int = 1, col: int = 1, text: str | None = None
             ) -> tuple[None, list[RuleError]]:
@@ -358,10 +362,15 @@ def _read_yaml(path: Path, shown: str) -> tuple[_Doc | None, list[RuleError]]:
 
     # First pass over the event stream: refuse tags, anchors and aliases before anything is
     # constructed, so neither object construction nor alias expansion can happen.
+    depth = 0  # the composer below recurses per level: refuse deep nesting here, iteratively
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             mark = event.start_mark
             where = (mark.line + 1, mark.column + 1, text)
+            depth += isinstance(event, yaml.CollectionStartEvent)
+            depth -= isinstance(event, yaml.CollectionEndEvent)
+            if depth > MAX_YAML_DEPTH:
+                return err("E100", f"YAML nested deeper than {MAX_YAML_DEPTH} levels", *where)
             if isinstance(event, yaml.AliasEvent):
                 return err("E102", f"YAML aliases (*{event.anchor}) are not allowed in rules",
                            *where)

@@ -75,8 +75,11 @@ def render_report(db: str | Path, lang: str = "zh", run_id: str | None = None) -
         "run": run.run,
         "run_id": run.run_id,
         "stats": _stats(run),
-        "not_evaluated": run.rule_runs[run.rule_runs["status"] == "not_evaluated"]
-        .to_dict("records"),
+        # a rule that could not run is an alarm; a model peer group too small to compare is
+        # expected in small batches and is counted, not alarmed (details in the detectors table)
+        "not_evaluated": run.rule_runs[(run.rule_runs["status"] == "not_evaluated")
+                                       & ~_small_group(run.rule_runs)].to_dict("records"),
+        "small_groups": int(_small_group(run.rule_runs).sum()),
         "failed_files": run.files[run.files["status"] == "error"].to_dict("records"),
         "unreconciled": run.files[~run.files["reconciles"].fillna(False).astype(bool)]
         .to_dict("records"),
@@ -127,8 +130,14 @@ def _stats(run: rdata.RunData) -> dict[str, object]:
         "groups": int(f["group_id"].nunique()) if len(f) else 0,
         "money": float(f["est_excess_cny"].sum()) if len(f) else 0.0,
         "rules_ok": int(((rr["kind"] == "rule") & (rr["status"] == "ok")).sum()),
-        "rules_ne": int((rr["status"] == "not_evaluated").sum()),
+        "rules_ne": int(((rr["status"] == "not_evaluated") & ~_small_group(rr)).sum()),
     }
+
+
+def _small_group(rule_runs: pd.DataFrame) -> pd.Series:
+    """Model peer groups skipped for too few peers (not a failure of the detector)."""
+    return ((rule_runs["kind"] == "model") & (rule_runs["status"] == "not_evaluated")
+            & rule_runs["error"].fillna("").str.contains("min_peers", regex=False))
 
 
 def _reject_reasons(rejects: pd.DataFrame, lang: str) -> list[dict[str, object]]:

@@ -30,6 +30,7 @@ LABELS: dict[str, dict[str, str]] = {
         "money": "涉嫌超额金额",
         "rules_ok": "已执行规则",
         "rules_ne": "未执行规则",
+        "small_groups": "模型：{n} 个同类组样本不足（少于最小同类数），未作比较；详见“检测器运行情况”。",
         "reconciliation": "逐文件核对：读取行数 = 明细行 + 拒收行 + 非明细行",
         "file": "文件",
         "format": "格式",
@@ -116,6 +117,8 @@ LABELS: dict[str, dict[str, str]] = {
         "money": "Money at risk",
         "rules_ok": "Rules evaluated",
         "rules_ne": "Rules not evaluated",
+        "small_groups": "Models: {n} peer group(s) had too few peers and were not compared; "
+        "see Detectors.",
         "reconciliation": "Per-file reconciliation: rows read = line items + rejects + non-items",
         "file": "File",
         "format": "Format",

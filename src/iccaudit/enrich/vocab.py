@@ -51,7 +51,7 @@ LUMP_UNITS = ("项", "批", "套餐", "宗", "lot", "lots", "lump sum")
 COLD_PLATE = r"冷板|cold\s*plate|direct[\s-]*to[\s-]*chip|\bdlc\b"
 IMMERSION = r"浸没|immersion|浸泡"
 #: Capacity stated for the whole line rather than per unit.
-CAPACITY_TOTAL = r"总制冷量|总容量|总功率|合计|total\s*capacity|in\s*total"
+CAPACITY_TOTAL = r"总制冷量|总散热|总容量|总功率|总冷量|合计|total\s*capacity|in\s*total"
 #: "N台" in retrofit text: how many servers a lump-sum retrofit covers.
 SERVERS_COUNT = r"(\d{1,5})\s*台"
 

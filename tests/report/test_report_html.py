@@ -219,3 +219,24 @@ def test_bar_chart_escapes_labels():
                     fmt=str, chart_id='"x')
     assert "<img" not in svg and "&lt;img" in svg and "t&amp;t" in svg
     assert 'id="&quot;x"' in svg
+
+
+def test_small_model_peer_groups_are_a_note_not_an_alarm(samples_db, tmp_path):
+    con = store.connect(samples_db, read_only=True)
+    try:
+        run_id = store.latest_run_id(con)
+        small = con.execute(
+            """SELECT count(*) FROM rule_runs WHERE run_id = ? AND kind = 'model'
+               AND status = 'not_evaluated' AND error LIKE '%min_peers%'""", [run_id]
+        ).fetchall()[0][0]
+        failed_rules = con.execute(
+            "SELECT count(*) FROM rule_runs WHERE run_id = ? AND kind = 'rule' "
+            "AND status = 'not_evaluated'", [run_id]).fetchall()[0][0]
+    finally:
+        con.close()
+    assert small > 0 and failed_rules == 0  # the bundled corpus is small: some groups are
+    out = write_report(samples_db, tmp_path / "r.html", lang="en")
+    html = out.read_text(encoding="utf-8")
+    assert 'id="not-evaluated"' not in html
+    note = html.split('id="small-groups">', 1)[1].split("</p>", 1)[0]
+    assert f"{small} peer group(s)" in note

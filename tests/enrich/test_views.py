@@ -44,7 +44,8 @@ def _peer_rows() -> list[dict]:
     for i in range(160):
         spec = models[i % 4]
         price = float(np.round(2_000_000 * np.exp(rng.normal(0, 0.15)), -3))
-        rows.append(line("GPU服务器", price, spec=spec, tender_id=f"T{i % 7}"))
+        rows.append(line("GPU服务器", price, spec=spec, tender_id=f"T{i % 7}",
+                         brand=["浪潮", "某科技", None][i % 3]))
     for i in range(40):
         rows.append(line("加速卡", float(np.round(rng.uniform(15_000, 30_000), -2)),
                          model="RTX 4090", unit="张", tender_id=f"T{i % 5}"))
@@ -72,6 +73,11 @@ def test_peer_statistics_match_pandas(sandbox):
     assert got["robust_z"].abs().max() > 1
     assert (got["robust_z"] == 0).sum() >= 3
     assert got["robust_z"].isna().sum() >= 4
+    # mainstream-brand yardstick: every priced line is a peer, mainstream ones also count here
+    servers = items[items["peer_basis"].eq("server") & items["accel_model"].eq("H100")]
+    main = servers[servers["brand_tier"].eq("mainstream")]["peer_price_cny"]
+    assert (servers["mainstream_peer_count"] == len(main)).all() and len(main) > 0
+    assert np.allclose(servers["mainstream_peer_median"], np.median(main))
     ratio = items["peer_price_cny"] / items["peer_median"]
     assert np.allclose(items["ratio_to_peer_median"].dropna(), ratio.dropna())
 

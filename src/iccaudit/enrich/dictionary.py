@@ -127,6 +127,13 @@ _ITEMS_EXTRA: dict[str, Column] = {
     "peer_tender_count": C("BIGINT", "distinct tenders among those peers", "同类项目数"),
     "peer_median": C("DOUBLE", "median peer_price_cny of the peers", "同类中位价"),
     "ratio_to_peer_median": C("DOUBLE", "peer_price_cny / peer_median", "与同类中位价之比"),
+    "mainstream_peer_count": C("BIGINT", "peers (line included) whose brand_tier is mainstream",
+                               "同类主流品牌行数"),
+    "mainstream_peer_median": C("DOUBLE", "median peer_price_cny of the mainstream-brand peers; "
+                                "NULL without any", "同类主流品牌中位价"),
+    "ratio_to_mainstream_median": C("DOUBLE", "peer_price_cny / mainstream_peer_median: an "
+                                    "off-brand line near 1 is priced like tier-1",
+                                    "与主流品牌中位价之比"),
     "robust_z": C("DOUBLE", "(ln price − median ln price) / (1.4826 × MAD of ln price) over the "
                   "peers (line included); 1.2533 × mean absolute deviation when MAD is 0; 0 when "
                   "all peers share one price; NULL when peer_count < 2", "稳健z分数"),
@@ -240,6 +247,19 @@ def render_markdown() -> str:
             "Rules may use only these views and columns. Reference figures come from "
             "`rules/reference/*.yaml` (S sourced, D derived, E estimate)."
         ),
+        "",
+        "Choices worth knowing:",
+        "",
+        "- `items` is materialised once per run (a table with the columns below); the other "
+        "views read it.",
+        "- `capacity_kw` is the capacity of one unit (a spec attribute), so `price_per_kw = "
+        "unit_price / capacity_kw`; for a lump sum (项/批) or when the text says the capacity is "
+        "a total (总制冷量, 总散热, 合计 …) it is the line's and `price_per_kw = quantity × "
+        "unit_price / capacity_kw` (`capacity_scope` says which).",
+        "- Peers are the batch's lines with the same `category`, `peer_key` and `peer_basis`, "
+        "lump sums and zero prices excluded; the line itself is included in `peer_count`, "
+        "`peer_median` and `robust_z`.",
+        "- Server references are for 8 cards and scale with `cards_per_unit / 8`.",
         "",
     ]
     for view, cols in DICTIONARY.items():

@@ -327,6 +327,9 @@ WITH g AS (
         count(*) AS peer_count,
         count(DISTINCT tender_id) AS peer_tender_count,
         median(peer_price_cny) AS peer_median,
+        -- what tier-1 makers charge for the same thing: the yardstick for off-brand lines
+        median(peer_price_cny) FILTER (WHERE brand_tier = 'mainstream') AS mainstream_median,
+        count(*) FILTER (WHERE brand_tier = 'mainstream') AS mainstream_count,
         median(ln(peer_price_cny)) AS med_log
     FROM _items_enriched
     WHERE peer_price_cny > 0
@@ -360,6 +363,9 @@ SELECT k.* EXCLUDE (name_full, name_core, rest_text, unit_norm, condition_norm,
     s.peer_tender_count,
     s.peer_median,
     k.peer_price_cny / s.peer_median AS ratio_to_peer_median,
+    coalesce(s.mainstream_count, 0) AS mainstream_peer_count,
+    s.mainstream_median AS mainstream_peer_median,
+    k.peer_price_cny / s.mainstream_median AS ratio_to_mainstream_median,
     CASE WHEN s.peer_count IS NULL OR s.peer_count < 2 THEN NULL
          WHEN s.mad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.4826 * s.mad_log)
          WHEN s.meanad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.2533 * s.meanad_log)

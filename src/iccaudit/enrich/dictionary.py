@@ -250,15 +250,15 @@ def render_markdown() -> str:
         "",
         "Choices worth knowing:",
         "",
-        "- `items` is materialised once per run (a table with the columns below); the other "
-        "views read it.",
-        "- `capacity_kw` is the capacity of one unit (a spec attribute), so `price_per_kw = "
+        ("- `items` is materialised once per run (a table with the columns below); the other "
+        "views read it."),
+        ("- `capacity_kw` is the capacity of one unit (a spec attribute), so `price_per_kw = "
         "unit_price / capacity_kw`; for a lump sum (项/批) or when the text says the capacity is "
         "a total (总制冷量, 总散热, 合计 …) it is the line's and `price_per_kw = quantity × "
-        "unit_price / capacity_kw` (`capacity_scope` says which).",
-        "- Peers are the batch's lines with the same `category`, `peer_key` and `peer_basis`, "
+        "unit_price / capacity_kw` (`capacity_scope` says which)."),
+        ("- Peers are the batch's lines with the same `category`, `peer_key` and `peer_basis`, "
         "lump sums and zero prices excluded; the line itself is included in `peer_count`, "
-        "`peer_median` and `robust_z`.",
+        "`peer_median` and `robust_z`."),
         "- Server references are for 8 cards and scale with `cards_per_unit / 8`.",
         "",
     ]

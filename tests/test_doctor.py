@@ -40,14 +40,14 @@ def test_healthy_database_passes(tmp_path):
     [
         ("UPDATE files SET rows_read = 99", "D101"),
         ("DELETE FROM line_items WHERE item_id = 1", "D102"),
-        ("INSERT INTO findings (run_id, finding_id, group_id, item_id, source_file, tender_id, "
+        (("INSERT INTO findings (run_id, finding_id, group_id, item_id, source_file, tender_id, "
          "detector, kind, mechanism, severity, score, title, message, evidence) VALUES "
          "('r1', 'f1', 'g1', 999, 't.csv', 'T1', 'x', 'rule', 'price_outlier', 'high', 1, "
-         "'t', 'm', '{}')", "D106"),
-        ("INSERT INTO findings (run_id, finding_id, group_id, source_file, tender_id, "
+         "'t', 'm', '{}')"), "D106"),
+        (("INSERT INTO findings (run_id, finding_id, group_id, source_file, tender_id, "
          "detector, kind, mechanism, severity, score, title, message, evidence) VALUES "
          "('ghost', 'f1', 'g1', 't.csv', 'T1', 'x', 'rule', 'nonsense', 'high', 1, "
-         "'t', 'm', '{}')", "D105"),
+         "'t', 'm', '{}')"), "D105"),
     ],
 )
 def test_broken_invariants_are_reported(tmp_path, tamper, code):

@@ -141,6 +141,12 @@ _ITEMS_EXTRA: dict[str, Column] = {
                          "within 90 days of this line's (line included)", "同期同类中位价"),
     "peer_count_90d": C("BIGINT", "peers behind peer_median_90d (line included)",
                         "同期同类行数"),
+    "tender_mainstream_median": C(
+        "DOUBLE", "median peer_price_cny of the mainstream-brand lines with the same peer key and "
+        "basis in the same tender (what the same buyer paid tier-1 makers, same date); NULL "
+        "when the tender has none", "同一招标内主流品牌同类中位价"),
+    "tender_mainstream_count": C("BIGINT", "mainstream lines behind tender_mainstream_median",
+                                 "同一招标内主流品牌同类行数"),
 }
 
 DICTIONARY: dict[str, dict[str, Column]] = {

@@ -374,13 +374,22 @@ SELECT k.* EXCLUDE (name_full, name_core, rest_text, unit_norm, condition_norm,
     CASE WHEN k.peer_price_cny > 0 THEN median(k.peer_price_cny)
         FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_median_90d,
     CASE WHEN k.peer_price_cny > 0 THEN count(k.peer_price_cny)
-        FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_count_90d
+        FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_count_90d,
+    -- what the same buyer paid tier-1 makers for the same thing in the same tender: the most
+    -- direct yardstick for an off-brand line (same date, same buyer, no drift)
+    CASE WHEN k.peer_price_cny > 0 THEN median(k.peer_price_cny)
+        FILTER (WHERE k.peer_price_cny > 0 AND k.brand_tier = 'mainstream') OVER same_tender
+        END AS tender_mainstream_median,
+    CASE WHEN k.peer_price_cny > 0 THEN count(k.peer_price_cny)
+        FILTER (WHERE k.peer_price_cny > 0 AND k.brand_tier = 'mainstream') OVER same_tender
+        END AS tender_mainstream_count
 FROM _items_enriched k
 LEFT JOIN _peer_stats s
     ON k.peer_price_cny > 0 AND s.category = k.category AND s.peer_basis = k.peer_basis
     AND s.peer_key = k.peer_key
 WINDOW near AS (PARTITION BY k.category, k.peer_key, k.peer_basis ORDER BY k.purchase_date
-                RANGE BETWEEN INTERVAL 90 DAYS PRECEDING AND INTERVAL 90 DAYS FOLLOWING)"""
+                RANGE BETWEEN INTERVAL 90 DAYS PRECEDING AND INTERVAL 90 DAYS FOLLOWING),
+       same_tender AS (PARTITION BY k.tender_id, k.category, k.peer_key, k.peer_basis)"""
 
     assemblies = """
 CREATE VIEW tender_assemblies AS

@@ -64,9 +64,9 @@ def make_big(work: Path, rows: int, seed: int = 3) -> Path:
     if not (out / "tenders").exists() and not any(out.glob("*.csv")):
         subprocess.run([*ICCAUDIT, "samples", "--out", str(out), "--rows", str(rows),
                         "--seed", str(seed)], check=True, capture_output=True)
-    csvs = sorted(out.rglob("*.csv"))
-    csvs = [c for c in csvs if c.name != "labels.csv"]
-    return csvs[0]
+    # the tender file itself: labels.csv and lookalikes.csv sit beside tenders/ (and the
+    # latter sorts first), so never pick "the first CSV found"
+    return next(iter(sorted((out / "tenders").glob("*.csv"))))
 
 
 def make_small_files(work: Path, n_files: int) -> Path:

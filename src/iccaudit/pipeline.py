@@ -81,10 +81,16 @@ def _load_rules(rules_dirs: list[Path], skip_invalid: bool, warnings: list[str])
 
 
 def _detect(items: Any, ruleset: Any, run_id: str, *, models: bool, models_config: Path | None,
-            seed: int, timings: dict[str, float]) -> tuple[Any, Any]:
-    """Enrich and detect on one batch of line items: rules, then models. Returns frames."""
+            seed: int, timings: dict[str, float]) -> tuple[Any, Any, Any]:
+    """Enrich and detect on one batch of line items: rules, then models.
+
+    Returns (findings, rule_runs, line_items): two frames and the sandbox's ``line_items`` as
+    an Arrow table, typed by the schema, which the store writes far faster than the pandas
+    frame of Python objects (lists of serials, JSON text) it came from.
+    """
     import pandas as pd
 
+    from iccaudit import store
     from iccaudit.detect.runner import run_rules
     from iccaudit.enrich import build_sandbox
     from iccaudit.paths import bundled_rules_dir, reference_dir
@@ -93,6 +99,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, *, models: bool, models_confi
     con = build_sandbox(items, reference_dir(bundled_rules_dir()))
     timings["enrich_s"] = time.perf_counter() - t0
     try:
+        stored = store.fetch_arrow(con, "SELECT * FROM line_items ORDER BY item_id")
         t0 = time.perf_counter()
         findings, rule_runs = run_rules(con, ruleset.rules, run_id)
         timings["rules_s"] = time.perf_counter() - t0
@@ -112,7 +119,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, *, models: bool, models_confi
             rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
     finally:
         con.close()
-    return findings, rule_runs
+    return findings, rule_runs, stored
 
 
 def _run_record(run_id: str, started: dt.datetime, inputs: list[dict[str, str]],
@@ -186,9 +193,10 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
     items.insert(0, "item_id", range(1, len(items) + 1))
     items.insert(0, "run_id", run_id)
 
-    findings, rule_runs = _detect(items, ruleset, run_id, models=opts.models,
-                                  models_config=opts.models_config, seed=opts.seed,
-                                  timings=timings)
+    n_items = len(items)
+    findings, rule_runs, items = _detect(items, ruleset, run_id, models=opts.models,
+                                         models_config=opts.models_config, seed=opts.seed,
+                                         timings=timings)
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
     files = _with_run(batch.files, run_id)
@@ -200,7 +208,7 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
         "seed": opts.seed,
         "skipped_invalid_rules": sorted(ruleset.invalid_ids),
     }
-    run = _run_record(run_id, started, inputs, options, files, len(items), len(batch.rejects),
+    run = _run_record(run_id, started, inputs, options, files, n_items, len(batch.rejects),
                       len(batch.non_items), findings, rule_runs)
     t0 = time.perf_counter()
     try:
@@ -276,9 +284,9 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
     inputs = json.loads(row[0])
     run_id = make_run_id(started, inputs)
     items["run_id"] = run_id
-    findings, rule_runs = _detect(items, ruleset, run_id, models=opts.models,
-                                  models_config=opts.models_config, seed=opts.seed,
-                                  timings=timings)
+    findings, rule_runs, items = _detect(items, ruleset, run_id, models=opts.models,
+                                         models_config=opts.models_config, seed=opts.seed,
+                                         timings=timings)
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
     files = _with_run(frames["files"], run_id)
     options = {"rescore_of": source, "rules_dirs": [str(d) for d in rule_dirs],

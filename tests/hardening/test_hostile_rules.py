@@ -15,25 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.detect.conftest import rule_yaml
+from tests.detect.test_commands import GOOD
 
 from . import corpus as C
 from .conftest import invoke
 
-GOOD = """\
-where: total_diff_cny > greatest(1, 0.005 * total_cny)
-applies: total_cny IS NOT NULL
-message:
-  zh: "差额 {total_diff_cny:,.0f}"
-  en: "difference {total_diff_cny:,.0f}"
-evidence: [total_diff_cny]
-tests:
-  - name: padded
-    expect: hit
-    row: {quantity: 2, unit_price_cny: 100, total_cny: 300}
-  - name: exact
-    expect: miss
-    row: {quantity: 2, unit_price_cny: 100, total_cny: 200}
-"""
 WHERE = "where: total_diff_cny > greatest(1, 0.005 * total_cny)"
 APPLIES = "applies: total_cny IS NOT NULL"
 

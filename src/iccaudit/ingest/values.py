@@ -225,7 +225,8 @@ def parse_capacity(s: pd.Series, scale: float = 1.0) -> Parsed:
     m = extract(t, _CAP_COL_RE)
     num = _float(m["num"])
     unit = _lookup(m["unit"], _CAP_UNITS)
-    value = num * np.where(np.isnan(unit), scale, unit)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf is rejected just below
+        value = num * np.where(np.isnan(unit), scale, unit)
     status = np.full(len(t), OK, dtype="int8")
     status[~np.isfinite(value) | _is(m["sign"], "-")] = BAD
     status[fullmatch(t, NO_VALUE_WORDS) | _empty(t)] = EMPTY
@@ -262,7 +263,8 @@ def parse_pflops(s: pd.Series, scale: float = 1.0) -> Parsed:
     m = extract(t, _PFLOPS_RE)
     num = _float(m["num"])
     unit = _lookup(m["unit"], _PFLOPS_UNITS)
-    value = num * np.where(np.isnan(unit), scale, unit)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf is rejected just below
+        value = num * np.where(np.isnan(unit), scale, unit)
     status = np.full(len(t), OK, dtype="int8")
     status[~np.isfinite(value)] = BAD
     status[_empty(t)] = EMPTY

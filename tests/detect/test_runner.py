@@ -232,3 +232,14 @@ def test_the_runner_leaves_no_temp_tables_behind(write_rule, sandbox):
     left = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__rules_%'")
     assert left.fetchall() == [(0,)]
     assert con.execute("SELECT count(*) FROM items").fetchall() == [(1,)]
+
+
+
+def test_expected_fire_rate_raises_the_warning_bar(write_rule, sandbox):
+    body = PRICE_BODY + "expected_fire_rate: 1.0\n"
+    rules = rules_from(write_rule, (rule_yaml("price-high", body=body), "price-high"))
+    assert rules[0].expected_fire_rate == 1.0
+    noisy = sandbox([{"item_name": "GPU服务器", "unit_price_cny": 9e6}] * (FIRE_RATE_MIN_ROWS + 2))
+    _, runs = run_rules(noisy, rules, "r1")
+    assert runs["hits"].iloc[0] == FIRE_RATE_MIN_ROWS + 2
+    assert runs["warning"].isna().all()

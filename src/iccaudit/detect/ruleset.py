@@ -188,6 +188,10 @@ class Rule(_Strict):
         For views that are not one row per line: the column holding the implicated item
         id(s), or a list of item id columns (``[head_item_id, module_item_id]``). A list gives
         one finding row per line, all sharing one ``group_id``.
+    expected_fire_rate : float, optional
+        The share of applicable rows on which the rule may fire before the run warns
+        (default 0.2). A rule that flags a whole class of lines by design (e.g. every
+        export-controlled card bought after the ban) states a higher share here.
     tests : list of RuleCase
         In-file tests run by ``iccaudit rules test`` and by pytest.
     """
@@ -209,6 +213,7 @@ class Rule(_Strict):
     message: Message
     evidence: list[str | dict[str, str]] = Field(default_factory=list)
     implicates: str | list[str] | None = None
+    expected_fire_rate: float | None = Field(None, gt=0, le=1)
     tests: list[RuleCase] = Field(default_factory=list)
 
     _path: str = PrivateAttr(default="")

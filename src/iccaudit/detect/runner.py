@@ -279,10 +279,11 @@ def _run(con: Any, rules: Sequence[Rule], run_id: str, *, include_deprecated: bo
                                   "rows_evaluated": rows}
                     continue
                 warning = None
-                if applicable >= FIRE_RATE_MIN_ROWS and hits > FIRE_RATE_WARNING * applicable:
+                limit = r.expected_fire_rate or FIRE_RATE_WARNING
+                if applicable >= FIRE_RATE_MIN_ROWS and hits > limit * applicable:
                     warning = (f"{r.id}: fired on {hits:,} of {applicable:,} applicable rows "
                                f"({hits / applicable:.0%}), more than "
-                               f"{FIRE_RATE_WARNING:.0%}; check the rule or the data")
+                               f"{limit:.0%}; check the rule or the data")
                 runs[r.id] = {"status": "ok", "rows_evaluated": rows,
                               "rows_applicable": applicable, "hits": hits, "warning": warning}
                 if len(found):

@@ -8,12 +8,19 @@ from pathlib import Path
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+_PACKAGED_RULES = Path(__file__).resolve().parent / "_rules"
+
+
 def bundled_rules_dir() -> Path:
-    """The rule pack: $ICCAUDIT_RULES, else ``rules/`` of the source checkout (editable install)."""
+    """The rule pack: $ICCAUDIT_RULES, else ``rules/`` of the source checkout (editable
+    install), else the copy shipped inside the installed package (``iccaudit/_rules``)."""
     env = os.environ.get("ICCAUDIT_RULES")
     if env:
         return Path(env)
-    return _REPO_ROOT / "rules"
+    checkout = _REPO_ROOT / "rules"
+    if (checkout / "reference").is_dir():
+        return checkout
+    return _PACKAGED_RULES
 
 
 def reference_dir(rules_dir: Path | None = None) -> Path:

@@ -157,11 +157,14 @@ def test_fire_rate_warning(write_rule, sandbox):
     n = FIRE_RATE_MIN_ROWS + 2
     noisy = sandbox([{"item_name": "GPU服务器", "unit_price_cny": 9e6}] * n)
     _, runs = run_rules(noisy, rules, "r1")
-    assert "fired on 12 of 12 applicable rows (100%)" in runs["warning"].iloc[0]
+    assert f"fired on {n} of {n} applicable rows (100%)" in runs["warning"].iloc[0]
     quiet = sandbox([{"item_name": "GPU服务器", "unit_price_cny": 9e6}] * 2
                     + [{"item_name": "GPU服务器", "unit_price_cny": 2e6}] * n)
     _, runs = run_rules(quiet, rules, "r1")
     assert runs["warning"].isna().all() and runs["hits"].iloc[0] == 2
+    few = sandbox([{"item_name": "GPU服务器", "unit_price_cny": 9e6}] * (FIRE_RATE_MIN_ROWS - 1))
+    _, runs = run_rules(few, rules, "r1")
+    assert runs["warning"].isna().all()  # too few rows for a share to mean anything
 
 
 def test_deprecated_rules_are_loaded_but_not_run(write_rule, sandbox):

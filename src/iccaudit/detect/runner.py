@@ -26,8 +26,9 @@ from iccaudit.detect.ruleset import Rule, RuleCase, default_row
 
 #: A rule that fires on more than this share of its applicable rows gets a warning ...
 FIRE_RATE_WARNING = 0.20
-#: ... but only with enough applicable rows for a share to mean something.
-FIRE_RATE_MIN_ROWS = 10
+#: ... but only with enough applicable rows for a share to mean something: 3 hits in 14
+#: cooling lines of one small batch is 21 % and says nothing about the rule.
+FIRE_RATE_MIN_ROWS = 50
 
 # The frame around a rule's hits query. Constant text with placeholders only: the rule's own
 # tree and id are put in as sqlglot nodes by _finding_query, never formatted into this string.

@@ -108,6 +108,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "iccaudit-bench")
     args = ap.parse_args()
     cases = set(args.cases.split(","))
+    # the machine is shared: the load next to the figures says how much they can be trusted
+    load_before = os.getloadavg()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     results = []
@@ -164,8 +166,13 @@ def main() -> None:
         print(f"{r['case']:<{width}}  {r['wall_s']:>8}  {r['peak_rss_mb']:>8}  "
               f"{r['rows_per_s'] or '-':>10}  {r['floor_s'] or '-':>8}  {r['x_floor'] or '-':>7}"
               f"  {r['target']}{extra}")
-    (work / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"\n(machine: {os.cpu_count()} cores; results also in {work / 'results.json'})")
+    load_after = os.getloadavg()
+    (work / "results.json").write_text(json.dumps(
+        {"load_before": load_before, "load_after": load_after, "results": results}, indent=2))
+    print(f"\n(machine: {os.cpu_count()} cores; load average 1/5/15 min before "
+          f"{'/'.join(f'{x:.2f}' for x in load_before)}, after "
+          f"{'/'.join(f'{x:.2f}' for x in load_after)}; results also in "
+          f"{work / 'results.json'})")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,28 @@
 
 from __future__ import annotations
 
-from iccaudit.enrich.reference import Reference, ReferenceError, load_reference
-from iccaudit.enrich.sandbox import build_sandbox
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from iccaudit.enrich.reference import Reference, ReferenceError, load_reference
+    from iccaudit.enrich.sandbox import build_sandbox
 
 __all__ = ["Reference", "ReferenceError", "build_sandbox", "load_reference"]
+
+# Imported on first use (PEP 562): ``rules validate`` needs only the data dictionary, and
+# pandas/duckdb/pydantic would add half a second to its start-up.
+_LAZY = {
+    "Reference": "iccaudit.enrich.reference",
+    "ReferenceError": "iccaudit.enrich.reference",
+    "load_reference": "iccaudit.enrich.reference",
+    "build_sandbox": "iccaudit.enrich.sandbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

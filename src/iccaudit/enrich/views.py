@@ -370,26 +370,40 @@ SELECT k.* EXCLUDE (name_full, name_core, rest_text, unit_norm, condition_norm,
          WHEN s.mad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.4826 * s.mad_log)
          WHEN s.meanad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.2533 * s.meanad_log)
          ELSE 0.0 END AS robust_z,
-    -- the same peers bought within 90 days: prices drift more in a year than a brand premium
-    CASE WHEN k.peer_price_cny > 0 THEN median(k.peer_price_cny)
-        FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_median_90d,
-    CASE WHEN k.peer_price_cny > 0 THEN count(k.peer_price_cny)
-        FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_count_90d,
-    -- what the same buyer paid tier-1 makers for the same thing in the same tender: the most
-    -- direct yardstick for an off-brand line (same date, same buyer, no drift)
-    CASE WHEN k.peer_price_cny > 0 THEN median(k.peer_price_cny)
-        FILTER (WHERE k.peer_price_cny > 0 AND k.brand_tier = 'mainstream') OVER same_tender
-        END AS tender_mainstream_median,
-    CASE WHEN k.peer_price_cny > 0 THEN count(k.peer_price_cny)
-        FILTER (WHERE k.peer_price_cny > 0 AND k.brand_tier = 'mainstream') OVER same_tender
-        END AS tender_mainstream_count
+    w.peer_median_90d,
+    w.peer_count_90d,
+    w.tender_mainstream_median,
+    w.tender_mainstream_count
 FROM _items_enriched k
 LEFT JOIN _peer_stats s
     ON k.peer_price_cny > 0 AND s.category = k.category AND s.peer_basis = k.peer_basis
     AND s.peer_key = k.peer_key
-WINDOW near AS (PARTITION BY k.category, k.peer_key, k.peer_basis ORDER BY k.purchase_date
-                RANGE BETWEEN INTERVAL 90 DAYS PRECEDING AND INTERVAL 90 DAYS FOLLOWING),
-       same_tender AS (PARTITION BY k.tender_id, k.category, k.peer_key, k.peer_basis)"""
+-- The windows run on the few columns they need, keyed by rowid, and join back: a window
+-- sorts whole rows, and the wide rows (raw JSON, texts) made that most of this step's time.
+LEFT JOIN (
+    SELECT k.rowid AS rid,
+        -- the same peers bought within 90 days: prices drift more in a year than a brand
+        -- premium
+        CASE WHEN k.peer_price_cny > 0 THEN median(k.peer_price_cny)
+            FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_median_90d,
+        CASE WHEN k.peer_price_cny > 0 THEN count(k.peer_price_cny)
+            FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_count_90d,
+        -- what the same buyer paid tier-1 makers for the same thing in the same tender: the
+        -- most direct yardstick for an off-brand line (same date, same buyer, no drift)
+        CASE WHEN k.peer_price_cny > 0 THEN median(k.peer_price_cny)
+            FILTER (WHERE k.peer_price_cny > 0 AND k.brand_tier = 'mainstream')
+            OVER same_tender END AS tender_mainstream_median,
+        CASE WHEN k.peer_price_cny > 0 THEN count(k.peer_price_cny)
+            FILTER (WHERE k.peer_price_cny > 0 AND k.brand_tier = 'mainstream')
+            OVER same_tender END AS tender_mainstream_count
+    FROM (SELECT rowid, category, peer_key, peer_basis, purchase_date, tender_id,
+                 peer_price_cny, brand_tier
+          FROM _items_enriched) k
+    WINDOW near AS (PARTITION BY k.category, k.peer_key, k.peer_basis
+                    ORDER BY k.purchase_date
+                    RANGE BETWEEN INTERVAL 90 DAYS PRECEDING AND INTERVAL 90 DAYS FOLLOWING),
+           same_tender AS (PARTITION BY k.tender_id, k.category, k.peer_key, k.peer_basis)
+) w ON w.rid = k.rowid"""
 
     assemblies = """
 CREATE VIEW tender_assemblies AS

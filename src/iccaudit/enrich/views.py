@@ -120,7 +120,7 @@ FROM (
         nullif(trim({_fold("unit")}), '') AS unit_norm,
         nullif(trim({_fold("condition")}), '') AS condition_norm,
         nullif(trim({_fold("brand")}), '') AS brand_norm
-    FROM line_items li
+    FROM _text_keys li
 ) f"""
 
     accel_view = f"""
@@ -210,6 +210,20 @@ FROM (
     ) b
 ) x"""
 
+    # Recognition (text, accelerator, category, condition ...) depends only on the six text
+    # columns, and tenders repeat the same catalogue lines: it runs once per distinct text
+    # (about 22 k in 1 M generated lines) and joins back to the lines, NULL-safe. Columns come
+    # out in the order the line-level chain gave: line_items.*, then the recognised ones.
+    keys = ("item_name", "model", "spec", "unit", "condition", "brand")
+    text_keys = (f"CREATE TABLE _text_keys AS SELECT DISTINCT {', '.join(keys)} "
+                 "FROM line_items")
+    on = " AND ".join(f"li.{k} IS NOT DISTINCT FROM c.{k}" for k in keys)
+    class_lines_view = f"""
+CREATE VIEW _items_class_lines AS
+SELECT li.*, c.* EXCLUDE ({', '.join(keys)})
+FROM line_items li
+JOIN _items_class c ON {on}"""
+
     price_view = f"""
 CREATE VIEW _items_price AS
 SELECT c.*,
@@ -229,19 +243,25 @@ SELECT c.*,
              ELSE try_cast(nullif(regexp_extract(c.text, {lit(vocab.SERVERS_COUNT)}, 1), '')
                            AS DOUBLE) END
     END AS retrofit_servers,
-    coalesce(c.date, min(c.date) OVER (PARTITION BY c.tender_id)) AS purchase_date,
+    coalesce(c.date, td.first_date) AS purchase_date,
+    td.total_cny AS _tender_total_cny,
     b.brand_canonical,
     CASE WHEN c.brand_norm IS NULL THEN 'unknown'
          WHEN b.brand_canonical IS NOT NULL THEN 'mainstream'
          ELSE 'other' END AS brand_tier
-FROM _items_class c
+FROM _items_class_lines c
 LEFT JOIN (
     SELECT d.brand_norm, min(rb.brand) AS brand_canonical
     FROM (SELECT DISTINCT nullif(trim({_fold("brand")}), '') AS brand_norm
           FROM line_items WHERE nullif(trim(brand), '') IS NOT NULL) d
     JOIN ref_brands rb ON contains(d.brand_norm, rb.alias)
     GROUP BY d.brand_norm
-) b ON b.brand_norm = c.brand_norm"""
+) b ON b.brand_norm = c.brand_norm
+-- per-tender figures by GROUP BY and a join, not a window: a window sorts the wide rows
+LEFT JOIN (
+    SELECT tender_id, min(date) AS first_date, sum(quantity * unit_price_cny) AS total_cny
+    FROM line_items GROUP BY tender_id
+) td ON td.tender_id IS NOT DISTINCT FROM c.tender_id"""
 
     ref_view = """
 CREATE VIEW _items_ref AS
@@ -296,12 +316,11 @@ CROSS JOIN (
 
     peer_view = r"""
 CREATE VIEW _items_peer_key AS
-SELECT f.*,
+SELECT f.* EXCLUDE (_tender_total_cny),
     f.basis_price_cny / f.ref_high_cny AS ratio_to_ref_high,
     f.basis_price_cny / f.ref_low_cny AS ratio_to_ref_low,
-    f.line_total_cny / nullif(sum(f.line_total_cny) OVER (PARTITION BY f.tender_id), 0)
-        AS line_value_share,
-    sum(f.line_total_cny) OVER (PARTITION BY f.tender_id) AS tender_total_cny,
+    f.line_total_cny / nullif(f._tender_total_cny, 0) AS line_value_share,
+    f._tender_total_cny AS tender_total_cny,
     CASE WHEN f.is_lump_sum THEN NULL
          WHEN f.basis_price_cny IS NOT NULL THEN f.basis_price_cny
          WHEN f.ref_basis IN ('kw', 'retrofit') THEN NULL
@@ -559,6 +578,8 @@ GROUP BY tender_id"""
     # items is a table built from the chain; the chain is dropped once items exists.
     cleanup = ["DROP VIEW _peer_stats", "DROP TABLE _items_enriched"] + [
         f"DROP VIEW {v}" for v in ("_items_peer_key", "_items_ref", "_items_price",
-                                   "_items_class", "_items_accel", "_items_text")]
-    return [text_view, accel_view, class_view, price_view, ref_view, peer_view, enriched,
-            peer_stats, items_view, *cleanup, assemblies, serials, duplicates, compute]
+                                   "_items_class_lines", "_items_class", "_items_accel",
+                                   "_items_text")] + ["DROP TABLE _text_keys"]
+    return [text_keys, text_view, accel_view, class_view, class_lines_view, price_view,
+            ref_view, peer_view, enriched, peer_stats, items_view, *cleanup, assemblies,
+            serials, duplicates, compute]

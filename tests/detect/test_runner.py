@@ -246,3 +246,23 @@ def test_expected_fire_rate_raises_the_warning_bar(write_rule, sandbox):
     _, runs = run_rules(noisy, rules, "r1")
     assert runs["hits"].iloc[0] == FIRE_RATE_MIN_ROWS + 2
     assert runs["warning"].isna().all()
+
+
+def test_money_on_a_line_is_counted_once():
+    from iccaudit.detect.runner import count_money_once
+
+    frame = pd.DataFrame({
+        "item_id": pd.array([1, 1, 1, 2, None], dtype="Int64"),
+        "detector": ["used-priced-as-new", "minor-brand", "export", "minor-brand", "claim"],
+        "est_excess_cny": [1_415_000.0, 1_000_000.0, None, 500.0, 7.0],
+        "evidence": ['{"a": 1}', '{"b": 2}', "{}", "{}", "{}"],
+    })
+    out = count_money_once(frame)
+    assert out["est_excess_cny"].iloc[0] == 1_415_000.0
+    assert pd.isna(out["est_excess_cny"].iloc[1])
+    moved = json.loads(out["evidence"].iloc[1])
+    assert moved == {"b": 2, "est_excess_if_alone_cny": 1_000_000.0,
+                     "excess_counted_by": "used-priced-as-new"}
+    assert out["est_excess_cny"].iloc[3] == 500.0 and out["est_excess_cny"].iloc[4] == 7.0
+    assert out["evidence"].iloc[2] == "{}"  # no money, untouched
+    assert out["est_excess_cny"].sum() == 1_415_000.0 + 500.0 + 7.0

@@ -302,7 +302,37 @@ def _run(con: Any, rules: Sequence[Rule], run_id: str, *, include_deprecated: bo
     for c in ("rows_evaluated", "rows_applicable", "hits"):
         rule_runs[c] = rule_runs[c].astype("Int64")
     findings = pd.concat(frames, ignore_index=True) if frames else _empty_findings()
-    return findings, rule_runs
+    return count_money_once(findings), rule_runs
+
+
+def count_money_once(findings: Any) -> Any:
+    """One estimate of overpayment per line, so that sums over findings never count twice.
+
+    When several rules put money on the same line (a refurbished white-label server is both
+    ``used_as_new`` and ``offbrand_premium``), the largest estimate stays in
+    ``est_excess_cny``; the others move into their evidence as ``est_excess_if_alone_cny``
+    with ``excess_counted_by`` naming the finding that carries the money.
+    """
+    import numpy as np
+
+    if findings.empty:
+        return findings
+    f = findings.copy()
+    money = f[f["est_excess_cny"].notna() & f["item_id"].notna()]
+    ranked = money.sort_values(["item_id", "est_excess_cny", "detector"],
+                               ascending=[True, False, True], kind="stable")
+    keep = ranked.drop_duplicates("item_id")
+    moved = ranked.index.difference(keep.index)
+    if len(moved) == 0:
+        return f
+    counted_by = f.loc[moved, "item_id"].map(keep.set_index("item_id")["detector"])
+    amount = f.loc[moved, "est_excess_cny"].astype(float).round(2).astype(str)
+    body = f.loc[moved, "evidence"].astype(str).str.rstrip().str[:-1].str.rstrip()
+    sep = np.where(body.str.endswith("{"), "", ", ")
+    f.loc[moved, "evidence"] = (body + sep + '"est_excess_if_alone_cny": ' + amount
+                                + ', "excess_counted_by": "' + counted_by.astype(str) + '"}')
+    f.loc[moved, "est_excess_cny"] = np.nan
+    return f
 
 
 def run_rules(con: Any, rules: Sequence[Rule], run_id: str) -> tuple[Any, Any]:

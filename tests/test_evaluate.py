@@ -95,3 +95,19 @@ def test_labels_file_without_required_columns_is_a_clear_error(tmp_path, corpus)
     result = CliRunner().invoke(cli, ["evaluate", "--labels", str(bad), "--db", str(db)])
     assert result.exit_code == 1
     assert "lacks column" in result.output
+
+
+def test_evaluate_is_a_quality_gate(corpus, tmp_path):
+    _, db, labels = corpus
+    base = ["evaluate", "--db", str(db), "--format", "json"]
+    ok = CliRunner().invoke(cli, [*base, "--labels", str(labels), "--fail-under-recall", "0.95",
+                                  "--fail-under-precision", "0.95"])
+    assert ok.exit_code == 0, ok.output
+    # one more labelled line that no detector can find: duplicate_line recall drops below 1
+    text = labels.read_text(encoding="utf-8-sig")
+    missed = tmp_path / "labels.csv"
+    missed.write_text(text.rstrip("\n") + "\nnot-a-file.csv,,999,duplicate_line,0,invented\n",
+                      encoding="utf-8")
+    gate = CliRunner().invoke(cli, [*base, "--labels", str(missed), "--fail-under-recall", "1.0"])
+    assert gate.exit_code == 4
+    assert "quality floor not met: recall of duplicate_line" in gate.output

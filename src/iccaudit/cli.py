@@ -258,12 +258,21 @@ def rules_explain(rule_id, rules_dirs) -> None:
               help="Severity from which findings count for overall precision.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
-def evaluate(labels, db, run_id, min_severity, fmt) -> None:
+@click.option("--fail-under-recall", type=click.FloatRange(0, 1), default=None,
+              help="Exit 4 when the recall of any labelled mechanism is below this.")
+@click.option("--fail-under-precision", type=click.FloatRange(0, 1), default=None,
+              help="Exit 4 when overall precision at --min-severity is below this.")
+def evaluate(labels, db, run_id, min_severity, fmt, fail_under_recall,
+             fail_under_precision) -> None:
     """Recall, precision and lines flagged per mechanism, against a labels file.
+
+    With --fail-under-recall / --fail-under-precision it is a quality gate for a rule pack
+    (exit 4 when a floor is not met).
 
     \b
     Example:
       iccaudit evaluate --labels data/samples/labels.csv --db findings.duckdb
+      iccaudit evaluate --labels labels.csv --fail-under-recall 0.95 --fail-under-precision 0.95
     """
     from iccaudit.evaluate import evaluate_db, print_evaluation
     from iccaudit.store import StoreError
@@ -273,6 +282,17 @@ def evaluate(labels, db, run_id, min_severity, fmt) -> None:
     except (StoreError, ValueError) as exc:
         _fail(str(exc))
     print_evaluation(result, fmt)
+    failures = []
+    if fail_under_recall is not None:
+        failures += [f"recall of {m.mechanism} {m.recall:.3f} < {fail_under_recall}"
+                     for m in result.mechanisms
+                     if m.recall is not None and m.recall < fail_under_recall]
+    if fail_under_precision is not None and (result.overall_precision or 0.0) < \
+            fail_under_precision:
+        failures.append(f"overall precision {result.overall_precision or 0.0:.3f} < "
+                        f"{fail_under_precision}")
+    if failures:
+        _fail("quality floor not met: " + "; ".join(failures), EXIT_FLOOR)
 
 
 @cli.command()

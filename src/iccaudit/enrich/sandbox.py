@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from iccaudit import schema
 from iccaudit.enrich.reference import Reference, load_reference, load_reference_tables
 from iccaudit.enrich.views import view_statements
 
 
-def _insert_line_items(con: duckdb.DuckDBPyConnection, line_items: pd.DataFrame) -> None:
+def _insert_line_items(con: duckdb.DuckDBPyConnection, line_items: Any) -> None:
     cols = schema.columns("line_items")
-    missing = [c for c in cols if c not in line_items.columns]
+    # a pandas frame or an Arrow table (the pipeline passes Arrow: a fraction of the memory)
+    is_arrow = hasattr(line_items, "column_names")
+    names = list(line_items.column_names if is_arrow else line_items.columns)
+    missing = [c for c in cols if c not in names]
     if missing:
         raise ValueError(f"line_items frame lacks columns {missing}")
     con.execute(schema.ddl("line_items"))
@@ -22,7 +29,8 @@ def _insert_line_items(con: duckdb.DuckDBPyConnection, line_items: pd.DataFrame)
         return
     types = {name: schema.sql_type(f.annotation)
              for name, f in schema.LineItem.model_fields.items()}
-    con.register("_incoming_line_items", line_items[cols])
+    con.register("_incoming_line_items",
+                 line_items.select(cols) if is_arrow else line_items[cols])
     try:
         select = ", ".join(f'CAST("{c}" AS {types[c]})' for c in cols)
         con.execute(f"INSERT INTO line_items SELECT {select} FROM _incoming_line_items")
@@ -31,7 +39,7 @@ def _insert_line_items(con: duckdb.DuckDBPyConnection, line_items: pd.DataFrame)
 
 
 def build_sandbox(
-    line_items: pd.DataFrame,
+    line_items: pd.DataFrame | pa.Table,
     reference_dir: Path,
     *,
     reference: Reference | None = None,
@@ -41,9 +49,9 @@ def build_sandbox(
     Parameters
     ----------
     line_items
-        Every column of :class:`iccaudit.schema.LineItem` (including ``run_id`` and
-        ``item_id``); the table is created from the schema DDL, so types are exact even for an
-        empty frame.
+        A pandas DataFrame or Arrow table with every column of
+        :class:`iccaudit.schema.LineItem` (including ``run_id`` and ``item_id``); the table is
+        created from the schema DDL, so types are exact even for an empty frame.
     reference_dir
         ``rules/reference/`` (YAML); ignored when ``reference`` is given.
     reference

@@ -7,6 +7,7 @@ must stay fast.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -44,11 +45,10 @@ def _cache_jit(module: Any) -> None:
     for name in dir(module):
         fn = getattr(module, name)
         if hasattr(fn, "enable_caching") and not getattr(fn, "_cache_enabled", False):
-            try:
+            # no writable cache location: numba compiles in memory, as without the cache
+            with contextlib.suppress(Exception):
                 fn.enable_caching()
                 fn._cache_enabled = True
-            except Exception:  # noqa: BLE001 - no cache location: compile in memory
-                pass
 
 
 def _iforest(contamination: float, random_state: int | None, **params: Any) -> Any:

@@ -374,9 +374,13 @@ def normalise(
     flag(cap.status == V.BAD, "capacity_unparseable", "capacity_kw",
          said("capacity_kw", "not a capacity"))
 
-    raw_json = pd.Series(None, index=D.index, dtype=object)
-    if cand.any():
-        raw_json[cand] = _raw_json(D[cand], names).to_numpy()
+    # filled in numpy: a masked pandas assignment of a million objects took seconds
+    raw_values = np.full(m, None, dtype=object)
+    if cand.all():
+        raw_values[:] = _raw_json(D, names).to_numpy()
+    elif cand.any():
+        raw_values[cand] = _raw_json(D[cand], names).to_numpy()
+    raw_json = pd.Series(raw_values, index=D.index, dtype=object)
     is_reject = cand & pd.notna(reason)
     is_item = cand & pd.isna(reason)
 

@@ -122,10 +122,12 @@ def main() -> None:
         results.append(row("floor: duckdb read_csv", floor, 0, args.rows, None, "-"))
         db = work / "a.duckdb"
         db.unlink(missing_ok=True)
-        wall, rss, _ = run_measured([*ICCAUDIT, "score", str(csv), "--db", str(db), "-q",
-                                     "--format", "json"])
-        results.append(row(f"a: score {args.rows:,} rows", wall, rss, args.rows, floor,
-                           "<= 8x floor, <= 4 GB"))
+        wall, rss, proc = run_measured([*ICCAUDIT, "score", str(csv), "--db", str(db), "-q",
+                                        "--format", "json"])
+        r = row(f"a: score {args.rows:,} rows", wall, rss, args.rows, floor,
+                "<= 8x floor, <= 4 GB")
+        r["stages_s"] = json.loads(proc.stdout).get("timings_s")
+        results.append(r)
         if "d" in cases:
             wall, rss, proc = run_measured([*ICCAUDIT, "rescore", "--db", str(db), "--no-models",
                                             "--format", "json"])
@@ -153,6 +155,7 @@ def main() -> None:
                                         "--format", "json"])
         r = row(f"c: {n} small files", wall, rss, None, None, ">= 100 files/s")
         r["files_per_s"] = round(n / wall, 1)
+        r["stages_s"] = json.loads(proc.stdout).get("timings_s")
         results.append(r)
     if "e" in cases:
         for label, cmd in [("e: iccaudit --help", [*ICCAUDIT, "--help"]),
@@ -168,6 +171,10 @@ def main() -> None:
         print(f"{r['case']:<{width}}  {r['wall_s']:>8}  {r['peak_rss_mb']:>8}  "
               f"{r['rows_per_s'] or '-':>10}  {r['floor_s'] or '-':>8}  {r['x_floor'] or '-':>7}"
               f"  {r['target']}{extra}")
+    for r in results:
+        if r.get("stages_s"):
+            stages = ", ".join(f"{k.removesuffix('_s')} {v:.1f}" for k, v in r["stages_s"].items())
+            print(f"  {r['case']}: stages (s) {stages}")
     load_after = os.getloadavg()
     (work / "results.json").write_text(json.dumps(
         {"load_before": load_before, "load_after": load_after, "results": results}, indent=2))

@@ -12,7 +12,7 @@ use none.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -219,14 +219,23 @@ def parse_quantity(s: pd.Series) -> Quantity:
     return Quantity(value, status, unit)
 
 
+def _number_with_unit(s: pd.Series, pattern: str, units: dict[str, float], scale: float
+                      ) -> tuple[Any, Any, np.ndarray]:
+    """(text, regex groups, value): a number times its cell unit, else the column's ``scale``.
+
+    Overflow gives inf, which the callers reject.
+    """
+    t = prepared(s)
+    m = extract(t, pattern)
+    unit = _lookup(m["unit"], units)
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = _float(m["num"]) * np.where(np.isnan(unit), scale, unit)
+    return t, m, value
+
+
 def parse_capacity(s: pd.Series, scale: float = 1.0) -> Parsed:
     """A capacity column to kW; ``scale`` is the column unit (1000 for MW). Cell units win."""
-    t = prepared(s)
-    m = extract(t, _CAP_COL_RE)
-    num = _float(m["num"])
-    unit = _lookup(m["unit"], _CAP_UNITS)
-    with np.errstate(over="ignore", invalid="ignore"):  # inf is rejected just below
-        value = num * np.where(np.isnan(unit), scale, unit)
+    t, m, value = _number_with_unit(s, _CAP_COL_RE, _CAP_UNITS, scale)
     status = np.full(len(t), OK, dtype="int8")
     status[~np.isfinite(value) | _is(m["sign"], "-")] = BAD
     status[fullmatch(t, NO_VALUE_WORDS) | _empty(t)] = EMPTY
@@ -259,12 +268,7 @@ def capacity_from_text(s: pd.Series) -> np.ndarray:
 
 def parse_pflops(s: pd.Series, scale: float = 1.0) -> Parsed:
     """Compute claims to PFLOPS ("500", "500P", "≥500 PFLOPS", "1.2E"); ``scale`` = column unit."""
-    t = prepared(s)
-    m = extract(t, _PFLOPS_RE)
-    num = _float(m["num"])
-    unit = _lookup(m["unit"], _PFLOPS_UNITS)
-    with np.errstate(over="ignore", invalid="ignore"):  # inf is rejected just below
-        value = num * np.where(np.isnan(unit), scale, unit)
+    t, _, value = _number_with_unit(s, _PFLOPS_RE, _PFLOPS_UNITS, scale)
     status = np.full(len(t), OK, dtype="int8")
     status[~np.isfinite(value)] = BAD
     status[_empty(t)] = EMPTY

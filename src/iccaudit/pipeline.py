@@ -26,16 +26,22 @@ class PipelineError(Exception):
         self.exit_code = exit_code
 
 
-@dataclass
-class ScoreOptions:
-    paths: list[Path]
-    db: Path
-    mapping: Path | None = None
+@dataclass(kw_only=True)
+class DetectOptions:
+    """Which rules and models a run uses; shared by ``score`` and ``rescore``."""
+
     rules_dirs: list[Path] = field(default_factory=list)
     skip_invalid: bool = False
     models: bool = True
     models_config: Path | None = None
     seed: int = 0
+
+
+@dataclass(kw_only=True)
+class ScoreOptions(DetectOptions):
+    paths: list[Path]
+    db: Path
+    mapping: Path | None = None
     progress: bool = False
 
 
@@ -80,8 +86,8 @@ def _load_rules(rules_dirs: list[Path], skip_invalid: bool, warnings: list[str])
     return rule_dirs, ruleset
 
 
-def _detect(items: Any, ruleset: Any, run_id: str, *, models: bool, models_config: Path | None,
-            seed: int, timings: dict[str, float]) -> tuple[Any, Any, Any]:
+def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
+            timings: dict[str, float]) -> tuple[Any, Any, Any]:
     """Enrich and detect on one batch of line items: rules, then models.
 
     Returns (findings, rule_runs, line_items): two frames and the sandbox's ``line_items`` as
@@ -103,13 +109,13 @@ def _detect(items: Any, ruleset: Any, run_id: str, *, models: bool, models_confi
         t0 = time.perf_counter()
         findings, rule_runs = run_rules(con, ruleset.rules, run_id)
         timings["rules_s"] = time.perf_counter() - t0
-        if models:
+        if opts.models:
             from iccaudit.detect.models import ModelConfigError, run_models
 
             t0 = time.perf_counter()
             try:
                 model_findings, model_runs = run_models(
-                    con, run_id, config=models_config, seed=seed, rule_findings=findings
+                    con, run_id, config=opts.models_config, seed=opts.seed, rule_findings=findings
                 )
             except ModelConfigError as exc:
                 raise PipelineError(str(exc), exit_code=3) from None
@@ -211,9 +217,7 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
     items = _as_arrow(items)
 
     n_items = len(items)
-    findings, rule_runs, items = _detect(items, ruleset, run_id, models=opts.models,
-                                         models_config=opts.models_config, seed=opts.seed,
-                                         timings=timings)
+    findings, rule_runs, items = _detect(items, ruleset, run_id, opts, timings)
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
     files = _with_run(batch.files, run_id)
@@ -251,15 +255,10 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
     )
 
 
-@dataclass
-class RescoreOptions:
+@dataclass(kw_only=True)
+class RescoreOptions(DetectOptions):
     db: Path
     source_run: str | None = None
-    rules_dirs: list[Path] = field(default_factory=list)
-    skip_invalid: bool = False
-    models: bool = True
-    models_config: Path | None = None
-    seed: int = 0
 
 
 def run_rescore(opts: RescoreOptions) -> ScoreResult:
@@ -305,9 +304,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
 
     items = items.set_column(items.schema.get_field_index("run_id"), "run_id",
                              pa.array([run_id] * items.num_rows, pa.string()))
-    findings, rule_runs, items = _detect(items, ruleset, run_id, models=opts.models,
-                                         models_config=opts.models_config, seed=opts.seed,
-                                         timings=timings)
+    findings, rule_runs, items = _detect(items, ruleset, run_id, opts, timings)
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
     files = _with_run(frames["files"], run_id)
     options = {"rescore_of": source, "rules_dirs": [str(d) for d in rule_dirs],

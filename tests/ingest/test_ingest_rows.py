@@ -202,7 +202,6 @@ def test_invalid_json_is_a_file_error(files, read):
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples" / "tenders"
 
 
-@pytest.mark.skipif(not SAMPLES.is_dir(), reason="data/samples/tenders/ not generated")
 def test_accounting_on_every_sample_file(read):
     batch = read(SAMPLES)
     assert len(batch.files) > 0

@@ -12,25 +12,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _missing_piece() -> str | None:
-    try:
-        from iccaudit.samples import write_corpus  # noqa: F401
-    except ImportError as exc:
-        return f"iccaudit.samples.write_corpus is not available yet ({exc})"
-    try:
-        from iccaudit.ingest import ingest  # noqa: F401
-    except ImportError as exc:
-        return f"iccaudit.ingest.ingest is not available yet ({exc})"
-    try:
-        from iccaudit.enrich import build_sandbox  # noqa: F401
-    except ImportError as exc:
-        return f"iccaudit.enrich.build_sandbox is not available yet ({exc})"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_missing_piece() is not None, reason=str(_missing_piece()))
-
-
 @pytest.fixture(scope="module", params=[7, 8])
 def corpus(request, tmp_path_factory):
     """(items view, labels) of a generated corpus; seed 7 is the one in data/samples."""

@@ -46,7 +46,7 @@ def summary_dict(result: Any) -> dict[str, Any]:
         "skipped_files": [{"path": p, "reason": r} for p, r in result.skipped],
         "errors": list(result.errors),
         "warnings": list(result.warnings),
-        "timings_s": {k: round(v, 3) for k, v in getattr(result, "timings", {}).items()},
+        "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
     }
 
 

@@ -76,7 +76,9 @@ def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
     # Names come from the view's own description, never from user text; quoted anyway.
     select = ", ".join('"' + c.replace('"', '""') + '"' for c in wanted)
-    return con.sql(f"SELECT {select} FROM items ORDER BY item_id").to_arrow_table().to_pandas()
+    from iccaudit.store import fetch_frame
+
+    return fetch_frame(con, f"SELECT {select} FROM items ORDER BY item_id")
 
 
 def run_models(

@@ -90,6 +90,8 @@ def build_findings(
     """Finding rows (``schema.Finding`` columns) for the flagged lines."""
     import duckdb
 
+    from iccaudit.store import fetch_frame
+
     cols = schema.columns("findings")
     if flagged.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
@@ -127,9 +129,10 @@ def build_findings(
         con.register("drivers", drivers)
         con.register("labels", labels)
         con.register("rule_findings", rf)
-        out = con.sql(
-            _SQL, params={"detector": settings.model_name, "ensemble": "+".join(settings.ensemble)}
-        ).to_arrow_table().to_pandas()
+        out = fetch_frame(
+            con, _SQL,
+            {"detector": settings.model_name, "ensemble": "+".join(settings.ensemble)},
+        )
     finally:
         con.close()
     out.insert(0, "run_id", run_id)

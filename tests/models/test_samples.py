@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module", params=[7, 8])
 def corpus(request, tmp_path_factory):
     """(items view, labels) of a generated corpus; seed 7 is the one in data/samples."""
-    from iccaudit.detect.models import read_items
+    from iccaudit.detect.models import read_items, read_locations
     from iccaudit.enrich import build_sandbox
     from iccaudit.ingest import ingest
     from iccaudit.paths import bundled_rules_dir, reference_dir
@@ -30,19 +30,22 @@ def corpus(request, tmp_path_factory):
     items.insert(0, "run_id", "test")
     con = build_sandbox(items, reference_dir(bundled_rules_dir()))
     try:
-        view = read_items(con)
-        yield con, view, pd.read_csv(out / "labels.csv", dtype=str), out
+        view = read_items(con)  # what the models score: narrow, no location columns
+        assert "source_file" not in view.column_names
+        where = read_locations(con, view.column("item_id").to_numpy())
+        assert len(where) == view.num_rows == len(items)
+        yield con, view, where, pd.read_csv(out / "labels.csv", dtype=str), out
     finally:
         con.close()
 
 
-def _label_lines(view: pd.DataFrame, labels: pd.DataFrame, out: Path) -> pd.DataFrame:
+def _label_lines(where: pd.DataFrame, labels: pd.DataFrame, out: Path) -> pd.DataFrame:
     """One row per item: is it labelled price_outlier, is it labelled novel."""
     root = str((out / "tenders").resolve())
-    files = view["source_file"].map(lambda p: str(Path(p).resolve()))  # per file, few values
+    files = where["source_file"].map(lambda p: str(Path(p).resolve()))  # per file, few values
     rel = files.str.removeprefix(root + "/")
-    keys = pd.DataFrame({"item_id": view["item_id"], "file": rel,
-                         "sheet": view["source_sheet"].fillna(""), "line_no": view["line_no"]})
+    keys = pd.DataFrame({"item_id": where["item_id"], "file": rel,
+                         "sheet": where["source_sheet"].fillna(""), "line_no": where["line_no"]})
     lab = labels.assign(sheet=labels["sheet"].fillna(""),
                         novel=labels.get("novel", pd.Series("0", index=labels.index)).fillna("0"))
     merged = keys.merge(lab, on=["file", "sheet", "line_no"], how="left")
@@ -52,8 +55,8 @@ def _label_lines(view: pd.DataFrame, labels: pd.DataFrame, out: Path) -> pd.Data
 
 
 def test_labels_match_lines(corpus):
-    _, view, labels, out = corpus
-    truth = _label_lines(view, labels, out)
+    _, _, where, labels, out = corpus
+    truth = _label_lines(where, labels, out)
     assert truth["po"].sum() == (labels["mechanism"] == "price_outlier").sum() > 0
 
 
@@ -63,8 +66,8 @@ def test_ensemble_roc_auc_on_labelled_price_outliers(corpus):
     from iccaudit.detect.models import load_settings
     from iccaudit.detect.models.scoring import score_items
 
-    _, view, labels, out = corpus
-    truth = _label_lines(view, labels, out)
+    _, view, where, labels, out = corpus
+    truth = _label_lines(where, labels, out)
     lines = score_items(view, load_settings(), seed=0).lines.merge(truth, on="item_id")
     assert lines["po"].sum() >= 3
     assert roc_auc_score(lines["po"], lines["score"]) >= 0.9
@@ -73,8 +76,8 @@ def test_ensemble_roc_auc_on_labelled_price_outliers(corpus):
 def test_recall_on_novel_outliers(corpus):
     from iccaudit.detect.models import run_models
 
-    con, view, labels, out = corpus
-    truth = _label_lines(view, labels, out)
+    con, _, where, labels, out = corpus
+    truth = _label_lines(where, labels, out)
     findings, runs = run_models(con, "test", None, 0, None)
     novel = truth.loc[truth["nov"], "item_id"]
     assert len(novel) >= 3

@@ -85,9 +85,13 @@ ORDER BY item_id
 
 def build_findings(
     run_id: str, settings: ModelSettings, flagged: pd.DataFrame, drivers: pd.DataFrame,
-    items: pd.DataFrame, rule_findings: pd.DataFrame | None,
+    locations: pd.DataFrame, rule_findings: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    """Finding rows (``schema.Finding`` columns) for the flagged lines."""
+    """Finding rows (``schema.Finding`` columns) for the flagged lines.
+
+    ``locations`` holds ``item_id`` and the columns that locate a line (source_file,
+    source_sheet, source_row, tender_id, line_no) for at least the flagged lines.
+    """
     import duckdb
 
     from iccaudit.store import fetch_frame
@@ -96,8 +100,11 @@ def build_findings(
     if flagged.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
     meta_cols = ["item_id", "source_file", "source_sheet", "source_row", "tender_id", "line_no"]
-    meta = items[[c for c in meta_cols if c in items.columns]]
-    scored = flagged.merge(meta, on="item_id", how="left")
+    meta = locations[[c for c in meta_cols if c in locations.columns]]
+    meta = meta[meta["item_id"].isin(flagged["item_id"])]
+    # Labels arrive as categoricals (one per million lines is cheap); text from here on.
+    cats = [c for c in flagged.columns if isinstance(flagged[c].dtype, pd.CategoricalDtype)]
+    scored = flagged.astype(dict.fromkeys(cats, object)).merge(meta, on="item_id", how="left")
     for c in meta_cols:
         if c not in scored.columns:
             scored[c] = None

@@ -1,6 +1,8 @@
 """Score every line against its peer group with the detector ensemble.
 
-One loop per peer group (tens of groups), vectorised inside; never a loop per line.
+One loop per peer group (81 groups in a million generated lines), vectorised inside; never a
+loop per line. Results go straight into arrays of one value per line, and the frame of lines is
+built once at the end (text columns as categoricals: a million lines share a few labels).
 """
 
 from __future__ import annotations
@@ -9,15 +11,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from iccaudit.detect.models.config import ModelSettings
 from iccaudit.detect.models.detectors import OutlierDetector, combine, normalise
 from iccaudit.detect.models.features import (
     FEATURES,
     LUMP_SUM,
+    Items,
+    _col,
     assign_groups,
+    column_names,
     compute_features,
+    encode,
     item_kind,
+    num_rows,
 )
 
 
@@ -25,8 +33,9 @@ from iccaudit.detect.models.features import (
 class Scored:
     """What :func:`score_items` found.
 
-    ``lines``: one row per evaluated line (item_id, group, peers, score, price_feature,
-    price_value, peer_median, ratio, flagged, severity, est_excess_cny).
+    ``lines``: one row per evaluated line, by group label then item_id (item_id, group,
+    feature_set, peers, score, price_feature, price_value, peer_median, median_peers, ratio,
+    flagged, severity, est_excess_cny); the text columns are categoricals.
     ``drivers``: for flagged lines only, one row per (line, feature) with value, group median,
     robust z and whether the value was imputed.
     ``groups``: one row per peer group (group, feature_set, lines, status, error, hits,
@@ -50,33 +59,43 @@ def _robust_z(x: np.ndarray, med: np.ndarray) -> np.ndarray:
 
 
 def _severity(score: np.ndarray, ratio: np.ndarray, settings: ModelSettings) -> np.ndarray:
-    """First calibration row whose minimums the line meets (the last row catches the rest)."""
+    """Index of the first calibration row whose minimums the line meets (the last catches all)."""
     conds = [(score >= lv.min_score) & (ratio >= lv.min_ratio) for lv in settings.severity]
-    return np.select(conds, [lv.severity for lv in settings.severity], default="low")
+    return np.select(conds, np.arange(len(conds)), default=len(conds) - 1)
 
 
-def score_items(items: pd.DataFrame, settings: ModelSettings, seed: int = 0) -> Scored:
-    """Score the lines of an ``items``-shaped frame; see :class:`Scored` for the result."""
+def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
+    """Score the lines of an ``items``-shaped Arrow table or frame; see :class:`Scored`."""
+    n = num_rows(items)
     fsets = {name: settings.feature_set(name) for name in settings.categories}
     wanted = sorted({f for fs in fsets.values() for f in [*fs.price_features, *fs.features]})
     feats = compute_features(items, wanted)
     lump = _lump_to_own_group(items, settings, feats)
-    kind_series = item_kind(items)
-    groups = assign_groups(items, settings.group_levels, settings.min_peers, lump, kind_series)
-    kinds = pd.factorize(kind_series, use_na_sentinel=True)[0]  # -1 = no item name
-    item_ids = items["item_id"].to_numpy()
-    unit_price = pd.to_numeric(items["unit_price_cny"], errors="coerce").to_numpy(dtype=float)
-    quantity = pd.to_numeric(items["quantity"], errors="coerce").to_numpy(dtype=float)
+    kinds = item_kind(items)
+    item_ids = (items.column("item_id") if isinstance(items, pa.Table)
+                else items["item_id"]).to_numpy()
+    groups = assign_groups(items, settings.group_levels, settings.min_peers, lump, kinds,
+                           item_ids)
+    unit_price = _col(items, "unit_price_cny")
+    quantity = _col(items, "quantity")
 
-    line_parts: list[pd.DataFrame] = []
+    # One slot per line in group order (slot k is line groups.order[k]), filled group by
+    # group with slices: the lines frame comes out grouped, with no reordering at the end.
+    evaluated = np.zeros(n, dtype=bool)
+    score = np.full(n, np.nan)
+    pf_code = np.full(n, -1, dtype=np.int64)  # index into FEATURE_NAMES, -1 = no price feature
+    price_value = np.full(n, np.nan)
+    peer_median = np.full(n, np.nan)
+    median_peers = np.zeros(n, dtype=np.int64)
+    ratio = np.full(n, np.nan)
+    excess = np.full(n, np.nan)
+    feature_names = list(FEATURES)
     driver_parts: list[pd.DataFrame] = []
     group_rows: list[dict] = []
-    codes, labels = pd.factorize(groups["group"], sort=True)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
-    for g, label in enumerate(labels):
-        idx = order[bounds[g]:bounds[g + 1]]
-        fs_name = groups["feature_set"].iloc[idx[0]]
+    for g, label in enumerate(groups.labels):
+        span = slice(groups.bounds[g], groups.bounds[g + 1])
+        idx = groups.order[span]
+        fs_name = groups.feature_set[g]
         fs = settings.feature_set(fs_name)
         row = {"group": label, "feature_set": fs_name, "lines": len(idx), "status": "ok",
                "error": None, "hits": 0, "features": "", "dropped": ""}
@@ -87,7 +106,7 @@ def score_items(items: pd.DataFrame, settings: ModelSettings, seed: int = 0) -> 
                              f"{settings.min_peers}: not compared")
             continue
         names = list(dict.fromkeys([*fs.price_features, *fs.features]))
-        cols, dropped = [], []
+        cols, dropped, columns = [], [], []
         for name in names:
             x = feats[name][idx]
             ok = ~np.isnan(x)
@@ -97,16 +116,22 @@ def score_items(items: pd.DataFrame, settings: ModelSettings, seed: int = 0) -> 
                 dropped.append(f"{name}: constant")
             else:
                 cols.append(name)
+                columns.append(x)
         row.update(features=",".join(cols), dropped="; ".join(dropped))
         if not cols:
             row.update(status="not_evaluated", error="no usable feature in this group")
             continue
-        raw = np.column_stack([feats[c][idx] for c in cols])
+        raw = np.column_stack(columns)
+        del columns
         missing = np.isnan(raw)
-        med = np.nanmedian(raw, axis=0)
+        any_missing = missing.any(axis=0)
+        # nanmedian copies and partitions around NaN: only worth it for columns with gaps.
+        med = np.median(raw, axis=0)
+        if any_missing.any():
+            med[any_missing] = np.nanmedian(raw[:, any_missing], axis=0)
         # Missing values take the group median (a neutral value for every detector), and the
         # evidence says so; a zero would be a made-up price.
-        X = np.where(missing, med, raw)
+        X = np.where(missing, med, raw) if any_missing.any() else raw
         norm = [
             normalise(
                 OutlierDetector(
@@ -117,8 +142,7 @@ def score_items(items: pd.DataFrame, settings: ModelSettings, seed: int = 0) -> 
             )
             for name in settings.ensemble
         ]
-        score = np.clip(combine(norm, settings.combine), 0.0, 1.0)
-        z = np.where(missing, 0.0, _robust_z(X, med))
+        g_score = np.clip(combine(norm, settings.combine), 0.0, 1.0)
 
         # The price feature of each line: the first of the preference list it actually has.
         price_cols = [cols.index(p) for p in fs.price_features if p in cols]
@@ -131,51 +155,44 @@ def score_items(items: pd.DataFrame, settings: ModelSettings, seed: int = 0) -> 
         # The peer median of a line: the lines of the same item kind in its group when there
         # are enough of them (a 12 k management switch is not compared with the median of a
         # group that also holds 310 k InfiniBand switches), else the whole group.
-        local_med, local_n = _local_medians(raw, med, kinds[idx], settings.min_median_peers)
+        local_med, local_n = _local_medians(raw, med, kinds.codes[idx], settings.min_median_peers)
         line_med = local_med[rows, pf_safe]
-        log_ratio = np.where(has_price, X[rows, pf_safe] - line_med, np.nan)
-        ratio = np.exp(log_ratio)
-        flagged = (score >= settings.score_threshold) & (ratio >= settings.min_price_ratio)
-        pf_name = np.array(cols, dtype=object)[pf_safe]
+        g_log_ratio = np.where(has_price, X[rows, pf_safe] - line_med, np.nan)
+        g_ratio = np.exp(g_log_ratio)
+        flagged = (g_score >= settings.score_threshold) & (g_ratio >= settings.min_price_ratio)
         is_price = np.array([FEATURES[c].price for c in cols])[pf_safe] & has_price
         # Excess is only in money when the feature is proportional to the unit price: the line
         # at its peers' median would have cost unit_price / ratio per unit.
-        up, q = unit_price[idx], quantity[idx]
         with np.errstate(invalid="ignore", divide="ignore"):
-            excess = np.where(is_price & (ratio > 1), up * q * (1 - 1 / ratio), np.nan)
+            g_excess = np.where(is_price & (g_ratio > 1),
+                                unit_price[idx] * quantity[idx] * (1 - 1 / g_ratio), np.nan)
         row["hits"] = int(flagged.sum())
-        line_parts.append(pd.DataFrame({
-            "item_id": item_ids[idx], "group_no": g,
-            "peers": len(idx), "score": score,
-            "price_feature": np.where(has_price, pf_name, None),
-            "price_value": np.where(has_price, np.exp(X[rows, pf_safe]), np.nan),
-            "peer_median": np.where(has_price, np.exp(line_med), np.nan),
-            "median_peers": np.where(has_price, local_n[rows, pf_safe], 0),
-            "ratio": ratio, "flagged": flagged,
-            "severity": _severity(score, np.nan_to_num(ratio), settings),
-            "est_excess_cny": excess,
-        }))
+        evaluated[span] = True
+        score[span] = g_score
+        col_codes = np.array([feature_names.index(c) for c in cols])
+        pf_code[span] = np.where(has_price, col_codes[pf_safe], -1)
+        price_value[span] = np.where(has_price, np.exp(X[rows, pf_safe]), np.nan)
+        peer_median[span] = np.where(has_price, np.exp(line_med), np.nan)
+        median_peers[span] = np.where(has_price, local_n[rows, pf_safe], 0)
+        ratio[span] = g_ratio
+        excess[span] = g_excess
         if flagged.any():
             f_rows = np.flatnonzero(flagged)
             k = len(cols)
+            # The robust scale needs the whole group; the z values only the flagged lines.
+            z = np.where(missing[f_rows], 0.0, _robust_z(X, med)[f_rows])
             driver_parts.append(pd.DataFrame({
                 "item_id": np.repeat(item_ids[idx][f_rows], k),
                 "feature": np.tile(np.array(cols, dtype=object), len(f_rows)),
                 "value": np.where(missing[f_rows], np.nan, np.exp(raw[f_rows])).ravel(),
                 "median": np.tile(np.exp(med), len(f_rows)),
-                "z": z[f_rows].ravel(),
+                "z": z.ravel(),
                 "imputed": missing[f_rows].ravel(),
             }))
-    groups_frame = pd.DataFrame(group_rows)
-    if line_parts:
-        lines = pd.concat(line_parts, ignore_index=True)
-        # Labels once per group, not built per line.
-        lines.insert(1, "group", groups_frame["group"].to_numpy(dtype=object)[lines["group_no"]])
-        lines.insert(2, "feature_set",
-                     groups_frame["feature_set"].to_numpy(dtype=object)[lines["group_no"]])
-        lines = lines.drop(columns="group_no")
-    else:
-        lines = _empty_lines()
+    groups_frame = pd.DataFrame(group_rows, columns=[
+        "group", "feature_set", "lines", "status", "error", "hits", "features", "dropped"])
+    lines = _lines_frame(evaluated, item_ids[groups.order], groups, score, pf_code, feature_names,
+                         price_value, peer_median, median_peers, ratio, excess, settings)
     drivers = (
         pd.concat(driver_parts, ignore_index=True) if driver_parts else
         pd.DataFrame({"item_id": pd.Series(dtype="int64"), "feature": pd.Series(dtype=object),
@@ -185,44 +202,82 @@ def score_items(items: pd.DataFrame, settings: ModelSettings, seed: int = 0) -> 
     return Scored(lines=lines, drivers=drivers, groups=groups_frame)
 
 
+def _lines_frame(
+    evaluated: np.ndarray, item_ids: np.ndarray, groups, score: np.ndarray,
+    pf_code: np.ndarray, feature_names: list[str], price_value: np.ndarray,
+    peer_median: np.ndarray, median_peers: np.ndarray, ratio: np.ndarray,
+    excess: np.ndarray, settings: ModelSettings,
+) -> pd.DataFrame:
+    """The evaluated lines as one frame; labels as categoricals over the few distinct ones.
+
+    Every array is in group order (slot k is line ``groups.order[k]``).
+    """
+    ev = np.flatnonzero(evaluated)
+    code = np.repeat(np.arange(len(groups.labels)), np.diff(groups.bounds))[ev]
+    sizes = np.diff(groups.bounds)
+    fs_cats = sorted(set(groups.feature_set.tolist()))
+    fs_code = pd.Index(fs_cats).get_indexer(groups.feature_set)
+    sc, rt = score[ev], ratio[ev]
+    sev = _severity(sc, np.nan_to_num(rt), settings)
+    sev_names = list(dict.fromkeys(lv.severity for lv in settings.severity))
+    sev_code = np.array([sev_names.index(lv.severity) for lv in settings.severity])
+    flagged = (sc >= settings.score_threshold) & (rt >= settings.min_price_ratio)
+    return pd.DataFrame({
+        "item_id": item_ids[ev],
+        "group": pd.Categorical.from_codes(code, categories=groups.labels.tolist()),
+        "feature_set": pd.Categorical.from_codes(fs_code[code], categories=fs_cats),
+        "peers": sizes[code].astype(np.int64),
+        "score": sc,
+        "price_feature": pd.Categorical.from_codes(pf_code[ev], categories=feature_names),
+        "price_value": price_value[ev], "peer_median": peer_median[ev],
+        "median_peers": median_peers[ev], "ratio": rt, "flagged": flagged,
+        "severity": pd.Categorical.from_codes(sev_code[sev], categories=sev_names),
+        "est_excess_cny": excess[ev],
+    })
+
+
 def _lump_to_own_group(
-    items: pd.DataFrame, settings: ModelSettings, feats: dict[str, np.ndarray]
+    items: Items, settings: ModelSettings, feats: dict[str, np.ndarray]
 ) -> np.ndarray:
     """Lump-sum lines that have no price per kW / TB / card to compare: judged by share."""
-    if "is_lump_sum" not in items.columns:
-        return np.zeros(len(items), dtype=bool)
-    lump = items["is_lump_sum"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    cats = (items["category"].astype("string").fillna("other") if "category" in items.columns
-            else pd.Series("other", index=items.index))
-    specific = np.zeros(len(items), dtype=bool)
-    for cat in cats[lump].unique():
-        fs = settings.feature_set(str(cat))
-        rows = (cats == cat).to_numpy() & lump
+    n = num_rows(items)
+    if "is_lump_sum" not in column_names(items):
+        return np.zeros(n, dtype=bool)
+    lump = np.nan_to_num(_col(items, "is_lump_sum"), nan=0.0) != 0
+    if not lump.any() or LUMP_SUM not in settings.categories:
+        return np.zeros(n, dtype=bool)
+    cats = encode(items, "category") if "category" in column_names(items) else None
+    specific = np.zeros(n, dtype=bool)
+    # One pass per category that has lump-sum lines (few), not per line.
+    cat_codes = cats.codes if cats is not None else np.full(n, -1)
+    for c in np.unique(cat_codes[lump]):
+        cat = str(cats.values[c]) if c >= 0 else "other"
+        fs = settings.feature_set(cat)
+        rows = (cat_codes == c) & lump
         for name in fs.price_features:
             if name not in ("unit_price", "price_per_card", "value_share", "line_total"):
                 specific |= rows & ~np.isnan(feats[name])
-    return lump & ~specific & (LUMP_SUM in settings.categories)
+    return lump & ~specific
 
 
 def _local_medians(
     raw: np.ndarray, med: np.ndarray, kinds: np.ndarray, min_n: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per line and feature: median of its item kind when it has >= min_n values, else group."""
-    grouped = pd.DataFrame(raw).groupby(kinds)
-    kmed = grouped.transform("median").to_numpy(dtype=float)
-    kcnt = grouped.transform("count").to_numpy(dtype=float)
+    """Per line and feature: median of its item kind when it has >= min_n values, else group.
+
+    Returns (medians, counts) of shape ``raw.shape``; broadcast views when the group holds a
+    single item kind (the kind's median is then the group's).
+    """
+    present = (~np.isnan(raw)).sum(axis=0)
+    total = np.broadcast_to(present, raw.shape)
+    if len(kinds) and kinds[0] >= 0 and (kinds == kinds[0]).all():
+        # One kind: its median and count are the group's (same values, no group-by).
+        return np.broadcast_to(med, raw.shape), total
+    local = pd.factorize(kinds)[0]
+    grouped = pd.DataFrame(raw).groupby(local, sort=False)
+    kmed = grouped.median().to_numpy(dtype=float)
+    kcnt = grouped.count().to_numpy(dtype=float)
+    # groupby(sort=False) orders the kinds by first appearance, like factorize's codes.
+    kmed, kcnt = kmed[local], kcnt[local]
     use = (kcnt >= min_n) & (kinds >= 0)[:, None]
-    total = np.broadcast_to((~np.isnan(raw)).sum(axis=0), raw.shape)
     return np.where(use, kmed, med), np.where(use, kcnt, total)
-
-
-def _empty_lines() -> pd.DataFrame:
-    return pd.DataFrame({
-        "item_id": pd.Series(dtype="int64"), "group": pd.Series(dtype=object),
-        "feature_set": pd.Series(dtype=object), "peers": pd.Series(dtype="int64"),
-        "score": pd.Series(dtype=float), "price_feature": pd.Series(dtype=object),
-        "price_value": pd.Series(dtype=float), "peer_median": pd.Series(dtype=float),
-        "median_peers": pd.Series(dtype="int64"),
-        "ratio": pd.Series(dtype=float), "flagged": pd.Series(dtype=bool),
-        "severity": pd.Series(dtype=object), "est_excess_cny": pd.Series(dtype=float),
-    })

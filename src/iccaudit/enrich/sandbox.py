@@ -1,4 +1,4 @@
-"""Build the sandbox: line_items + reference tables + views, then lock it down."""
+"""Build the sandbox: the run's lines + reference tables + views, then lock it down."""
 
 from __future__ import annotations
 
@@ -15,8 +15,16 @@ from iccaudit import schema
 from iccaudit.enrich.reference import Reference, load_reference, load_reference_tables
 from iccaudit.enrich.views import view_statements
 
+_SOURCE = "_incoming_line_items"
 
-def _insert_line_items(con: duckdb.DuckDBPyConnection, line_items: Any) -> None:
+
+def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
+    """Register the caller's rows and return a FROM item giving them typed by the schema.
+
+    The rows are not copied into a table of their own: enrich reads the few columns it
+    computes on, and ``items`` (the one wide copy) reads them all; ``line_items`` is then a
+    view of ``items``.
+    """
     cols = schema.columns("line_items")
     # a pandas frame or an Arrow table (the pipeline passes Arrow: a fraction of the memory)
     is_arrow = hasattr(line_items, "column_names")
@@ -24,18 +32,40 @@ def _insert_line_items(con: duckdb.DuckDBPyConnection, line_items: Any) -> None:
     missing = [c for c in cols if c not in names]
     if missing:
         raise ValueError(f"line_items frame lacks columns {missing}")
-    con.execute(schema.ddl("line_items"))
-    if len(line_items) == 0:
-        return
     types = {name: schema.sql_type(f.annotation)
              for name, f in schema.LineItem.model_fields.items()}
-    con.register("_incoming_line_items",
-                 line_items.select(cols) if is_arrow else line_items[cols])
-    try:
-        select = ", ".join(f'CAST("{c}" AS {types[c]})' for c in cols)
-        con.execute(f"INSERT INTO line_items SELECT {select} FROM _incoming_line_items")
-    finally:
-        con.unregister("_incoming_line_items")
+    con.register(_SOURCE, line_items.select(cols) if is_arrow else line_items[cols])
+    select = ", ".join(f'CAST("{c}" AS {types[c]}) AS "{c}"' for c in cols)
+    return f"(SELECT {select} FROM {_SOURCE})"
+
+
+def _check_rows(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """The schema's NOT NULL columns hold values and item_id is unique (items joins on it)."""
+    required = [name for name, f in schema.LineItem.model_fields.items()
+                if f.is_required() and not schema._is_optional(f.annotation)]
+    counts = ", ".join(f'count(*) FILTER (WHERE "{c}" IS NULL)' for c in required)
+    row = con.execute(f"SELECT count(*) - count(DISTINCT item_id), {counts} "
+                      f"FROM {source} src").fetchall()[0]
+    if row[0]:
+        raise ValueError(f"line_items: item_id is not unique ({row[0]:,} repeated row(s))")
+    for name, nulls in zip(required, row[1:], strict=True):
+        if nulls:
+            raise ValueError(f"line_items: column {name!r} is empty in {nulls:,} row(s)")
+
+
+def _connect(database: Path | None, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    if database is None:
+        return duckdb.connect(":memory:", config=config)
+    path = Path(database)
+    if path.exists() and path.stat().st_size > 0:
+        # a findings database passed by mistake would get the sandbox's tables written into it
+        raise ValueError(f"{path}: the sandbox needs a new (or empty) database file")
+    if path.exists():
+        path.unlink()  # an empty file (tempfile.mkstemp) is not a DuckDB database
+    # spilled blocks go beside the database file (DuckDB's default <database>.tmp), which
+    # DuckDB removes on close
+    return duckdb.connect(str(path), config=config)
 
 
 def build_sandbox(
@@ -43,38 +73,55 @@ def build_sandbox(
     reference_dir: Path,
     *,
     reference: Reference | None = None,
+    database: Path | None = None,
+    memory_limit: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with this run's lines, the reference book and the views.
+    """A DuckDB connection with this run's lines, the reference book and the views.
 
     Parameters
     ----------
     line_items
         A pandas DataFrame or Arrow table with every column of
-        :class:`iccaudit.schema.LineItem` (including ``run_id`` and ``item_id``); the table is
-        created from the schema DDL, so types are exact even for an empty frame.
+        :class:`iccaudit.schema.LineItem` (including ``run_id`` and a unique ``item_id``);
+        every column is cast to the schema's type, so types are exact even for an empty frame.
     reference_dir
         ``rules/reference/`` (YAML); ignored when ``reference`` is given.
     reference
         An already loaded reference book (tests, notebooks).
+    database
+        A new database file for the sandbox (the caller deletes it after closing the
+        connection): with ``memory_limit`` DuckDB then spills to disk instead of running out
+        of memory on batches of tens of millions of lines. Default: in memory.
+    memory_limit
+        DuckDB's ``memory_limit`` (``"4GB"``), set before the configuration is locked.
 
     Returns
     -------
     duckdb.DuckDBPyConnection
         With ``enable_external_access = false`` and ``lock_configuration = true``: the
-        connection can read no file and its settings cannot be changed back.
+        connection can read no file and its settings cannot be changed back. Holds the
+        public views of :mod:`iccaudit.enrich.dictionary` (materialised as tables) and
+        ``line_items`` (a view of ``items``' first columns).
 
     Raises
     ------
     iccaudit.enrich.ReferenceError
         A reference file is invalid (one line with file:line).
+    ValueError
+        ``line_items`` lacks a column, repeats an ``item_id`` or leaves a required column
+        empty; ``database`` is an existing, non-empty file.
     """
     ref = reference if reference is not None else load_reference(Path(reference_dir))
-    con = duckdb.connect(":memory:")
+    con = _connect(database, memory_limit)
     try:
-        _insert_line_items(con, line_items)
-        load_reference_tables(con, ref)
-        for statement in view_statements(ref):
-            con.execute(statement)
+        source = _typed_source(con, line_items)
+        try:
+            _check_rows(con, source)
+            load_reference_tables(con, ref)
+            for statement in view_statements(ref, source, schema.columns("line_items")):
+                con.execute(statement)
+        finally:
+            con.unregister(_SOURCE)
         try:
             con.execute("SET enable_progress_bar = false")  # no DuckDB bars on the CLI's stderr
         except duckdb.InvalidInputException:

@@ -1,12 +1,17 @@
 """The SQL views rules and models read, built from the vocabulary and the reference aliases.
 
-All views are set-at-a-time: regular expressions run once per line on a pre-lowered text
-column, reference data comes in by hash joins, peers and tenders by GROUP BY + join. There is
-no correlated subquery, so a million lines cost a few seconds.
+All steps are set-at-a-time. Recognition (regular expressions, reference prices, brand,
+peer key) runs once per distinct text of the six text columns (``_text_class``); the
+per-line figures, peer statistics and windows run on narrow rows (``_lines``: numbers and
+keys, no raw JSON, no texts); tenders and peers come in by GROUP BY + join. The one wide
+copy of the lines is ``items``: the caller's rows beside their figures by position. A
+million lines cost about two seconds on two cores.
 
-Internal steps are views whose names start with ``_``; the public views (described in
-:mod:`iccaudit.enrich.dictionary`) are ``items``, ``tender_assemblies``, ``serial_reuse``,
-``duplicate_lines`` and ``tender_compute``.
+Internal steps start with ``_`` and are dropped at the end. The public views (described in
+:mod:`iccaudit.enrich.dictionary`) ``items``, ``tender_assemblies``, ``serial_reuse``,
+``duplicate_lines`` and ``tender_compute`` are materialised as tables (each rule and model
+reads them; a view would be computed once per reader); ``line_items`` is a view of
+``items``' first columns.
 
 Choices worth knowing (also in docs/dictionary.md):
 
@@ -19,6 +24,8 @@ Choices worth knowing (also in docs/dictionary.md):
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from iccaudit.enrich import vocab
 from iccaudit.enrich.reference import Reference
@@ -91,8 +98,14 @@ def _fold(expr: str) -> str:
     )
 
 
-def view_statements(ref: Reference) -> list[str]:
-    """CREATE VIEW statements, in dependency order."""
+def view_statements(ref: Reference, source: str,
+                    line_item_columns: Sequence[str]) -> list[str]:
+    """The statements that build the sandbox's tables and views, in dependency order.
+
+    ``source`` is a FROM item (a table name or a parenthesised SELECT) giving the run's line
+    items with the ``line_item_columns`` already typed; it is read twice: once for the few
+    columns enrich computes on, once for the final ``items`` table.
+    """
     aliases = [a for acc in ref.accelerators.accelerators for a in acc.aliases]
     accel_re = vocab.accel_regex(aliases)
     times_re = vocab.cards_times_regex(aliases)
@@ -210,103 +223,74 @@ FROM (
     ) b
 ) x"""
 
-    # Recognition (text, accelerator, category, condition ...) depends only on the six text
-    # columns, and tenders repeat the same catalogue lines: it runs once per distinct text
-    # (about 22 k in 1 M generated lines) and joins back to the lines, NULL-safe. Columns come
-    # out in the order the line-level chain gave: line_items.*, then the recognised ones.
+    # Recognition (text, accelerator, category, condition, brand, reference price, peer key)
+    # depends only on the six text columns, and tenders repeat the same catalogue lines: it
+    # runs once per distinct text (about 22 k in 1 M generated lines) into _text_class, and
+    # each line carries only the number of its text (tid).
     keys = ("item_name", "model", "spec", "unit", "condition", "brand")
-    text_keys = (f"CREATE TABLE _text_keys AS SELECT DISTINCT {', '.join(keys)} "
-                 "FROM line_items")
-    on = " AND ".join(f"li.{k} IS NOT DISTINCT FROM c.{k}" for k in keys)
-    class_lines_view = f"""
-CREATE VIEW _items_class_lines AS
-SELECT li.*, c.* EXCLUDE ({', '.join(keys)})
-FROM line_items li
-JOIN _items_class c ON {on}"""
+    # _li keeps the source's row order (DuckDB preserves insertion order): its rowid is the
+    # row's position in ``source``, which the final POSITIONAL JOIN relies on.
+    narrow = ", ".join(("tender_id", *keys, "quantity", "unit_price_cny", "total_cny", "date",
+                        "capacity_kw"))
+    li = f"CREATE TABLE _li AS SELECT {narrow} FROM {source} src"
+    text_keys = (f"CREATE TABLE _text_keys AS SELECT row_number() OVER () AS tid, * "
+                 f"FROM (SELECT DISTINCT {', '.join(keys)} FROM _li)")
 
-    price_view = f"""
-CREATE VIEW _items_price AS
-SELECT c.*,
-    c.quantity * c.unit_price_cny AS line_total_cny,
-    c.total_cny - c.quantity * c.unit_price_cny AS total_diff_cny,
-    CASE WHEN c.cards_per_unit IS NOT NULL THEN c.quantity * c.cards_per_unit END AS card_count,
-    CASE WHEN c.capacity_kw > 0 THEN
-        CASE WHEN c.is_lump_sum OR c.capacity_total_wording THEN 'line' ELSE 'unit' END
-    END AS capacity_scope,
-    CASE WHEN c.category = 'liquid_cooling' AND c.capacity_kw > 0 THEN
-        CASE WHEN c.is_lump_sum OR c.capacity_total_wording
-             THEN c.quantity * c.unit_price_cny / c.capacity_kw
-             ELSE c.unit_price_cny / c.capacity_kw END
-    END AS price_per_kw,
-    CASE WHEN c.category = 'cooling_retrofit' THEN
-        CASE WHEN NOT c.is_lump_sum THEN c.quantity
-             ELSE try_cast(nullif(regexp_extract(c.text, {lit(vocab.SERVERS_COUNT)}, 1), '')
-                           AS DOUBLE) END
-    END AS retrofit_servers,
-    coalesce(c.date, td.first_date) AS purchase_date,
-    td.total_cny AS _tender_total_cny,
+    text_class = f"""
+CREATE TABLE _text_class AS
+SELECT c.tid, c.text, c.accel_model, c.accel_vendor, c.is_domestic, c.export_controlled,
+    c.export_control_date, c.fp16_dense_tflops, c.tdp_w, c.category, c.ref_basis,
+    c.cards_per_unit, c.condition_class, c.condition_conflict, c.cooling_type, c.shell_wording,
+    c.spec_says_assembled, c.is_lump_sum, c.capacity_total_wording, c.unit_norm,
+    CASE WHEN c.category = 'cooling_retrofit' AND c.is_lump_sum
+         THEN try_cast(nullif(regexp_extract(c.text, {lit(vocab.SERVERS_COUNT)}, 1), '')
+                       AS DOUBLE) END AS servers_in_text,
     b.brand_canonical,
     CASE WHEN c.brand_norm IS NULL THEN 'unknown'
          WHEN b.brand_canonical IS NOT NULL THEN 'mainstream'
-         ELSE 'other' END AS brand_tier
-FROM _items_class_lines c
-LEFT JOIN (
-    SELECT d.brand_norm, min(rb.brand) AS brand_canonical
-    FROM (SELECT DISTINCT nullif(trim({_fold("brand")}), '') AS brand_norm
-          FROM line_items WHERE nullif(trim(brand), '') IS NOT NULL) d
-    JOIN ref_brands rb ON contains(d.brand_norm, rb.alias)
-    GROUP BY d.brand_norm
-) b ON b.brand_norm = c.brand_norm
--- per-tender figures by GROUP BY and a join, not a window: a window sorts the wide rows
-LEFT JOIN (
-    SELECT tender_id, min(date) AS first_date, sum(quantity * unit_price_cny) AS total_cny
-    FROM line_items GROUP BY tender_id
-) td ON td.tender_id IS NOT DISTINCT FROM c.tender_id"""
-
-    ref_view = """
-CREATE VIEW _items_ref AS
-SELECT p.*,
-    CASE p.ref_basis
-        WHEN 'kw' THEN p.price_per_kw
-        WHEN 'retrofit' THEN CASE WHEN p.retrofit_servers > 0
-                                  THEN p.line_total_cny / p.retrofit_servers END
-        WHEN 'server' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
-        WHEN 'card' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
-        WHEN 'head' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
-        WHEN 'module' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
-    END AS basis_price_cny,
-    CASE p.ref_basis
-        WHEN 'server' THEN r.server_low * p.cards_per_unit / r.server_cards
+         ELSE 'other' END AS brand_tier,
+    CASE c.ref_basis
+        WHEN 'server' THEN r.server_low * c.cards_per_unit / r.server_cards
         WHEN 'card' THEN r.card_low
         WHEN 'head' THEN r.head_low
-        WHEN 'module' THEN r.module_low * p.cards_per_unit / 8
+        WHEN 'module' THEN r.module_low * c.cards_per_unit / 8
         WHEN 'kw' THEN k.low_per_kw
         WHEN 'retrofit' THEN rp.retrofit_low
     END AS ref_low_cny,
-    CASE p.ref_basis
-        WHEN 'server' THEN r.server_high * p.cards_per_unit / r.server_cards
+    CASE c.ref_basis
+        WHEN 'server' THEN r.server_high * c.cards_per_unit / r.server_cards
         WHEN 'card' THEN r.card_high
         WHEN 'head' THEN r.head_high
-        WHEN 'module' THEN r.module_high * p.cards_per_unit / 8
+        WHEN 'module' THEN r.module_high * c.cards_per_unit / 8
         WHEN 'kw' THEN k.high_per_kw
         WHEN 'retrofit' THEN rp.retrofit_high
     END AS ref_high_cny,
-    CASE p.ref_basis
-        WHEN 'server' THEN r.server_peak * p.cards_per_unit / r.server_cards
+    CASE c.ref_basis
+        WHEN 'server' THEN r.server_peak * c.cards_per_unit / r.server_cards
         WHEN 'card' THEN r.card_high
         WHEN 'head' THEN r.head_high
-        WHEN 'module' THEN r.module_high * p.cards_per_unit / 8
+        WHEN 'module' THEN r.module_high * c.cards_per_unit / 8
         WHEN 'kw' THEN k.high_per_kw
         WHEN 'retrofit' THEN rp.retrofit_high
     END AS ref_peak_cny,
-    CASE p.ref_basis
+    CASE c.ref_basis
         WHEN 'server' THEN r.server_source WHEN 'card' THEN r.card_source
         WHEN 'head' THEN r.head_source WHEN 'module' THEN r.module_source
         WHEN 'kw' THEN k.source WHEN 'retrofit' THEN rp.retrofit_source
-    END AS ref_source
-FROM _items_price p
-LEFT JOIN ref_accelerators r ON r.model_id = p.accel_model
-LEFT JOIN ref_cooling k ON p.ref_basis = 'kw' AND k.cooling_type = p.cooling_type
+    END AS ref_source,
+    -- like with like: the accelerator model, else the stated model, else the item name
+    coalesce(c.accel_model,
+             nullif(regexp_replace(lower(c.model), '[\\s\\-_/]+', '', 'g'), ''),
+             regexp_replace(c.name_core, '[\\s\\-_/]+', '', 'g')) AS peer_key
+FROM _items_class c
+LEFT JOIN (
+    SELECT d.brand_norm, min(rb.brand) AS brand_canonical
+    FROM (SELECT DISTINCT brand_norm FROM _items_text WHERE brand_norm IS NOT NULL) d
+    JOIN ref_brands rb ON contains(d.brand_norm, rb.alias)
+    GROUP BY d.brand_norm
+) b ON b.brand_norm = c.brand_norm
+LEFT JOIN ref_accelerators r ON r.model_id = c.accel_model
+LEFT JOIN ref_cooling k ON c.ref_basis = 'kw' AND k.cooling_type = c.cooling_type
 CROSS JOIN (
     SELECT max(num_value) FILTER (WHERE key = 'retrofit_per_server_low') AS retrofit_low,
            max(num_value) FILTER (WHERE key = 'retrofit_per_server_high') AS retrofit_high,
@@ -314,13 +298,18 @@ CROSS JOIN (
     FROM ref_params
 ) rp"""
 
-    peer_view = r"""
-CREATE VIEW _items_peer_key AS
-SELECT f.* EXCLUDE (_tender_total_cny),
+    # The per-line figures, on narrow rows (no raw JSON, no texts): the peer statistics and
+    # windows below sort and hash these, and wide rows made that most of enrich's time.
+    on = " AND ".join(f"li.{k} IS NOT DISTINCT FROM t.{k}" for k in keys)
+    lines = f"""
+CREATE TABLE _lines AS
+SELECT f.rid, f.tid, f.tender_id, f.category, f.peer_key, f.brand_tier,
+    f.line_total_cny, f.total_diff_cny, f.card_count, f.capacity_scope, f.price_per_kw,
+    f.retrofit_servers, f.purchase_date, f.basis_price_cny,
     f.basis_price_cny / f.ref_high_cny AS ratio_to_ref_high,
     f.basis_price_cny / f.ref_low_cny AS ratio_to_ref_low,
-    f.line_total_cny / nullif(f._tender_total_cny, 0) AS line_value_share,
-    f._tender_total_cny AS tender_total_cny,
+    f.line_total_cny / nullif(f.tender_total_cny, 0) AS line_value_share,
+    f.tender_total_cny,
     CASE WHEN f.is_lump_sum THEN NULL
          WHEN f.basis_price_cny IS NOT NULL THEN f.basis_price_cny
          WHEN f.ref_basis IN ('kw', 'retrofit') THEN NULL
@@ -328,19 +317,53 @@ SELECT f.* EXCLUDE (_tender_total_cny),
     CASE WHEN f.is_lump_sum THEN NULL
          WHEN f.basis_price_cny IS NOT NULL THEN f.ref_basis
          WHEN f.ref_basis IN ('kw', 'retrofit') THEN NULL
-         ELSE 'unit:' || coalesce(f.unit_norm, '') END AS peer_basis,
-    -- like with like: the accelerator model, else the stated model, else the item name
-    coalesce(f.accel_model,
-             nullif(regexp_replace(lower(f.model), '[\s\-_/]+', '', 'g'), ''),
-             regexp_replace(f.name_core, '[\s\-_/]+', '', 'g')) AS peer_key
-FROM _items_ref f"""
-
-    # Materialised once: every later step (peer statistics, the other views, every rule)
-    # reads it, and a view chain would recompute the regular expressions for each reader.
-    enriched = "CREATE TABLE _items_enriched AS SELECT * FROM _items_peer_key"
+         ELSE 'unit:' || coalesce(f.unit_norm, '') END AS peer_basis
+FROM (
+    SELECT p.*,
+        CASE p.ref_basis
+            WHEN 'kw' THEN p.price_per_kw
+            WHEN 'retrofit' THEN CASE WHEN p.retrofit_servers > 0
+                                      THEN p.line_total_cny / p.retrofit_servers END
+            WHEN 'server' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
+            WHEN 'card' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
+            WHEN 'head' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
+            WHEN 'module' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
+        END AS basis_price_cny
+    FROM (
+        SELECT li.rowid AS rid, c.tid, li.tender_id, li.unit_price_cny, c.category, c.peer_key,
+            c.brand_tier, c.ref_basis, c.is_lump_sum, c.unit_norm, c.ref_low_cny,
+            c.ref_high_cny,
+            li.quantity * li.unit_price_cny AS line_total_cny,
+            li.total_cny - li.quantity * li.unit_price_cny AS total_diff_cny,
+            CASE WHEN c.cards_per_unit IS NOT NULL THEN li.quantity * c.cards_per_unit
+            END AS card_count,
+            CASE WHEN li.capacity_kw > 0 THEN
+                CASE WHEN c.is_lump_sum OR c.capacity_total_wording THEN 'line' ELSE 'unit' END
+            END AS capacity_scope,
+            CASE WHEN c.category = 'liquid_cooling' AND li.capacity_kw > 0 THEN
+                CASE WHEN c.is_lump_sum OR c.capacity_total_wording
+                     THEN li.quantity * li.unit_price_cny / li.capacity_kw
+                     ELSE li.unit_price_cny / li.capacity_kw END
+            END AS price_per_kw,
+            CASE WHEN c.category = 'cooling_retrofit' THEN
+                CASE WHEN NOT c.is_lump_sum THEN li.quantity ELSE c.servers_in_text END
+            END AS retrofit_servers,
+            coalesce(li.date, td.first_date) AS purchase_date,
+            td.total_cny AS tender_total_cny
+        FROM _li li
+        JOIN _text_keys t ON {on}
+        JOIN _text_class c ON c.tid = t.tid
+        -- per-tender figures by GROUP BY and a join, not a window
+        LEFT JOIN (
+            SELECT tender_id, min(date) AS first_date,
+                sum(quantity * unit_price_cny) AS total_cny
+            FROM _li GROUP BY tender_id
+        ) td ON td.tender_id IS NOT DISTINCT FROM li.tender_id
+    ) p
+) f"""
 
     peer_stats = """
-CREATE VIEW _peer_stats AS
+CREATE TABLE _peer_stats AS
 WITH g AS (
     SELECT category, peer_key, peer_basis,
         count(*) AS peer_count,
@@ -350,14 +373,14 @@ WITH g AS (
         median(peer_price_cny) FILTER (WHERE brand_tier = 'mainstream') AS mainstream_median,
         count(*) FILTER (WHERE brand_tier = 'mainstream') AS mainstream_count,
         median(ln(peer_price_cny)) AS med_log
-    FROM _items_enriched
+    FROM _lines
     WHERE peer_price_cny > 0
     GROUP BY ALL
 ), d AS (
     SELECT k.category, k.peer_key, k.peer_basis,
         median(abs(ln(k.peer_price_cny) - g.med_log)) AS mad_log,
         avg(abs(ln(k.peer_price_cny) - g.med_log)) AS meanad_log
-    FROM _items_enriched k
+    FROM _lines k
     JOIN g ON g.category = k.category AND g.peer_basis = k.peer_basis
         AND g.peer_key = k.peer_key
     WHERE k.peer_price_cny > 0
@@ -367,65 +390,101 @@ SELECT g.*, d.mad_log, d.meanad_log
 FROM g JOIN d ON g.category = d.category AND g.peer_basis = d.peer_basis
     AND g.peer_key = d.peer_key"""
 
+    # The same peers bought within 90 days: prices drift more in a year than a brand premium.
+    # Only priced lines enter the window (a WHERE, not a FILTER clause on the aggregate): a
+    # filtered median cannot use DuckDB's sorted-tree window and costs four times as much.
+    near = """
+CREATE TABLE _peer_near AS
+SELECT rid,
+    median(peer_price_cny) OVER near AS peer_median_90d,
+    count(peer_price_cny) OVER near AS peer_count_90d
+FROM _lines
+WHERE peer_price_cny > 0
+WINDOW near AS (PARTITION BY category, peer_key, peer_basis ORDER BY purchase_date
+                RANGE BETWEEN INTERVAL 90 DAYS PRECEDING AND INTERVAL 90 DAYS FOLLOWING)"""
+
+    # What the same buyer paid tier-1 makers for the same thing in the same tender: the most
+    # direct yardstick for an off-brand line (same date, same buyer, no drift). A GROUP BY
+    # over the priced lines; every priced line of the group gets it (count 0 when none).
+    tender_mainstream = """
+CREATE TABLE _tender_mainstream AS
+SELECT tender_id, category, peer_key, peer_basis,
+    median(peer_price_cny) FILTER (WHERE brand_tier = 'mainstream') AS tender_mainstream_median,
+    count(*) FILTER (WHERE brand_tier = 'mainstream') AS tender_mainstream_count
+FROM _lines
+WHERE peer_price_cny > 0
+GROUP BY ALL"""
+
     # robust z: (log p - median) / (1.4826 MAD); when MAD is 0 (more than half the peers at
     # one price) fall back to 1.2533 x mean absolute deviation (Iglewicz & Hoaglin's
     # modified z); when both are 0 every peer has the same price and z is 0.
-    items_view = """
-CREATE TABLE items AS
-SELECT k.* EXCLUDE (name_full, name_core, rest_text, unit_norm, condition_norm,
-                    brand_norm, cards_parsed, base_category,
-                    capacity_total_wording),
-    CASE WHEN k.export_control_date IS NOT NULL AND k.purchase_date IS NOT NULL
-         THEN k.purchase_date >= k.export_control_date END AS after_export_control,
-    date_diff('day', k.manufacture_date, k.purchase_date) AS manufacture_age_days,
+    # Every figure of a line but its manufacture age, sorted by rid: row i is the source's
+    # row i.
+    final = """
+CREATE TABLE _final AS
+SELECT c.text, c.accel_model, c.accel_vendor, c.is_domestic, c.export_controlled,
+    c.export_control_date, c.fp16_dense_tflops, c.tdp_w, c.category, c.ref_basis,
+    c.cards_per_unit, c.condition_class, c.condition_conflict, c.cooling_type, c.shell_wording,
+    c.spec_says_assembled, c.is_lump_sum,
+    l.line_total_cny, l.total_diff_cny, l.card_count, l.capacity_scope, l.price_per_kw,
+    l.retrofit_servers, l.purchase_date, c.brand_canonical, c.brand_tier, l.basis_price_cny,
+    c.ref_low_cny, c.ref_high_cny, c.ref_peak_cny, c.ref_source, l.ratio_to_ref_high,
+    l.ratio_to_ref_low, l.line_value_share, l.tender_total_cny, l.peer_price_cny,
+    l.peer_basis, c.peer_key,
+    CASE WHEN c.export_control_date IS NOT NULL AND l.purchase_date IS NOT NULL
+         THEN l.purchase_date >= c.export_control_date END AS after_export_control,
     s.peer_count,
     s.peer_tender_count,
     s.peer_median,
-    k.peer_price_cny / s.peer_median AS ratio_to_peer_median,
+    l.peer_price_cny / s.peer_median AS ratio_to_peer_median,
     coalesce(s.mainstream_count, 0) AS mainstream_peer_count,
     s.mainstream_median AS mainstream_peer_median,
-    k.peer_price_cny / s.mainstream_median AS ratio_to_mainstream_median,
+    l.peer_price_cny / s.mainstream_median AS ratio_to_mainstream_median,
     CASE WHEN s.peer_count IS NULL OR s.peer_count < 2 THEN NULL
-         WHEN s.mad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.4826 * s.mad_log)
-         WHEN s.meanad_log > 0 THEN (ln(k.peer_price_cny) - s.med_log) / (1.2533 * s.meanad_log)
+         WHEN s.mad_log > 0 THEN (ln(l.peer_price_cny) - s.med_log) / (1.4826 * s.mad_log)
+         WHEN s.meanad_log > 0 THEN (ln(l.peer_price_cny) - s.med_log) / (1.2533 * s.meanad_log)
          ELSE 0.0 END AS robust_z,
     w.peer_median_90d,
     w.peer_count_90d,
-    w.tender_mainstream_median,
-    w.tender_mainstream_count
-FROM _items_enriched k
+    tm.tender_mainstream_median,
+    tm.tender_mainstream_count
+FROM _lines l
+JOIN _text_class c ON c.tid = l.tid
 LEFT JOIN _peer_stats s
-    ON k.peer_price_cny > 0 AND s.category = k.category AND s.peer_basis = k.peer_basis
-    AND s.peer_key = k.peer_key
--- The windows run on the few columns they need, keyed by rowid, and join back: a window
--- sorts whole rows, and the wide rows (raw JSON, texts) made that most of this step's time.
-LEFT JOIN (
-    SELECT k.rowid AS rid,
-        -- the same peers bought within 90 days: prices drift more in a year than a brand
-        -- premium
-        CASE WHEN k.peer_price_cny > 0 THEN median(k.peer_price_cny)
-            FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_median_90d,
-        CASE WHEN k.peer_price_cny > 0 THEN count(k.peer_price_cny)
-            FILTER (WHERE k.peer_price_cny > 0) OVER near END AS peer_count_90d,
-        -- what the same buyer paid tier-1 makers for the same thing in the same tender: the
-        -- most direct yardstick for an off-brand line (same date, same buyer, no drift)
-        CASE WHEN k.peer_price_cny > 0 THEN median(k.peer_price_cny)
-            FILTER (WHERE k.peer_price_cny > 0 AND k.brand_tier = 'mainstream')
-            OVER same_tender END AS tender_mainstream_median,
-        CASE WHEN k.peer_price_cny > 0 THEN count(k.peer_price_cny)
-            FILTER (WHERE k.peer_price_cny > 0 AND k.brand_tier = 'mainstream')
-            OVER same_tender END AS tender_mainstream_count
-    FROM (SELECT rowid, category, peer_key, peer_basis, purchase_date, tender_id,
-                 peer_price_cny, brand_tier
-          FROM _items_enriched) k
-    WINDOW near AS (PARTITION BY k.category, k.peer_key, k.peer_basis
-                    ORDER BY k.purchase_date
-                    RANGE BETWEEN INTERVAL 90 DAYS PRECEDING AND INTERVAL 90 DAYS FOLLOWING),
-           same_tender AS (PARTITION BY k.tender_id, k.category, k.peer_key, k.peer_basis)
-) w ON w.rid = k.rowid"""
+    ON l.peer_price_cny > 0 AND s.category = l.category AND s.peer_basis = l.peer_basis
+    AND s.peer_key = l.peer_key
+LEFT JOIN _peer_near w ON w.rid = l.rid
+LEFT JOIN _tender_mainstream tm
+    ON l.peer_price_cny > 0 AND tm.tender_id IS NOT DISTINCT FROM l.tender_id
+    AND tm.category IS NOT DISTINCT FROM l.category
+    AND tm.peer_key IS NOT DISTINCT FROM l.peer_key
+    AND tm.peer_basis IS NOT DISTINCT FROM l.peer_basis
+ORDER BY l.rid"""
+
+    # The one wide copy of the lines: the caller's rows, typed, beside their figures by
+    # position (no hash join: hashing a million wide rows cost more than all the figures).
+    line_cols = ",\n    ".join(f'src."{c}"' for c in line_item_columns)
+    items_table = f"""
+CREATE TABLE items AS
+SELECT {line_cols},
+    f.text, f.accel_model, f.accel_vendor, f.is_domestic, f.export_controlled,
+    f.export_control_date, f.fp16_dense_tflops, f.tdp_w, f.category, f.ref_basis,
+    f.cards_per_unit, f.condition_class, f.condition_conflict, f.cooling_type, f.shell_wording,
+    f.spec_says_assembled, f.is_lump_sum, f.line_total_cny, f.total_diff_cny, f.card_count,
+    f.capacity_scope, f.price_per_kw, f.retrofit_servers, f.purchase_date, f.brand_canonical,
+    f.brand_tier, f.basis_price_cny, f.ref_low_cny, f.ref_high_cny, f.ref_peak_cny,
+    f.ref_source, f.ratio_to_ref_high, f.ratio_to_ref_low, f.line_value_share,
+    f.tender_total_cny, f.peer_price_cny, f.peer_basis, f.peer_key, f.after_export_control,
+    date_diff('day', src.manufacture_date, f.purchase_date) AS manufacture_age_days,
+    f.peer_count, f.peer_tender_count, f.peer_median, f.ratio_to_peer_median,
+    f.mainstream_peer_count, f.mainstream_peer_median, f.ratio_to_mainstream_median,
+    f.robust_z, f.peer_median_90d, f.peer_count_90d, f.tender_mainstream_median,
+    f.tender_mainstream_count
+FROM {source} src
+POSITIONAL JOIN _final f"""
 
     assemblies = """
-CREATE VIEW tender_assemblies AS
+CREATE TABLE tender_assemblies AS
 WITH modules AS (
     SELECT tender_id, accel_model, item_id, quantity, unit_price_cny, cards_per_unit,
         purchase_date,
@@ -507,23 +566,27 @@ LEFT JOIN complete_peers cp
     ON cp.head_item_id = p.head_item_id AND cp.module_item_id = p.module_item_id
 LEFT JOIN ref_accelerators r ON r.model_id = p.accel_model"""
 
+    # Windows only over the serials seen in more than one tender (a GROUP BY finds them):
+    # the other serials cannot be reused, and windows over all of them cost most of the time.
     serials = """
-CREATE VIEW serial_reuse AS
+CREATE TABLE serial_reuse AS
 WITH s AS (
     SELECT DISTINCT i.item_id, i.tender_id, i.purchase_date,
         -- compared on letters and digits only: "SN-0002" and "sn 0002" are one serial
         regexp_replace(upper(sn.serial), '[^A-Z0-9]', '', 'g') AS serial
-    FROM items i, unnest(i.serial_numbers) AS sn(serial)
+    FROM (SELECT item_id, tender_id, purchase_date, serial_numbers FROM items
+          WHERE len(serial_numbers) > 0) i, unnest(i.serial_numbers) AS sn(serial)
 ), valid AS (
     -- placeholders (N/A, 无, -, 待定) are not serial numbers: at least 4 letters/digits
     SELECT * FROM s WHERE length(serial) >= 4
+), shared AS (
+    SELECT serial FROM valid GROUP BY serial HAVING count(DISTINCT tender_id) > 1
 ), ranked AS (
-    SELECT *,
+    SELECT v.*,
         first_value(item_id) OVER w AS first_item_id,
         first_value(tender_id) OVER w AS first_tender_id,
-        first_value(purchase_date) OVER w AS first_date,
-        count(DISTINCT tender_id) OVER (PARTITION BY serial) AS tenders
-    FROM valid
+        first_value(purchase_date) OVER w AS first_date
+    FROM valid v SEMI JOIN shared h ON h.serial = v.serial
     WINDOW w AS (PARTITION BY serial ORDER BY purchase_date NULLS LAST, tender_id, item_id)
 )
 SELECT r.item_id, r.tender_id AS later_tender_id, r.purchase_date AS later_date,
@@ -535,27 +598,41 @@ SELECT r.item_id, r.tender_id AS later_tender_id, r.purchase_date AS later_date,
     min(r.serial) AS serial,
     string_agg(r.serial, ',' ORDER BY r.serial) AS serials
 FROM ranked r
-WHERE r.tenders > 1 AND r.tender_id <> r.first_tender_id
+WHERE r.tender_id <> r.first_tender_id
 GROUP BY ALL"""
 
+    # Windows only over the lines whose key repeats (a GROUP BY finds them, NULL-safe like
+    # the window partitions), not over every line.
     duplicates = """
-CREATE VIEW duplicate_lines AS
-WITH k AS (
+CREATE TABLE duplicate_lines AS
+WITH keyed AS (
+    SELECT item_id, tender_id, item_name, model, quantity, unit_price_cny, line_total_cny,
+        lower(trim(item_name)) AS name_key, lower(trim(coalesce(model, ''))) AS model_key
+    FROM items
+), repeated AS (
+    SELECT tender_id, name_key, model_key, quantity, unit_price_cny
+    FROM keyed GROUP BY ALL HAVING count(*) > 1
+), k AS (
     SELECT item_id, tender_id, item_name, model, quantity, unit_price_cny, line_total_cny,
         row_number() OVER w AS dup_ordinal,
-        count(*) OVER (PARTITION BY tender_id, lower(trim(item_name)),
-                       lower(trim(coalesce(model, ''))), quantity, unit_price_cny) AS dup_count,
+        count(*) OVER (PARTITION BY tender_id, name_key, model_key, quantity, unit_price_cny)
+            AS dup_count,
         first_value(item_id) OVER w AS first_item_id
-    FROM items
-    WINDOW w AS (PARTITION BY tender_id, lower(trim(item_name)),
-                 lower(trim(coalesce(model, ''))), quantity, unit_price_cny ORDER BY item_id)
+    FROM keyed SEMI JOIN repeated r
+        ON r.tender_id IS NOT DISTINCT FROM keyed.tender_id
+        AND r.name_key IS NOT DISTINCT FROM keyed.name_key
+        AND r.model_key IS NOT DISTINCT FROM keyed.model_key
+        AND r.quantity IS NOT DISTINCT FROM keyed.quantity
+        AND r.unit_price_cny IS NOT DISTINCT FROM keyed.unit_price_cny
+    WINDOW w AS (PARTITION BY tender_id, name_key, model_key, quantity, unit_price_cny
+                 ORDER BY item_id)
 )
 SELECT item_id, tender_id, item_name, model, quantity, unit_price_cny, line_total_cny,
     dup_ordinal, dup_count, first_item_id, dup_ordinal > 1 AS is_repeat
 FROM k WHERE dup_count > 1"""
 
     compute = f"""
-CREATE VIEW tender_compute AS
+CREATE TABLE tender_compute AS
 SELECT tender_id,
     max(claimed_pflops) AS claimed_pflops,
     sum(card_count * fp16_dense_tflops) FILTER (WHERE category IN ({accel_in})) / 1000.0
@@ -575,11 +652,14 @@ SELECT tender_id,
 FROM items
 GROUP BY tender_id"""
 
-    # items is a table built from the chain; the chain is dropped once items exists.
-    cleanup = ["DROP VIEW _peer_stats", "DROP TABLE _items_enriched"] + [
-        f"DROP VIEW {v}" for v in ("_items_peer_key", "_items_ref", "_items_price",
-                                   "_items_class_lines", "_items_class", "_items_accel",
-                                   "_items_text")] + ["DROP TABLE _text_keys"]
-    return [text_keys, text_view, accel_view, class_view, class_lines_view, price_view,
-            ref_view, peer_view, enriched, peer_stats, items_view, *cleanup, assemblies,
+    # The public views are tables: every rule and model reads them, so each is computed
+    # once here rather than once per reader. The chain is dropped once items exists, and
+    # line_items becomes a view of items' first columns: one wide copy of the lines, not two.
+    drop_chain = ["DROP VIEW _items_class", "DROP VIEW _items_accel", "DROP VIEW _items_text"] + [
+        f"DROP TABLE {t}" for t in ("_final", "_tender_mainstream", "_peer_near", "_peer_stats", "_lines",
+                                    "_text_class", "_text_keys", "_li")]
+    line_items_view = ("CREATE VIEW line_items AS SELECT "
+                       + ", ".join(f'"{c}"' for c in line_item_columns) + " FROM items")
+    return [li, text_keys, text_view, accel_view, class_view, text_class, lines, peer_stats,
+            near, tender_mainstream, final, items_table, *drop_chain, line_items_view, assemblies,
             serials, duplicates, compute]

@@ -128,19 +128,18 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     return findings, rule_runs, stored
 
 
-def _as_arrow(items: Any) -> Any:
-    """The line items as an Arrow table, or the frame itself when Arrow cannot hold it.
+def _numbered(items: Any, run_id: str) -> Any:
+    """The line items in (file, sheet, row) order with ``run_id`` and ``item_id`` in front.
 
-    Python string objects take several times the memory of Arrow's UTF-8 buffers (1 M lines:
-    about 4 GB against 1 GB), and the frame is otherwise alive while DuckDB copies it into
-    the sandbox, which is the run's peak. The sandbox casts every column to the schema type.
+    Arrow throughout: the pandas frame of Python strings took several times the memory.
     """
     import pyarrow as pa
 
-    try:
-        return pa.Table.from_pandas(items, preserve_index=False)
-    except (pa.ArrowException, TypeError, ValueError):  # pragma: no cover - odd object mixes
-        return items
+    items = items.sort_by([(c, "ascending", "at_start")
+                           for c in ("source_file", "source_sheet", "source_row")])
+    n = items.num_rows
+    items = items.add_column(0, "item_id", pa.array(range(1, n + 1), pa.int64()))
+    return items.add_column(0, "run_id", pa.array([run_id] * n, pa.string()))
 
 
 def _run_record(run_id: str, started: dt.datetime, inputs: list[dict[str, str]],
@@ -197,7 +196,7 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
     except IngestError as exc:
         raise PipelineError(str(exc)) from None
     timings["ingest_s"] = time.perf_counter() - t0
-    if batch.items.empty and batch.rejects.empty:
+    if batch.items_arrow.num_rows == 0 and batch.rejects.empty:
         detail = "; ".join(batch.errors[:3]) or (
             f"no line items in {len(batch.files)} file(s) (only header, title or blank rows)"
             if len(batch.files) else "no tender files found")
@@ -209,12 +208,8 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
     ]
     run_id = make_run_id(started, inputs)
 
-    items = batch.items.sort_values(["source_file", "source_sheet", "source_row"],
-                                    na_position="first", kind="stable").reset_index(drop=True)
-    batch.items = None  # free the unsorted frame (memory at 1 M lines is gigabytes)
-    items.insert(0, "item_id", range(1, len(items) + 1))
-    items.insert(0, "run_id", run_id)
-    items = _as_arrow(items)
+    items = _numbered(batch.items_arrow, run_id)
+    batch.items_arrow = None  # free the unsorted table
 
     n_items = len(items)
     findings, rule_runs, items = _detect(items, ruleset, run_id, opts, timings)

@@ -34,19 +34,38 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from iccaudit.ingest.headers import MappingError, load_mapping
-from iccaudit.ingest.readers import MAX_FILE_BYTES, READERS, FileReadError
+from iccaudit.ingest.readers import (
+    LARGE_TEXT_BYTES,
+    MAX_FILE_BYTES,
+    MAX_TEXT_BYTES,
+    READERS,
+    FileReadError,
+    read_large_text,
+    scan_text,
+)
 from iccaudit.ingest.table import (
-    ITEM_COLUMNS,
     NON_ITEM_COLUMNS,
     REJECT_COLUMNS,
+    TablePlan,
+    TableResult,
     empty_frame,
-    normalise,
+    normalise_plans,
+    plan_table,
 )
+
+#: Text suffixes the large-file reader takes, and their fixed delimiter (None: sniffed).
+TEXT_SUFFIXES = {".csv": None, ".tsv": "\t"}
+#: Data rows normalised together: enough to amortise the per-kernel cost over thousands of
+#: small files, small enough that one batch's temporary arrays stay a few hundred MB.
+BATCH_ROWS = 200_000
 
 __all__ = ["READERS", "IngestBatch", "IngestError", "ingest"]
 
@@ -70,8 +89,10 @@ class IngestBatch:
 
     Attributes
     ----------
-    items : DataFrame
+    items_arrow : pyarrow.Table
         Line items, the columns of ``schema.LineItem`` except ``run_id`` and ``item_id``.
+    items : DataFrame
+        The same as pandas (serial numbers as lists, dates as ``datetime.date``).
     rejects : DataFrame
         Rows that could not be line items (``schema.Reject`` columns except ``run_id``).
     non_items : DataFrame
@@ -84,12 +105,17 @@ class IngestBatch:
         One-line errors: ``file: cannot read ...`` or ``file [sheet S]: ...``.
     """
 
-    items: pd.DataFrame
+    items_arrow: pa.Table
     rejects: pd.DataFrame
     non_items: pd.DataFrame
     files: pd.DataFrame
     skipped: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    @cached_property
+    def items(self) -> pd.DataFrame:
+        """The line items as pandas (built on first use; the pipeline uses ``items_arrow``)."""
+        return _typed_items(self.items_arrow)
 
 
 def _skip_reason(name: str) -> str | None:
@@ -142,29 +168,66 @@ def collect(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]], list[
     return files, skipped, errors
 
 
-def _read_one(path: Path, mapping: dict[str, str] | None):
-    """Read one file: (file record, items, rejects, non-items, errors)."""
-    source = str(path)
-    record = {c: None for c in FILE_COLUMNS}
-    record.update(source_file=source, content_sha256="", format=path.suffix.lower().lstrip("."),
+@dataclass
+class _FileRead:
+    """One file after reading and header detection, before its rows are normalised."""
+
+    record: dict
+    plans: list[TablePlan] = field(default_factory=list)
+    others: list[TableResult] = field(default_factory=list)  # sheets without a table
+    errors: list[str] = field(default_factory=list)
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(3, "int64"))
+    failed: bool = False
+
+
+def _new_record(path: Path) -> dict:
+    record = dict.fromkeys(FILE_COLUMNS)
+    record.update(source_file=str(path), content_sha256="", format=path.suffix.lower().lstrip("."),
                   sheets=0, rows_read=0, line_items=0, rejects=0, non_items=0, status="error")
+    return record
+
+
+def _read_one(path: Path, mapping: dict[str, str] | None) -> _FileRead:
+    """Read one file and find the header of each of its tables."""
+    source = str(path)
+    out = _FileRead(_new_record(path))
     reader = READERS[path.suffix.lower()]
 
-    def fail(message: str):
-        record["error"] = message
-        return record, [], [], [], [f"{source}: {message}"]
+    def fail(message: str, line: str | None = None) -> _FileRead:
+        out.record["error"] = message
+        out.errors = [line or f"{source}: {message}"]
+        out.failed = True
+        out.plans, out.others = [], []
+        return out
 
+    suffix = path.suffix.lower()
+    result = None
     try:
         size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
+        if suffix in TEXT_SUFFIXES and size >= LARGE_TEXT_BYTES:
+            if size > MAX_TEXT_BYTES:
+                return fail(f"refused: {size / 2**30:.0f} GB is above the "
+                            f"{MAX_TEXT_BYTES / 2**30:.0f} GB limit")
+            scan = scan_text(path)
+            out.record["content_sha256"] = scan.sha256
+            result = read_large_text(path, scan, TEXT_SUFFIXES[suffix], suffix[1:])
+            if result is None and size > MAX_FILE_BYTES:
+                return fail(f"refused: {size / 2**20:.0f} MB is above the "
+                            f"{MAX_FILE_BYTES / 2**20:.0f} MB limit of the general reader, "
+                            "and the file is not one the large-file reader takes (UTF-8, "
+                            "no blank lines, no old Mac line ends)")
+        elif size > MAX_FILE_BYTES:
             return fail(f"refused: {size / 2**20:.0f} MB is above the "
                         f"{MAX_FILE_BYTES / 2**20:.0f} MB limit")
-        data = path.read_bytes()
+        data = b"" if result is not None else path.read_bytes()
     except OSError as exc:
         return fail(f"cannot read: {exc.strerror or exc}")
-    record["content_sha256"] = hashlib.sha256(data).hexdigest()
+    except FileReadError as exc:
+        return fail(str(exc))
+    if result is None:
+        out.record["content_sha256"] = hashlib.sha256(data).hexdigest()
     try:
-        result = reader(path, data)
+        result = result or reader(path, data)
     except FileReadError as exc:
         return fail(str(exc))
     # A damaged file can make a library raise almost anything; the user sees one line, and
@@ -172,37 +235,79 @@ def _read_one(path: Path, mapping: dict[str, str] | None):
     except Exception as exc:  # noqa: BLE001
         text = str(exc).strip().splitlines()
         return fail(f"cannot read: {text[0] if text else type(exc).__name__}")
-    record["format"] = result.format
-    record["encoding"] = result.encoding
+    del data
+    out.record["format"] = result.format
+    out.record["encoding"] = result.encoding
     try:
-        tables = [normalise(t, source, path.stem, mapping) for t in result.tables]
+        planned = [plan_table(t, source, path.stem, mapping) for t in result.tables]
     # Our bug, not the user's: say so in one line, name it internal, keep reading the batch.
     except Exception as exc:  # noqa: BLE001
-        return fail(f"internal error while normalising ({type(exc).__name__}: {exc}); "
-                    "please report it")
-    good = [t for t in tables if t.is_table]
-    if not good:
-        problems = [t.problem for t in tables if t.problem]
-        header_problems = [t.problem for t in tables if t.header_found and t.problem]
+        return fail(_internal(exc))
+    out.plans = [t for t in planned if isinstance(t, TablePlan)]
+    out.others = [t for t in planned if isinstance(t, TableResult)]
+    if not out.plans:
+        problems = [t.problem for t in out.others if t.problem]
+        header_problems = [t.problem for t in out.others if t.header_found and t.problem]
         message = (header_problems or problems or [f"{source}: no sheets with data"])[0]
-        record["error"] = message
-        return record, [], [], [], [message]
-    errors = [
-        f"{t.problem} (sheet not read as line items)" for t in tables if t.header_found
-    ]
-    items = [t.items for t in tables]
-    rejects = [t.rejects for t in tables]
-    non_items = [t.non_items for t in tables]
-    counts = {
-        "rows_read": sum(t.rows_read for t in tables),
-        "line_items": sum(len(x) for x in items),
-        "rejects": sum(len(x) for x in rejects),
-        "non_items": sum(len(x) for x in non_items),
-    }
-    if counts["rows_read"] != counts["line_items"] + counts["rejects"] + counts["non_items"]:
-        raise AccountingError(f"{source}: rows do not add up: {counts}")
-    record.update(counts, sheets=len(good), status="ok")
-    return record, items, rejects, non_items, errors
+        return fail(message, line=message)
+    out.errors = [f"{t.problem} (sheet not read as line items)"
+                  for t in out.others if t.header_found]
+    out.record.update(rows_read=sum(p.rows_read for p in out.plans)
+                      + sum(t.rows_read for t in out.others),
+                      sheets=len(out.plans), status="ok")
+    return out
+
+
+def _internal(exc: BaseException) -> str:
+    return (f"internal error while normalising ({type(exc).__name__}: {exc}); "
+            "please report it")
+
+
+def _normalise_batch(reads: list[_FileRead]) -> tuple[list, list, list]:
+    """Normalise the tables of several files at once; counts go back to each file.
+
+    If the batch fails (our bug), its files are retried one at a time so that only the file
+    that triggers it becomes a file error and the others are still read.
+    """
+    plans = [p for r in reads for p in r.plans]
+    owner = np.repeat(np.arange(len(reads)), [len(r.plans) for r in reads])
+    try:
+        out = normalise_plans(plans)
+    # Our bug, not the user's: isolate the file, name it internal, keep reading the batch.
+    except Exception as exc:  # noqa: BLE001
+        if len(reads) == 1:
+            r = reads[0]
+            r.failed, r.plans, r.others = True, [], []
+            r.record.update(status="error", sheets=0, rows_read=0, error=_internal(exc))
+            r.errors = [f"{r.record['source_file']}: {_internal(exc)}"]
+            return [], [], []
+        parts = [_normalise_batch([r]) for r in reads]
+        items = [x for part in parts for x in part[0]]
+        rejects = [x for part in parts for x in part[1]]
+        non_items = [x for part in parts for x in part[2]]
+        return items, rejects, non_items
+    for i, r in enumerate(reads):
+        r.counts = r.counts + out.counts[owner == i].sum(axis=0)
+        r.plans = []  # free the cells
+    return [out.items], [out.rejects], [out.non_items]
+
+
+def _account(r: _FileRead) -> None:
+    """Per-file counts; a file whose rows do not add up is an internal error, never silent."""
+    if r.failed:
+        return
+    other_non = sum(len(t.non_items) for t in r.others)
+    counts = {"line_items": int(r.counts[0]), "rejects": int(r.counts[1]),
+              "non_items": int(r.counts[2]) + other_non}
+    if r.record["rows_read"] != sum(counts.values()):
+        message = (f"internal error: rows do not add up: {counts}, "
+                   f"rows_read {r.record['rows_read']}")
+        r.record.update(status="error", error=message, sheets=0, rows_read=0, line_items=0,
+                        rejects=0, non_items=0)
+        r.errors.append(f"{r.record['source_file']}: {message}")
+        r.failed = True
+        return
+    r.record.update(counts)
 
 
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
@@ -212,14 +317,18 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[columns]
 
 
-def _typed_items(items: pd.DataFrame) -> pd.DataFrame:
-    """Stable dtypes whatever mix of files produced the frame."""
-    items = items.copy()
-    items["source_row"] = items["source_row"].astype("int64")
+def _typed_items(items: pa.Table) -> pd.DataFrame:
+    """Line items as pandas with stable dtypes whatever mix of files produced them."""
+    frame = items.to_pandas(date_as_object=True)
+    frame["serial_numbers"] = frame["serial_numbers"].map(list)
+    frame["source_row"] = frame["source_row"].astype("int64")
     for c in ("quantity", "unit_price_cny", "total_cny", "capacity_kw", "claimed_pflops"):
-        items[c] = items[c].astype("float64")
-    items["price_includes_vat"] = items["price_includes_vat"].astype("boolean")
-    return items
+        frame[c] = frame[c].astype("float64")
+    frame["price_includes_vat"] = frame["price_includes_vat"].astype("boolean")
+    for c in frame.columns:
+        if frame[c].dtype != object and pd.api.types.is_string_dtype(frame[c].dtype):
+            frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
+    return frame
 
 
 def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = False) -> IngestBatch:
@@ -237,7 +346,22 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
             raise IngestError(str(exc)) from None
     files, skipped, errors = collect([Path(p) for p in paths])
 
-    records, items, rejects, non_items = [], [], [], []
+    reads: list[_FileRead] = []
+    items: list[pa.Table] = []
+    rejects: list[pd.DataFrame] = []
+    non_items: list[pd.DataFrame] = []
+    pending: list[_FileRead] = []
+    pending_rows = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_rows
+        if pending:
+            its, rejs, nons = _normalise_batch(pending)
+            items.extend(its)
+            rejects.extend(rejs)
+            non_items.extend(nons)
+        pending, pending_rows = [], 0
+
     bar = None
     if progress:
         from rich.console import Console
@@ -248,34 +372,42 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
         task = bar.add_task("reading tender files", total=len(files))
     try:
         for path in files:
-            try:
-                rec, its, rejs, nons, errs = _read_one(path, header_map)
-            except AccountingError as exc:
-                rec = {c: None for c in FILE_COLUMNS}
-                rec.update(source_file=str(path), content_sha256="", format=path.suffix[1:].lower(),
-                           sheets=0, rows_read=0, line_items=0, rejects=0, non_items=0,
-                           status="error", error=f"internal error: {exc}")
-                its, rejs, nons, errs = [], [], [], [f"{path}: internal error: {exc}"]
-            records.append(rec)
-            items.extend(its)
-            rejects.extend(rejs)
-            non_items.extend(nons)
-            errors.extend(errs)
+            r = _read_one(path, header_map)
+            reads.append(r)
+            non_items.extend(t.non_items for t in r.others)  # sheets without a table
+            if r.plans:
+                pending.append(r)
+                pending_rows += sum(len(p.rows) for p in r.plans)
+                if pending_rows >= BATCH_ROWS:
+                    flush()
             if bar is not None:
                 bar.advance(task)
+        flush()
     finally:
         if bar is not None:
             bar.stop()
 
-    files_frame = pd.DataFrame(records, columns=FILE_COLUMNS)
+    for r in reads:
+        _account(r)
+        errors.extend(r.errors)
+    files_frame = pd.DataFrame([r.record for r in reads], columns=FILE_COLUMNS)
     if len(files_frame):
         for c in ("sheets", "rows_read", "line_items", "rejects", "non_items"):
             files_frame[c] = files_frame[c].astype("int64")
     return IngestBatch(
-        items=_typed_items(_concat(items, ITEM_COLUMNS)),
+        items_arrow=pa.concat_tables(items) if items else normalise_plans([]).items,
         rejects=_concat(rejects, REJECT_COLUMNS),
-        non_items=_concat(non_items, NON_ITEM_COLUMNS),
+        non_items=_in_file_order(_concat(non_items, NON_ITEM_COLUMNS), reads),
         files=files_frame,
         skipped=skipped,
         errors=errors,
     )
+
+
+def _in_file_order(frame: pd.DataFrame, reads: list[_FileRead]) -> pd.DataFrame:
+    """Non-items in file order (those of sheets without a table are collected first)."""
+    if frame.empty:
+        return frame
+    order = {r.record["source_file"]: i for i, r in enumerate(reads)}
+    key = frame["source_file"].map(order).to_numpy()
+    return frame.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)

@@ -14,10 +14,12 @@ import io
 import itertools
 import json
 import re
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -332,6 +334,150 @@ def read_csv(path: Path, data: bytes) -> ReadResult:
 def read_tsv(path: Path, data: bytes) -> ReadResult:
     """Tab-separated text."""
     return _read_delimited(data, "\t", "tsv")
+
+
+# ---------------------------------------------------------------- large text files
+
+#: CSV/TSV files at least this large are parsed by DuckDB's CSV reader (in parallel, cells
+#: straight into Arrow, no Python object per cell); smaller ones by pandas, which costs less
+#: per file. Both give the same cells and row numbers (a test holds them to that).
+LARGE_TEXT_BYTES = 8 * 1024 * 1024
+#: The largest text file read at all: the DuckDB path never holds the file's bytes.
+MAX_TEXT_BYTES = 64 * 1024**3
+_SCAN_CHUNK = 16 * 1024 * 1024
+
+
+@dataclass
+class TextScan:
+    """One streaming pass over a text file: its hash and what the DuckDB path must know."""
+
+    sha256: str
+    size: int
+    head: bytes
+    newlines: int
+    ends_with_newline: bool
+    #: an empty line ("\n\n"), which DuckDB's reader skips (its row numbers would shift)
+    blank_lines: bool
+    #: a carriage return not followed by a line feed (old Mac line ends)
+    lone_cr: bool
+
+
+def scan_text(path: Path) -> TextScan:
+    """Hash a file and count its lines in chunks (memory stays one chunk, whatever the size)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    head = b""
+    newlines = crs = crlfs = 0
+    blank = False
+    tail = b""
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_SCAN_CHUNK):
+            digest.update(chunk)
+            if not head:
+                head = chunk[:65536]
+                blank = chunk.startswith((b"\n", b"\r\n"))
+            size += len(chunk)
+            newlines += chunk.count(b"\n")
+            crs += chunk.count(b"\r")
+            joined = tail + chunk  # patterns across the chunk boundary
+            crlfs += joined.count(b"\r\n") - tail.count(b"\r\n")
+            blank = blank or b"\n\n" in joined or b"\n\r\n" in joined
+            tail = chunk[-2:]
+    return TextScan(digest.hexdigest(), size, head, newlines, tail.endswith(b"\n"), blank,
+                    crs != crlfs)
+
+
+_local = threading.local()
+
+
+def _duckdb() -> Any:
+    """One in-memory DuckDB connection per thread for reading large text files."""
+    import duckdb
+
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _duckdb_cells(path: Path, delim: str, width: int) -> list | None:
+    """The cells of a delimited file as Arrow string columns, or None if DuckDB cannot read it
+    exactly (then the pandas reader does, or says why not)."""
+    import duckdb
+
+    con = _duckdb()
+    parallel = "true"
+    for _ in range(3):
+        columns = "{" + ", ".join(f"'c{j}': 'VARCHAR'" for j in range(width)) + "}"
+        sql = (f"SELECT * FROM read_csv(?, header = false, delim = ?, quote = '\"', "
+               f"escape = '\"', columns = {columns}, null_padding = true, auto_detect = false, "
+               f"strict_mode = true, parallel = {parallel})")
+        try:
+            rel = con.sql(sql, params=[str(path), delim])
+            table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+        except duckdb.Error as exc:
+            message = str(exc).lower()
+            if parallel == "true" and "parallel" in message:
+                parallel = "false"  # quoted line breaks need the serial reader
+            elif "expected number of columns" in message and width < 4096:
+                width = width * 4 + 8  # a row wider than the sample: strict mode said so
+            else:
+                return None
+            continue
+        return [c.combine_chunks() for c in table.columns]
+    return None
+
+
+def read_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: str
+                    ) -> ReadResult | None:
+    """A large CSV/TSV read by DuckDB; None when only the general reader can read it exactly.
+
+    UTF-8 only (GB18030 files and anything unusual take the general path: blank lines, lone
+    carriage returns, quoted cells DuckDB rejects, rows wider than the sampled width ...). The
+    row numbers are checked against the file's own line count before the result is used.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    head = scan.head
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    if scan.blank_lines or scan.lone_cr:
+        return None
+    _check_nul(head)
+    try:
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    delim = delimiter or sniff_delimiter(text)
+    sample = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delim)]
+    width = max((len(r) for r in sample), default=1)
+    cols = _duckdb_cells(path, delim, width)
+    if cols is None:
+        return None
+    n = len(cols[0]) if cols else 0
+    # whitespace-only cells are empty; a quoted cell's line breaks make its row span lines
+    spans = np.ones(n, dtype="int64")
+    out = []
+    for c in cols:
+        c = c.cast(pa.large_string())
+        blank = pc.equal(pc.utf8_trim_whitespace(c), "")
+        c = pc.if_else(blank, pa.scalar(None, pa.large_string()), c)
+        spans += pc.count_substring(c, "\n").fill_null(0).to_numpy(zero_copy_only=False)
+        out.append(c)
+    lines = scan.newlines + (0 if scan.ends_with_newline or scan.size == 0 else 1)
+    if int(spans.sum()) != lines:
+        return None  # DuckDB saw the lines differently: the general reader decides
+    used = [j for j, c in enumerate(out) if c.null_count < len(c)]
+    out = out[: (used[-1] + 1) if used else 0]
+    cells = pd.DataFrame({j: pd.Series(pd.arrays.ArrowStringArray(c), dtype="str")
+                          for j, c in enumerate(out)}, index=pd.RangeIndex(n))
+    rows = (np.cumsum(spans) - spans + 1).astype("int64")
+    encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+    return ReadResult(fmt, encoding, [RawTable(sheet=None, cells=cells, rows=rows)])
 
 
 # ---------------------------------------------------------------- Excel

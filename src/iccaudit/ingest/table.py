@@ -53,6 +53,15 @@ _SECTION_RE = (
     r"(?:[一二三四五六七八九十]+[、.]|\([一二三四五六七八九十\d]+\)"
     r"|第[一二三四五六七八九十\d]+(?:部分|章|节|包|标段|批|项)).*"
 )
+_ARROW_TYPES = {
+    "source_row": pa.int64(), "quantity": pa.float64(), "unit_price_cny": pa.float64(),
+    "total_cny": pa.float64(), "capacity_kw": pa.float64(), "claimed_pflops": pa.float64(),
+    "date": pa.date32(), "manufacture_date": pa.date32(), "price_includes_vat": pa.bool_(),
+    "serial_numbers": pa.large_list(pa.large_string()),
+    "raw": pa.string(),  # DuckDB's JSON text as it comes (batches stay far below 2 GB)
+}
+#: The Arrow types of the line items :func:`normalise_plans` returns (text: large_string).
+ITEM_SCHEMA = pa.schema([(c, _ARROW_TYPES.get(c, pa.large_string())) for c in ITEM_COLUMNS])
 _TEXT_FIELDS = ("item_name", "brand", "model", "spec", "unit", "supplier", "condition")
 
 
@@ -86,11 +95,8 @@ def fill_merges(cells: pd.DataFrame, merges: list[tuple[int, int, int, int]]) ->
     return pd.DataFrame(arr, index=cells.index, columns=cells.columns).astype("str")
 
 
-def row_text(frame: pd.DataFrame, limit: int | None = None) -> pd.Series:
+def row_text_arrow(cols: list[pa.Array], limit: int | None = None) -> pa.Array:
     """Each row's non-empty cells joined by " | " (one Arrow join over the columns)."""
-    if frame.shape[1] == 0 or len(frame) == 0:
-        return pd.Series("", index=frame.index, dtype=object)
-    cols = [V.arrow(frame.iloc[:, j]) for j in range(frame.shape[1])]
     sep = pa.scalar("\x1f", pa.large_string())
     joined = pc.binary_join_element_wise(*cols, sep, null_handling="replace",
                                          null_replacement="")
@@ -98,7 +104,23 @@ def row_text(frame: pd.DataFrame, limit: int | None = None) -> pd.Series:
     joined = pc.utf8_trim(joined, " |\x1f")
     if limit:
         joined = pc.utf8_slice_codeunits(joined, 0, limit)
-    return pd.Series(joined.to_numpy(zero_copy_only=False), index=frame.index, dtype=object)
+    return joined
+
+
+def row_text(frame: pd.DataFrame | list[pa.Array], limit: int | None = None) -> pd.Series:
+    """:func:`row_text_arrow` as a Series of Python strings aligned with the frame's rows."""
+    if isinstance(frame, pd.DataFrame):
+        index = frame.index
+        cols = [V.arrow(frame.iloc[:, j]) for j in range(frame.shape[1])]
+        n = len(frame)
+    else:
+        cols = frame
+        n = len(cols[0]) if cols else 0
+        index = pd.RangeIndex(n)
+    if not cols or n == 0:
+        return pd.Series("", index=index, dtype=object)
+    joined = row_text_arrow(cols, limit)
+    return pd.Series(joined.to_numpy(zero_copy_only=False), index=index, dtype=object)
 
 
 def _unique_names(infos: list[HeaderInfo]) -> list[str]:
@@ -115,24 +137,26 @@ def _unique_names(infos: list[HeaderInfo]) -> list[str]:
     return names
 
 
-def _raw_json(frame: pd.DataFrame, names: list[str]) -> pd.Series:
+def _raw_json(cols: list[pa.Array], names: list[str]) -> pa.Array:
     """Each row as JSON {original header: cell text}, built by DuckDB's json_object.
 
-    The header texts are bound as parameters, never formatted into the SQL.
+    The header texts are bound as parameters, never formatted into the SQL. The result stays
+    in Arrow (no Python string per row).
     """
-    if len(frame) == 0:
-        return pd.Series([], dtype=object)
-    if frame.shape[1] == 0:
-        return pd.Series("{}", index=frame.index, dtype=object)
-    table = pa.table({f"c{j}": V.arrow(frame.iloc[:, j]) for j in range(frame.shape[1])})
-    pairs = ", ".join(f"${j + 1}::VARCHAR, c{j}" for j in range(frame.shape[1]))
+    n = len(cols[0]) if cols else 0
+    if n == 0:
+        return pa.array([], pa.string())
+    table = pa.table({f"c{j}": c for j, c in enumerate(cols)})
+    pairs = ", ".join(f"${j + 1}::VARCHAR, c{j}" for j in range(len(cols)))
     con = _json_connection()
     con.register("cells", table)
     try:
-        out = con.execute(f"SELECT json_object({pairs}) AS j FROM cells", names).fetchnumpy()["j"]
+        rel = con.sql(f"SELECT json_object({pairs})::VARCHAR AS j FROM cells", params=names)
+        out = (rel.to_arrow_table() if hasattr(rel, "to_arrow_table")
+               else rel.fetch_arrow_table()).column("j")
     finally:
         con.unregister("cells")
-    return pd.Series(np.asarray(out, dtype=object), index=frame.index, dtype=object)
+    return out.combine_chunks()
 
 
 _local = threading.local()
@@ -190,10 +214,37 @@ def _headers_seen(infos: list[HeaderInfo]) -> str:
     return ", ".join(seen[:25]) + (" …" if len(seen) > 25 else "") if seen else "(none)"
 
 
-def normalise(
+@dataclass
+class TablePlan:
+    """One table after header detection, ready for :func:`normalise_plans`.
+
+    ``cols`` are the data rows' cells (merged ranges filled), one Arrow array per column;
+    ``shown`` the same rows unfilled (the text a non-item shows), or None when equal to
+    ``cols``. ``pre`` holds the non-items above the data (title block, header rows).
+    """
+
+    source_file: str
+    sheet: str | None
+    stem: str
+    rows_read: int
+    rows: np.ndarray  # source_row of every data row
+    cols: list[pa.Array]
+    shown: list[pa.Array] | None
+    infos: list[HeaderInfo]
+    names: list[str]
+    col: dict[str, int]
+    title: TitleInfo
+    pre: pd.DataFrame
+
+
+def plan_table(
     raw: RawTable, source_file: str, stem: str, mapping: dict[str, str] | None
-) -> TableResult:
-    """Split one table into line items, rejects and non-items (every row exactly once)."""
+) -> TablePlan | TableResult:
+    """Find the header of one table; a :class:`TableResult` when it holds no line-item table.
+
+    The work here is per table (the first rows only); everything per row happens in
+    :func:`normalise_plans`, for all the tables of a batch at once.
+    """
     cells = raw.cells
     n = len(cells)
     sheet = raw.sheet
@@ -230,73 +281,170 @@ def normalise(
         return _not_a_table(raw, source_file, problem, header_found=h is not None)
 
     data_start = (header_rows[-1] + 1) if header_rows else 0
-    kind = np.full(n, None, dtype=object)
-    if raw.header is None:
-        above = np.arange(n) < h
-        blank_all = cells.isna().all(axis=1).to_numpy()
-        kind[above & blank_all] = "blank"
-        kind[above & ~blank_all] = "title"
-        kind[header_rows] = "header"
+    pre_kind = np.full(data_start, None, dtype=object)
     title_text = ""
-    if raw.header is None and h > 0:
-        title_text = "\n".join(row_text(cells.iloc[:h]).tolist())
+    if raw.header is None:
+        top = cells.iloc[:data_start]
+        blank_all = top.isna().all(axis=1).to_numpy() if top.shape[1] else np.ones(
+            data_start, bool)
+        pre_kind[:] = np.where(blank_all, "blank", "title")
+        pre_kind[header_rows] = "header"
+        if h > 0:
+            title_text = "\n".join(row_text(cells.iloc[:h]).tolist())
     title = read_title("\n".join(t for t in (raw.title, title_text) if t))
+    pre_text = row_text(cells.iloc[:data_start], limit=200)
+    pre = pd.DataFrame({
+        "source_file": source_file,
+        "source_sheet": sheet,
+        "source_row": raw.rows[:data_start],
+        "kind": pre_kind,
+        "text": pre_text.where(pre_text != "", None).to_numpy(),
+    })[NON_ITEM_COLUMNS]
 
-    col = {}  # field -> column position (first column wins)
+    col: dict[str, int] = {}  # field -> column position (first column wins)
     for j, info in enumerate(infos):
         if info.field and info.field not in col:
             col[info.field] = j
-    names = _unique_names(infos)
-    D = filled.iloc[data_start:]
-    m = len(D)
-    rows = raw.rows[data_start:]
+    data = filled.iloc[data_start:]
+    cols = [V.arrow(data.iloc[:, j]) for j in range(data.shape[1])]
+    shown = None
+    if filled is not cells:
+        unfilled = cells.iloc[data_start:]
+        shown = [V.arrow(unfilled.iloc[:, j]) for j in range(unfilled.shape[1])]
+    return TablePlan(
+        source_file=source_file, sheet=sheet, stem=stem, rows_read=n,
+        rows=np.asarray(raw.rows[data_start:], dtype="int64"), cols=cols, shown=shown,
+        infos=infos, names=_unique_names(infos), col=col, title=title, pre=pre,
+    )
 
-    def column(f: str) -> pd.Series:
-        if f in col:
-            return D.iloc[:, col[f]]
-        return pd.Series(np.nan, index=D.index, dtype="str")
 
-    def scale(f: str) -> float:
-        return infos[col[f]].scale if f in col else 1.0
+def normalise(
+    raw: RawTable, source_file: str, stem: str, mapping: dict[str, str] | None
+) -> TableResult:
+    """Split one table into line items, rejects and non-items (every row exactly once)."""
+    plan = plan_table(raw, source_file, stem, mapping)
+    if isinstance(plan, TableResult):
+        return plan
+    out = normalise_plans([plan])
+    return TableResult(out.items.to_pandas(), out.rejects, out.non_items, plan.rows_read, True,
+                       title=plan.title)
+
+
+@dataclass
+class BatchResult:
+    """The rows of a batch of tables split three ways, and the counts per table."""
+
+    items: pa.Table
+    rejects: pd.DataFrame
+    non_items: pd.DataFrame
+    #: per plan (in order): line items, rejects, non-items
+    counts: np.ndarray
+
+
+def _per_row(values: list, sizes: np.ndarray, dtype=object) -> np.ndarray:
+    """One value per table repeated over the table's rows."""
+    return np.repeat(np.asarray(values, dtype=dtype), sizes)
+
+
+def _concat(arrays: list[pa.Array]) -> pa.Array:
+    if len(arrays) == 1:
+        return arrays[0]
+    return pa.concat_arrays(arrays)
+
+
+def _nulls(n: int) -> pa.Array:
+    return pa.nulls(n, pa.large_string())
+
+
+def _masked(values: np.ndarray, mask: np.ndarray) -> pa.Array:
+    """An Arrow array of ``values`` with nulls where ``mask`` is False."""
+    return pa.array(values, mask=~mask)
+
+
+def normalise_plans(plans: list[TablePlan]) -> BatchResult:
+    """Classify and parse the data rows of many tables at once (set-at-a-time over the batch).
+
+    Every per-table fact (header texts, column units, VAT wording, title-block tender id and
+    compute claim, the file name) becomes a per-row array, so the cost is one pass of each
+    kernel over the batch, not one per table: that is what makes thousands of small tender
+    files fast.
+    """
+    if not plans:
+        return BatchResult(ITEM_SCHEMA.empty_table(), empty_frame(REJECT_COLUMNS),
+                           empty_frame(NON_ITEM_COLUMNS), np.zeros((0, 3), "int64"))
+    sizes = np.array([len(p.rows) for p in plans], dtype="int64")
+    m = int(sizes.sum())
+    T = len(plans)
+    tid = np.repeat(np.arange(T), sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64")
+    pos = np.arange(m) - np.repeat(starts, sizes)
+    rows = np.concatenate([p.rows for p in plans]) if T else np.zeros(0, "int64")
+    W = max((len(p.cols) for p in plans), default=0)
+
+    def stack(get) -> pa.Array:
+        """One Arrow array over the batch: ``get(plan)`` or nulls for each table."""
+        parts = [get(p) for p in plans]
+        return _concat([x if x is not None else _nulls(len(p.rows))
+                        for x, p in zip(parts, plans, strict=True)]) if T else _nulls(0)
+
+    acols = [stack(lambda p, j=j: p.cols[j] if j < len(p.cols) else None) for j in range(W)]
+
+    stacked: dict[str, pa.Array] = {}
+
+    def field(f: str) -> pa.Array:
+        if f not in stacked:
+            stacked[f] = stack(lambda p: p.cols[p.col[f]] if f in p.col else None)
+        return stacked[f]
+
+    def scale(f: str) -> np.ndarray:
+        return _per_row([p.infos[p.col[f]].scale if f in p.col else 1.0 for p in plans],
+                        sizes, dtype="float64")
+
+    def name_of(f: str | None) -> np.ndarray:
+        """Per row: the original header of field ``f`` (or ``f`` when the table lacks it)."""
+        return _per_row([p.names[p.col[f]] if f in p.col else (f or "") for p in plans], sizes)
 
     # --- non-items among the data rows (column by column in Arrow; never row by row)
-    acols = [V.arrow(D.iloc[:, j]) for j in range(D.shape[1])]
     valid = [pc.is_valid(c).to_numpy(zero_copy_only=False) for c in acols]
     blank = ~np.logical_or.reduce(valid) if acols else np.ones(m, dtype=bool)
-    first_a = pc.coalesce(*acols) if acols else pa.nulls(m, pa.large_string())
+    first_a = pc.coalesce(*acols) if acols else _nulls(m)
     first_p = V.prepared(first_a)
     # "single": every non-empty cell equals the first (one text, possibly merged across).
     single = ~blank
     same_as_header = np.zeros(m, dtype=int)
     for j, c in enumerate(acols):
         single &= ~valid[j] | pc.equal(c, first_a).fill_null(True).to_numpy(zero_copy_only=False)
-        if infos[j].text.strip():
-            same_as_header += pc.equal(pc.utf8_trim_whitespace(c), infos[j].text.strip()
-                                       ).fill_null(False).to_numpy(zero_copy_only=False)
-    repeat_header = same_as_header >= min(3, len(fields))
+        htext = [p.infos[j].text.strip() if j < len(p.infos) else "" for p in plans]
+        if any(htext):
+            h = pa.array(_per_row(htext, sizes), type=pa.large_string())
+            h = pc.if_else(pc.equal(h, ""), pa.scalar(None, pa.large_string()), h)
+            same_as_header += pc.equal(pc.utf8_trim_whitespace(c), h).fill_null(
+                False).to_numpy(zero_copy_only=False)
+    n_fields = _per_row([len({x.field for x in p.infos if x.field}) for p in plans], sizes,
+                        dtype="int64")
+    repeat_header = same_as_header >= np.minimum(3, n_fields)
 
-    up = V.parse_money(column("unit_price_cny"), scale("unit_price_cny"))
-    tot = V.parse_money(column("total_cny"), scale("total_cny"))
-    qty = V.parse_quantity(column("quantity"))
+    up = V.parse_money(field("unit_price_cny"), scale("unit_price_cny"))
+    tot = V.parse_money(field("total_cny"), scale("total_cny"))
+    qty_value, qty_status, qty_unit = V.quantity_units(field("quantity"))
+    qty = V.Parsed(qty_value, qty_status)
     price_ok = (up.status == V.OK) | (tot.status == V.OK)
     qty_ok = qty.status == V.OK
     totals = np.zeros(m, dtype=bool)
-    for s in (first_p, V.prepared(column("item_name")), V.prepared(column("line_no"))):
-        totals |= V.fullmatch(s, _TOTAL_RE)
-    notes = V.fullmatch(first_p, _NOTE_RE) & ~(
-        price_ok | qty_ok
-    )
-    sections = (
-        V.fullmatch(first_p, _SECTION_RE)
-        & single
-        & ~(price_ok | qty_ok)
-    )
-    valued = np.flatnonzero(price_ok | qty_ok)
-    last_valued = valued.max() if len(valued) else -1
-    trailing = single & (np.arange(m) > last_valued)
+    for t in (first_p, V.prepared(field("item_name")), V.prepared(field("line_no"))):
+        totals |= V.fullmatch(t, _TOTAL_RE)
+    notes = V.fullmatch(first_p, _NOTE_RE) & ~(price_ok | qty_ok)
+    sections = V.fullmatch(first_p, _SECTION_RE) & single & ~(price_ok | qty_ok)
+    # free text after the last row with a value (per table) is a note
+    valued_pos = np.where(price_ok | qty_ok, pos, -1)
+    last_valued = np.full(T, -1, dtype="int64")
+    nonempty = sizes > 0
+    if m:
+        last_valued[nonempty] = np.maximum.reduceat(valued_pos, starts[nonempty])
+    trailing = single & (pos > last_valued[tid])
 
     dkind = np.full(m, None, dtype=object)
-    for mask, name in (
+    for mask, kind in (
         (trailing, "note"),
         (sections, "title"),
         (notes, "note"),
@@ -304,33 +452,36 @@ def normalise(
         (repeat_header, "header"),
         (blank, "blank"),
     ):  # later assignments win: blank beats everything
-        dkind[mask] = name
-    kind[data_start:] = dkind
+        dkind[mask] = kind
     cand = pd.isna(dkind)
 
     # --- rejects among the candidates, one reason per row, in priority order
     reason = np.full(m, None, dtype=object)
-    rcol = pd.Series(np.nan, index=D.index, dtype=object)
-    detail = pd.Series(np.nan, index=D.index, dtype=object)
+    rcol = np.full(m, None, dtype=object)
+    detail = np.full(m, None, dtype=object)
 
-    def flag(mask: np.ndarray, why: str, f: str | None, text) -> None:
-        """Reject the rows of ``mask`` not yet rejected; ``text`` is a str or a callable
-        giving the detail Series (built only when some row is flagged)."""
+    def flag(mask: np.ndarray, why: str, f: str | None, text) -> np.ndarray:
+        """Reject the rows of ``mask`` not yet rejected; ``text(rows)`` gives their detail
+        (built only for the flagged rows)."""
         mask = mask & cand & pd.isna(reason)
         if not mask.any():
-            return
-        reason[mask] = why
-        header = names[col[f]] if f in col else (f or "")
-        rcol[mask] = header or None
-        text = text() if callable(text) else text
-        detail[mask] = (pd.Series(text, index=D.index) if isinstance(text, str) else text)[mask]
+            return mask
+        idx = np.flatnonzero(mask)
+        reason[idx] = why
+        header = name_of(f)[idx]
+        rcol[idx] = np.where(header == "", None, header)
+        detail[idx] = text(idx) if callable(text) else text
+        return mask
 
     def said(f: str, msg: str):
-        def build() -> pd.Series:
-            shown = column(f).astype("str").fillna("").str.slice(0, 60)
-            where = f"column {names[col[f]] if f in col else f}: "
-            return (where + msg + " '" + shown + "'").where(shown.str.strip() != "",
-                                                             where + "empty")
+        def build(idx: np.ndarray) -> np.ndarray:
+            cells = field(f).take(pa.array(idx))
+            shown = pd.Series(cells.to_numpy(zero_copy_only=False), dtype="str").fillna("")
+            shown = shown.str.slice(0, 60)
+            where = "column " + pd.Series(name_of(f)[idx], dtype=object) + ": "
+            out = (where + msg + " '" + shown + "'").where(shown.str.strip() != "",
+                                                           where + "empty")
+            return out.to_numpy(dtype=object)
         return build
 
     longest = [pc.max(pc.utf8_length(c)).as_py() or 0 for c in acols]
@@ -338,20 +489,24 @@ def normalise(
         lengths = np.column_stack(
             [pc.utf8_length(c).fill_null(0).to_numpy(zero_copy_only=False) for c in acols]
         )
-        too_long = lengths > MAX_CELL_CHARS
-        if too_long.any():
-            which = too_long.argmax(axis=1)
-            long_names = pd.Series(np.asarray(names, dtype=object)[which], index=D.index)
-            msg = ("column " + long_names + ": cell of "
-                   + pd.Series(lengths.max(axis=1).astype(int), index=D.index).astype(str)
-                   + f" characters (limit {MAX_CELL_CHARS})")
-            flag(too_long.any(axis=1), "value_too_long", None, msg)
-            rcol[too_long.any(axis=1) & (reason == "value_too_long")] = long_names
-    name = column("item_name")
-    flag(name.isna().to_numpy(), "name_missing", "item_name", "no item name")
+        too_long = (lengths > MAX_CELL_CHARS).any(axis=1)
+        which = (lengths > MAX_CELL_CHARS).argmax(axis=1)
+        names = np.full((T, W), "", dtype=object)
+        for i, p in enumerate(plans):
+            names[i, : len(p.names)] = p.names
+        long_names = names[tid, which]
 
-    has_up = "unit_price_cny" in col
-    price_col = "unit_price_cny" if has_up else "total_cny"
+        def too_long_detail(idx: np.ndarray) -> np.ndarray:
+            chars = pd.Series(lengths[idx].max(axis=1)).astype(str)
+            return ("column " + pd.Series(long_names[idx], dtype=object) + ": cell of " + chars
+                    + f" characters (limit {MAX_CELL_CHARS})").to_numpy(dtype=object)
+
+        hit = flag(too_long, "value_too_long", None, too_long_detail)
+        rcol[hit] = long_names[hit]
+    flag(~pc.is_valid(field("item_name")).to_numpy(zero_copy_only=False), "name_missing",
+         "item_name", "no item name")
+
+    has_up = _per_row(["unit_price_cny" in p.col for p in plans], sizes, dtype=bool)
     flag(up.status == V.BAD, "price_unparseable", "unit_price_cny",
          said("unit_price_cny", "not a number"))
     flag(up.status == V.NEGATIVE, "price_negative", "unit_price_cny",
@@ -360,7 +515,9 @@ def normalise(
     flag(tot.status == V.NEGATIVE, "price_negative", "total_cny",
          said("total_cny", "negative price"))
     no_price = np.isin(up.status, (V.EMPTY, V.WORDS)) & np.isin(tot.status, (V.EMPTY, V.WORDS))
-    flag(no_price, "price_missing", price_col, said(price_col, "no price"))
+    flag(no_price & has_up, "price_missing", "unit_price_cny",
+         said("unit_price_cny", "no price"))
+    flag(no_price & ~has_up, "price_missing", "total_cny", said("total_cny", "no price"))
     flag(qty.status == V.EMPTY, "quantity_missing", "quantity", "no quantity")
     flag(qty.status == V.BAD, "quantity_unparseable", "quantity",
          said("quantity", "not a number"))
@@ -368,95 +525,155 @@ def normalise(
          said("quantity", "zero or negative quantity"))
     dates = {}
     for f in ("date", "manufacture_date"):
-        dates[f] = V.parse_date(column(f))
+        dates[f] = V.parse_date_days(field(f))
         flag(dates[f].status == V.BAD, "date_invalid", f, said(f, "not a valid date"))
-    cap = V.parse_capacity(column("capacity_kw"), scale("capacity_kw"))
+    cap = V.parse_capacity(field("capacity_kw"), scale("capacity_kw"))
     flag(cap.status == V.BAD, "capacity_unparseable", "capacity_kw",
          said("capacity_kw", "not a capacity"))
 
-    # filled in numpy: a masked pandas assignment of a million objects took seconds
-    raw_values = np.full(m, None, dtype=object)
-    if cand.all():
-        raw_values[:] = _raw_json(D, names).to_numpy()
-    elif cand.any():
-        raw_values[cand] = _raw_json(D[cand], names).to_numpy()
-    raw_json = pd.Series(raw_values, index=D.index, dtype=object)
     is_reject = cand & pd.notna(reason)
     is_item = cand & pd.isna(reason)
+    keep_rows = np.flatnonzero(cand)
+    raw_json = _raw_json_batch(plans, acols, tid, keep_rows)  # aligned with keep_rows
 
-    # --- line items
-    def text(f: str) -> pd.Series:
-        s = column(f).astype("str").str.strip()
-        return s.astype(object).where(s.notna() & (s != ""), None)
+    # --- line items (only their rows are computed)
+    it = np.flatnonzero(is_item)
+    take = pa.array(it)
+    every = len(it) == m  # the usual case for a large clean file: no copies
 
-    unit_price = np.where(up.status == V.OK, up.value, tot.value / qty.value)
-    cap_kw = np.where(cap.status == V.OK, cap.value, np.nan)
-    spec_text = row_text(pd.concat([column("spec"), column("item_name"), column("model")], axis=1))
-    cap_kw = np.where(np.isnan(cap_kw), V.capacity_from_text(spec_text), cap_kw)
-    claims = V.parse_pflops(column("claimed_pflops"), scale("claimed_pflops"))
-    claimed = np.where(claims.status == V.OK, claims.value,
-                       np.nan if title.claimed_pflops is None else title.claimed_pflops)
-    tender = text("tender_id").fillna(title.tender_id or stem)
-    project = text("project_name")
-    if title.project_name:
-        project = project.where(project.notna(), title.project_name)
-    line_no = V.clean_line_no(column("line_no")).fillna(pd.Series(rows, index=D.index).astype(str))
-    unit = text("unit")
-    unit = unit.where(unit.notna(), qty.unit.astype(object).where(qty.unit.notna(), None))
-    vat_info = infos[col[price_col]].includes_vat
-    if vat_info is None and has_up and "total_cny" in col:
-        vat_info = infos[col["total_cny"]].includes_vat
-    items = pd.DataFrame(
-        {
-            "source_file": source_file,
-            "source_sheet": sheet,
-            "source_row": rows,
-            "tender_id": tender,
-            "project_name": project,
-            "line_no": line_no.astype(object),
-            **{f: text(f) for f in _TEXT_FIELDS},
-            "quantity": qty.value,
-            "unit_price_cny": unit_price,
-            "total_cny": tot.value,
-            "date": dates["date"].value,
-            "serial_numbers": V.split_serials(column("serial_numbers")),
-            "capacity_kw": cap_kw,
-            "manufacture_date": dates["manufacture_date"].value,
-            "price_includes_vat": pd.array([vat_info] * m, dtype="boolean"),
-            "claimed_pflops": claimed,
-            "raw": raw_json.astype(object),
-        },
-        index=D.index,
-    )
-    items["unit"] = unit
-    items = items.loc[is_item, ITEM_COLUMNS].reset_index(drop=True)
-    items["source_sheet"] = items["source_sheet"].astype(object)
+    def sub(a: pa.Array) -> pa.Array:
+        return a if every else a.take(take)
 
-    rejects = pd.DataFrame(
-        {
-            "source_file": source_file,
-            "source_sheet": sheet,
-            "source_row": rows,
-            "reason": reason,
-            "column": rcol,
-            "detail": detail,
-            "raw": raw_json.astype(object),
-        },
-        index=D.index,
-    ).loc[is_reject, REJECT_COLUMNS].reset_index(drop=True)
+    def text(f: str) -> pa.Array:
+        t = pc.utf8_trim_whitespace(sub(field(f)))
+        return pc.if_else(pc.equal(t, ""), pa.scalar(None, t.type), t)
 
-    keep = pd.notna(kind)
-    shown = row_text(cells[keep], limit=200)
-    non_items = pd.DataFrame(
-        {
-            "source_file": source_file,
-            "source_sheet": sheet,
-            "source_row": raw.rows[keep],
-            "kind": kind[keep],
-            "text": shown.where(shown != "", None).to_numpy(),
-        }
-    )[NON_ITEM_COLUMNS]
-    return TableResult(items, rejects, non_items, n, True, title=title)
+    def per_table_text(values: list[str | None]) -> pa.Array:
+        dictionary = pa.array(values, type=pa.large_string())
+        return pa.DictionaryArray.from_arrays(pa.array(tid[it], pa.int32()),
+                                              dictionary).dictionary_decode()
+
+    unit_price = np.where(up.status == V.OK, up.value, tot.value / qty.value)[it]
+    cap_kw = np.where(cap.status == V.OK, cap.value, np.nan)[it]
+    missing_cap = np.isnan(cap_kw)
+    if missing_cap.any():
+        spec_cols = [sub(field(f)) for f in ("spec", "item_name", "model")]
+        if not missing_cap.all():
+            sel = pa.array(np.flatnonzero(missing_cap))
+            spec_cols = [c.take(sel) for c in spec_cols]
+        from_text = V.capacity_from_text(row_text_arrow(spec_cols))
+        cap_kw[missing_cap] = from_text
+    claims = V.parse_pflops(field("claimed_pflops"), scale("claimed_pflops"))
+    title_claim = _per_row([np.nan if p.title.claimed_pflops is None else p.title.claimed_pflops
+                            for p in plans], sizes, dtype="float64")
+    claimed = np.where(claims.status == V.OK, claims.value, title_claim)[it]
+    tender = pc.coalesce(text("tender_id"),
+                         per_table_text([p.title.tender_id or p.stem for p in plans]))
+    project = pc.coalesce(text("project_name"),
+                          per_table_text([p.title.project_name for p in plans]))
+    line_no = V.line_numbers(sub(field("line_no")))
+    if line_no.null_count:  # no 序号: the row number stands in
+        line_no = pc.coalesce(line_no, pc.cast(pa.array(rows[it]), pa.large_string()))
+    unit = pc.coalesce(text("unit"), sub(qty_unit).cast(pa.large_string()))
+    vat = []
+    for p in plans:
+        has_p = "unit_price_cny" in p.col
+        info = p.infos[p.col["unit_price_cny" if has_p else "total_cny"]].includes_vat
+        if info is None and has_p and "total_cny" in p.col:
+            info = p.infos[p.col["total_cny"]].includes_vat
+        vat.append(info)
+    vat_arr = pa.array(vat, type=pa.bool_()).take(pa.array(tid[it]))
+    raw_pos = np.searchsorted(keep_rows, it)
+    columns = {
+        "source_file": per_table_text([p.source_file for p in plans]),
+        "source_sheet": per_table_text([p.sheet for p in plans]),
+        "source_row": pa.array(rows[it], pa.int64()),
+        "tender_id": tender,
+        "project_name": project,
+        "line_no": line_no,
+        **{f: text(f) for f in _TEXT_FIELDS if f != "unit"},
+        "unit": unit,
+        "quantity": pa.array(qty.value[it], pa.float64(), from_pandas=True),
+        "unit_price_cny": pa.array(unit_price, pa.float64(), from_pandas=True),
+        "total_cny": pa.array(tot.value[it], pa.float64(), from_pandas=True),
+        "date": pa.array(dates["date"].value[it], pa.date32(), from_pandas=True),
+        "serial_numbers": V.serial_lists(sub(field("serial_numbers"))),
+        "capacity_kw": pa.array(cap_kw, pa.float64(), from_pandas=True),
+        "manufacture_date": pa.array(dates["manufacture_date"].value[it], pa.date32(),
+                                     from_pandas=True),
+        "price_includes_vat": vat_arr,
+        "claimed_pflops": pa.array(claimed, pa.float64(), from_pandas=True),
+        "raw": (raw_json if len(it) == len(keep_rows) else raw_json.take(pa.array(raw_pos)))
+        if len(it) else pa.array([], pa.string()),
+    }
+    items = pa.table([columns[f.name] for f in ITEM_SCHEMA], schema=ITEM_SCHEMA)
+
+    rj = np.flatnonzero(is_reject)
+    rejects = pd.DataFrame({
+        "source_file": pd.Series(_per_row([p.source_file for p in plans], sizes)[rj],
+                                 dtype=object),
+        "source_sheet": pd.Series(_per_row([p.sheet for p in plans], sizes)[rj], dtype=object),
+        "source_row": rows[rj],
+        "reason": pd.Series(reason[rj], dtype=object),
+        "column": pd.Series(rcol[rj], dtype=object),
+        "detail": pd.Series(detail[rj], dtype=object),
+        "raw": pd.Series(raw_json.take(pa.array(np.searchsorted(keep_rows, rj))).to_numpy(
+            zero_copy_only=False) if len(rj) else [], dtype=object),
+    })[REJECT_COLUMNS]
+
+    nk = np.flatnonzero(~cand)
+    shown_cols = acols if all(p.shown is None for p in plans) else [
+        stack(lambda p, j=j: (p.shown or p.cols)[j] if j < len(p.shown or p.cols) else None)
+        for j in range(W)]
+    shown = row_text([c.take(pa.array(nk)) for c in shown_cols], limit=200)
+    data_non = pd.DataFrame({
+        "source_file": _per_row([p.source_file for p in plans], sizes)[nk],
+        "source_sheet": _per_row([p.sheet for p in plans], sizes)[nk],
+        "source_row": rows[nk],
+        "kind": dkind[nk],
+        "text": shown.where(shown != "", None).to_numpy(),
+        "_t": tid[nk],
+    })
+    pre = pd.concat([p.pre.assign(_t=i) for i, p in enumerate(plans) if len(p.pre)]
+                    + [data_non], ignore_index=True)
+    non_items = pre.sort_values(["_t"], kind="stable")[NON_ITEM_COLUMNS].reset_index(drop=True)
+
+    counts = np.column_stack([
+        np.bincount(tid[it], minlength=T),
+        np.bincount(tid[rj], minlength=T),
+        np.bincount(tid[nk], minlength=T) + np.array([len(p.pre) for p in plans], "int64"),
+    ]) if T else np.zeros((0, 3), "int64")
+    return BatchResult(items, rejects, non_items, counts)
+
+
+def _raw_json_batch(plans: list[TablePlan], acols: list[pa.Array], tid: np.ndarray,
+                    rows: np.ndarray) -> pa.Array:
+    """The raw JSON of the given rows, one DuckDB query per distinct header layout.
+
+    Tables with the same original headers (most files of one tender template) share a query.
+    """
+    if not len(rows):
+        return pa.array([], pa.string())
+    layouts: dict[tuple[str, ...], list[int]] = {}
+    for i, p in enumerate(plans):
+        layouts.setdefault(tuple(p.names), []).append(i)
+    if len(layouts) == 1:
+        names = next(iter(layouts))
+        whole = len(rows) == len(tid)
+        return _raw_json([c if whole else c.take(pa.array(rows)) for c in acols[: len(names)]],
+                         list(names))
+    row_tid = tid[rows]
+    parts, where = [], []
+    for names, members in layouts.items():
+        sel = np.flatnonzero(np.isin(row_tid, members))
+        if not len(sel):
+            continue
+        idx = pa.array(rows[sel])
+        parts.append(_raw_json([c.take(idx) for c in acols[: len(names)]], list(names)))
+        where.append(sel)
+    # back into row order: part k holds the rows where[k]
+    order = np.argsort(np.concatenate(where), kind="stable")
+    return pa.concat_arrays(parts).take(pa.array(order))
 
 
 def _not_a_table(

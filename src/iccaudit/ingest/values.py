@@ -100,8 +100,11 @@ class Quantity(NamedTuple):
 # ---------------------------------------------------------------- Arrow helpers
 
 
-def arrow(s: pd.Series) -> pa.Array:
-    """Cell text as an Arrow string array, empty cells null."""
+def arrow(s: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Cell text as an Arrow large_string array, empty cells null (Arrow input passes through)."""
+    if isinstance(s, pa.Array | pa.ChunkedArray):
+        arr = s.combine_chunks() if isinstance(s, pa.ChunkedArray) else s
+        return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
     if not isinstance(s.dtype, pd.StringDtype):
         s = s.astype(object).where(s.notna(), None).astype("str")
     arr = pa.array(s.array)
@@ -117,7 +120,7 @@ def _null_if_blank(t: pa.Array) -> pa.Array:
 
 def prepared(s: pd.Series | pa.Array, spaces: str = "") -> pa.Array:
     """NFKC (full-width to half-width), whitespace removed (or collapsed), lower case."""
-    t = arrow(s) if isinstance(s, pd.Series) else s
+    t = arrow(s)
     t = pc.utf8_normalize(t, "NFKC")
     t = pc.replace_substring(t, "\u2212", "-")  # NFKC keeps the minus sign U+2212
     t = pc.replace_substring_regex(t, r"\s+", spaces)
@@ -174,10 +177,10 @@ def _empty(t: pa.Array) -> np.ndarray:
 # ---------------------------------------------------------------- parsers
 
 
-def parse_money(s: pd.Series, scale: float = 1.0) -> Parsed:
+def parse_money(s: pd.Series | pa.Array, scale: float | np.ndarray = 1.0) -> Parsed:
     """Money cells to CNY.
 
-    ``scale`` is the column's unit (10,000 for a 万元 column). A unit written in the cell wins
+    ``scale`` is the column's unit (10,000 for a 万元 column), one number or one per row. A unit written in the cell wins
     over the column's: "245万" is 2,450,000 in any column, "3000元" is 3,000 even under 万元.
     """
     t = prepared(s)
@@ -199,8 +202,8 @@ def parse_money(s: pd.Series, scale: float = 1.0) -> Parsed:
     return Parsed(value, status)
 
 
-def parse_quantity(s: pd.Series) -> Quantity:
-    """Quantity cells ("8", "8台", "2 套", "1,000") to float; zero or less is NOT_POSITIVE."""
+def quantity_units(s: pd.Series | pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """:func:`parse_quantity` with the cell units as an Arrow array (no Python objects)."""
     raw = arrow(s)
     t = prepared(raw)
     # Matched case-preserved so the unit keeps its spelling ("10 PCS" -> "PCS").
@@ -214,12 +217,20 @@ def parse_quantity(s: pd.Series) -> Quantity:
     status[~bad & (value <= 0)] = NOT_POSITIVE
     status[_empty(t)] = EMPTY
     value = np.where(status == OK, value, np.nan)
-    unit = pd.Series(m["unit"].to_numpy(zero_copy_only=False), index=s.index, dtype=object)
-    unit = unit.where(pd.Series(status == OK, index=s.index) & unit.notna(), None)
-    return Quantity(value, status, unit)
+    unit = pc.if_else(pa.array(status == OK), m["unit"], pa.scalar(None, m["unit"].type))
+    return value, status, unit
 
 
-def _number_with_unit(s: pd.Series, pattern: str, units: dict[str, float], scale: float
+def parse_quantity(s: pd.Series | pa.Array) -> Quantity:
+    """Quantity cells ("8", "8台", "2 套", "1,000") to float; zero or less is NOT_POSITIVE."""
+    value, status, unit = quantity_units(s)
+    index = s.index if isinstance(s, pd.Series) else None
+    units = pd.Series(unit.to_numpy(zero_copy_only=False), index=index, dtype=object)
+    return Quantity(value, status, units.where(units.notna(), None))
+
+
+def _number_with_unit(s: pd.Series | pa.Array, pattern: str, units: dict[str, float],
+                      scale: float | np.ndarray
                       ) -> tuple[Any, Any, np.ndarray]:
     """(text, regex groups, value): a number times its cell unit, else the column's ``scale``.
 
@@ -233,7 +244,7 @@ def _number_with_unit(s: pd.Series, pattern: str, units: dict[str, float], scale
     return t, m, value
 
 
-def parse_capacity(s: pd.Series, scale: float = 1.0) -> Parsed:
+def parse_capacity(s: pd.Series | pa.Array, scale: float | np.ndarray = 1.0) -> Parsed:
     """A capacity column to kW; ``scale`` is the column unit (1000 for MW). Cell units win."""
     t, m, value = _number_with_unit(s, _CAP_COL_RE, _CAP_UNITS, scale)
     status = np.full(len(t), OK, dtype="int8")
@@ -243,19 +254,25 @@ def parse_capacity(s: pd.Series, scale: float = 1.0) -> Parsed:
     return Parsed(value, status)
 
 
-def capacity_from_text(s: pd.Series) -> np.ndarray:
+def capacity_from_text(s: pd.Series | pa.Array) -> np.ndarray:
     """kW mentioned in free text ("制冷量800kW", "0.8MW", "冷量:600千瓦"); NaN if none."""
-    t = prepared(s, spaces=" ")
-    out = np.full(len(t), np.nan)
-    # Only rows that mention a power unit at all are searched (most lines are not cooling).
-    rows = np.flatnonzero(
-        pc.match_substring_regex(t, r"kw|千瓦|mw|兆瓦").fill_null(False).to_numpy(
-            zero_copy_only=False
-        )
-    )
+    raw = arrow(s)
+    out = np.full(len(raw), np.nan)
+    # Only rows that can mention a power unit are prepared and searched (most lines are not
+    # cooling). Text of ASCII and CJK ideographs only is unchanged by NFKC but for case, so
+    # for it the unit must be there as written; any other character (full-width "ｋＷ",
+    # "㎾" ...) makes the row a candidate, and the exact test runs on the prepared text.
+    maybe = pc.match_substring_regex(raw, r"(?i)kw|mw|千瓦|兆瓦|[^\x00-\x7f\x{4e00}-\x{9fff}]")
+    maybe_rows = np.flatnonzero(maybe.fill_null(False).to_numpy(zero_copy_only=False))
+    if not len(maybe_rows):
+        return out
+    t = prepared(raw.take(pa.array(maybe_rows)), spaces=" ")
+    hit = np.flatnonzero(pc.match_substring_regex(t, r"kw|千瓦|mw|兆瓦").fill_null(False).to_numpy(
+        zero_copy_only=False))
+    rows = maybe_rows[hit]
     if not len(rows):
         return out
-    sub = t.take(pa.array(rows))
+    sub = t.take(pa.array(hit))
     found = np.full(len(rows), np.nan)
     for pattern in _CAP_TEXT_RES:  # three passes in order of evidence strength, not per row
         m = extract(sub, pattern)
@@ -266,7 +283,7 @@ def capacity_from_text(s: pd.Series) -> np.ndarray:
     return out
 
 
-def parse_pflops(s: pd.Series, scale: float = 1.0) -> Parsed:
+def parse_pflops(s: pd.Series | pa.Array, scale: float | np.ndarray = 1.0) -> Parsed:
     """Compute claims to PFLOPS ("500", "500P", "≥500 PFLOPS", "1.2E"); ``scale`` = column unit."""
     t, _, value = _number_with_unit(s, _PFLOPS_RE, _PFLOPS_UNITS, scale)
     status = np.full(len(t), OK, dtype="int8")
@@ -276,11 +293,10 @@ def parse_pflops(s: pd.Series, scale: float = 1.0) -> Parsed:
     return Parsed(value, status)
 
 
-def parse_date(s: pd.Series) -> Parsed:
-    """Dates in Chinese and ISO forms, YYYYMMDD, or Excel serial day numbers.
+def parse_date_days(s: pd.Series | pa.Array) -> Parsed:
+    """:func:`parse_date` with the values as ``datetime64[D]`` (NaT where not OK).
 
-    Returns an object array of :class:`datetime.date` (None where not OK). A date that does
-    not exist (2024-02-30) or a form we do not know ("2024年3月", "next week") is ``BAD``.
+    The form the batch normaliser uses: no Python ``date`` object per row.
     """
     t = prepared(s, spaces=" ")
     n = len(t)
@@ -293,40 +309,61 @@ def parse_date(s: pd.Series) -> Parsed:
         y[take] = _float(m["y"])[take]
         mo[take] = _float(m["m"])[take]
         d[take] = _float(m["d"])[take]
-    # Only build dates whose parts are in range: 2024-02-30 must come out NaT, not raise.
+    # Only build dates whose parts are in range; a day past the month's end (2024-02-30)
+    # rolls into the next month, which is how it is recognised as not a date.
     sane = (y >= 1900) & (y <= 2100) & (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= 31)
-    stamps = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns]")
+    days = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     if sane.any():
-        parts = pd.DataFrame({"year": y[sane], "month": mo[sane], "day": d[sane]})
-        stamps[sane] = pd.to_datetime(parts, errors="coerce").to_numpy()
+        month = ((y[sane] - 1970) * 12 + mo[sane] - 1).astype("int64").astype("datetime64[M]")
+        day = month.astype("datetime64[D]") + (d[sane] - 1).astype("int64")
+        days[sane] = np.where(day.astype("datetime64[M]") == month, day, np.datetime64("NaT"))
     serial = _float(extract(t, r"^(?P<n>\d{5}(?:\.\d+)?)$")["n"])
     in_range = (serial >= _EXCEL_SERIAL_MIN) & (serial <= _EXCEL_SERIAL_MAX) & np.isnan(y)
     if in_range.any():
-        days = np.floor(serial[in_range]).astype("int64")
-        stamps[in_range] = _EXCEL_EPOCH + days.astype("timedelta64[D]")
+        whole = np.floor(serial[in_range]).astype("int64")
+        days[in_range] = _EXCEL_EPOCH + whole.astype("timedelta64[D]")
     status = np.full(n, OK, dtype="int8")
-    status[stamps.isna().to_numpy()] = BAD
+    status[np.isnat(days)] = BAD
     status[_empty(t)] = EMPTY
-    value = np.full(n, None, dtype=object)
+    days[status != OK] = np.datetime64("NaT")
+    return Parsed(days, status)
+
+
+def parse_date(s: pd.Series | pa.Array) -> Parsed:
+    """Dates in Chinese and ISO forms, YYYYMMDD, or Excel serial day numbers.
+
+    Returns an object array of :class:`datetime.date` (None where not OK). A date that does
+    not exist (2024-02-30) or a form we do not know ("2024年3月", "next week") is ``BAD``.
+    """
+    days, status = parse_date_days(s)
+    value = np.full(len(days), None, dtype=object)
     ok = status == OK
     if ok.any():
-        value[ok] = stamps[ok].dt.date.to_numpy()
+        value[ok] = days[ok].astype(object)
     return Parsed(value, status)
 
 
-def split_serials(s: pd.Series) -> pd.Series:
-    """序列号 cells to lists of serial numbers, split on , ; ， ； 、 whitespace and newlines."""
+def serial_lists(s: pd.Series | pa.Array) -> pa.Array:
+    """序列号 cells to an Arrow list of serial numbers per row (see :func:`split_serials`)."""
     t = pc.utf8_normalize(arrow(s), "NFKC")
     t = pc.utf8_trim(pc.replace_substring_regex(t, r"[,;、\s]+", ","), ",")
     t = pc.if_else(pc.is_valid(t), t, "")
     parts = pc.split_pattern(t, ",")
     # "" splits to [""]; an empty cell is an empty list.
-    parts = pc.if_else(pc.equal(t, ""), pa.scalar([], parts.type), parts)
-    return pd.Series(parts.to_pylist(), index=s.index, dtype=object)
+    return pc.if_else(pc.equal(t, ""), pa.scalar([], parts.type), parts)
+
+
+def split_serials(s: pd.Series) -> pd.Series:
+    """序列号 cells to lists of serial numbers, split on , ; ， ； 、 whitespace and newlines."""
+    return pd.Series(serial_lists(s).to_pylist(), index=s.index, dtype=object)
+
+
+def line_numbers(s: pd.Series | pa.Array) -> pa.Array:
+    """序号 as Arrow text: stripped, "3.0" (an Excel number) shown as "3"; null when empty."""
+    t = pc.utf8_trim_whitespace(arrow(s))
+    return _null_if_blank(pc.replace_substring_regex(t, r"^(\d+)\.0+$", r"\1"))
 
 
 def clean_line_no(s: pd.Series) -> pd.Series:
-    """序号 as text: stripped, "3.0" (an Excel number) shown as "3"; NaN when empty."""
-    t = pc.utf8_trim_whitespace(arrow(s))
-    t = _null_if_blank(pc.replace_substring_regex(t, r"^(\d+)\.0+$", r"\1"))
-    return pd.Series(pd.arrays.ArrowStringArray(t), index=s.index)
+    """:func:`line_numbers` as a pandas Series aligned with ``s``."""
+    return pd.Series(pd.arrays.ArrowStringArray(line_numbers(s)), index=s.index)

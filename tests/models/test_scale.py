@@ -1,5 +1,5 @@
 """What keeps the models fast and lean at a million lines (issue 7), checked for sameness:
-a narrow Arrow read, integer peer keys, an order-free result and threads that change nothing."""
+a narrow Arrow read, integer peer keys and a result that does not depend on the row order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pyarrow as pa
 import pytest
 
 from iccaudit.detect.models import read_items, read_locations, run_models
-from iccaudit.detect.models import scoring as scoring_module
 from iccaudit.detect.models.features import assign_groups, encode, id_order, item_kind
 from iccaudit.detect.models.scoring import score_items
 
@@ -56,16 +55,6 @@ def test_findings_do_not_depend_on_the_row_order_of_the_view(labelled_items):
     assert len(a) > 0
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(ra, rb)
-
-
-def test_one_thread_or_two_give_the_same_findings(labelled_items, monkeypatch):
-    items = labelled_items[0]
-    monkeypatch.setattr(scoring_module, "_WORKERS", 1)
-    one, runs_one = run_models(items_db(items), "r", None, 0, None)
-    monkeypatch.setattr(scoring_module, "_WORKERS", 2)
-    two, runs_two = run_models(items_db(items), "r", None, 0, None)
-    pd.testing.assert_frame_equal(one, two)
-    pd.testing.assert_frame_equal(runs_one, runs_two)
 
 
 @pytest.mark.parametrize("ids, expected", [

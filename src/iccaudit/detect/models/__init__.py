@@ -150,13 +150,13 @@ def run_models(
 
     settings = load_settings(config)
     try:
-        items = read_items(con, settings)
+        items = [read_items(con, settings)]
     except (duckdb.Error, LookupError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         empty = build_findings(run_id, settings, _no_rows(), _no_rows(), _no_rows(), None)
         return empty, single_run(run_id, settings.model_name, f"cannot read items: {first}")
-    scored = score_items(items, settings, seed=seed)
-    del items  # the scores hold what the findings need; free the columns before them
+    # Handed over, not kept (pop): score_items frees the table once it has its columns.
+    scored = score_items(items.pop(), settings, seed=seed)
     flagged = scored.lines[scored.lines["flagged"].to_numpy()]
     locations = read_locations(con, flagged["item_id"].to_numpy())
     findings = build_findings(run_id, settings, flagged, scored.drivers, locations,

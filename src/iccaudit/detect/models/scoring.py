@@ -7,8 +7,6 @@ built once at the end (text columns as categoricals: a million lines share a few
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,9 +27,6 @@ from iccaudit.detect.models.features import (
     item_kind,
     num_rows,
 )
-
-#: Threads that fit peer groups side by side (the machine of issue 7 has two cores).
-_WORKERS = min(2, os.cpu_count() or 1)
 
 
 @dataclass
@@ -83,6 +78,7 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
                            item_ids)
     unit_price = _col(items, "unit_price_cny")
     quantity = _col(items, "quantity")
+    del items  # everything below works on the arrays; the caller may have handed it over
 
     # One slot per line in group order (slot k is line groups.order[k]), filled group by
     # group with slices: the lines frame comes out grouped, with no reordering at the end.
@@ -196,13 +192,11 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
             "imputed": missing[f_rows].ravel(),
         })
 
-    # Groups are independent and each writes only its own slots: two threads fit them (numpy
-    # sorts and histograms release the GIL; 1.6x on two cores). The results do not depend on
-    # which thread ran what, and map() keeps the group order.
-    warm_up(settings.ensemble)  # first import / JIT once, in this thread
-    workers = min(_WORKERS, len(groups.labels)) or 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        done = list(pool.map(score_group, range(len(groups.labels))))
+    # One thread: fitting groups in two threads was 1.6x faster on small arrays but 1.6x
+    # slower at ten million lines (two big groups' sorts fight over memory bandwidth and the
+    # second core that DuckDB and the other stages share).
+    warm_up(settings.ensemble)  # first import / JIT here, not inside the first group's timing
+    done = [score_group(g) for g in range(len(groups.labels))]
     group_rows = [row for row, _ in done]
     driver_parts = [drv for _, drv in done if drv is not None]
     groups_frame = pd.DataFrame(group_rows, columns=[

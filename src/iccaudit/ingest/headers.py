@@ -9,6 +9,7 @@ then (Chinese aliases only) as the longest alias contained in the header, so "æŠ
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -130,7 +131,14 @@ def interpret(text: str | None, mapping: dict[str, str] | None = None) -> Header
     """Read one header cell: canonical field (user mapping first), unit scale, VAT flag."""
     if text is None or str(text).strip() == "":
         return HeaderInfo("", None)
-    text = str(text)
+    # Thousands of files repeat the same few hundred header texts: read each once.
+    key = tuple(sorted(mapping.items())) if mapping else None
+    return _interpret(str(text), key)
+
+
+@functools.lru_cache(maxsize=65536)
+def _interpret(text: str, mapping_items: tuple[tuple[str, str], ...] | None) -> HeaderInfo:
+    mapping = dict(mapping_items) if mapping_items else None
     base, units = split_header(text)
     field = None
     if mapping:

@@ -17,12 +17,14 @@ import re
 import threading
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Files larger than this are refused before reading (a file error, not a crash).
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -46,18 +48,26 @@ class FileReadError(Exception):
 class RawTable:
     """The cells of one sheet (or one CSV/JSON/Parquet file) as text.
 
-    ``cells`` has positional columns 0..n-1 and one row per row of the source; ``rows`` holds
-    the 1-based row a person sees for each. ``header`` is set by formats whose header is
-    known (Parquet, JSON); otherwise the header row is detected in ``cells``. ``merges`` are
-    merged ranges ``(r0, c0, r1, c1)``, inclusive, in ``cells`` coordinates.
+    ``columns`` holds one Arrow ``large_string`` array per column, null for an empty cell,
+    one entry per row of the source; ``rows`` holds the 1-based row a person sees for each.
+    ``header`` is set by formats whose header is known (Parquet, JSON); otherwise the header
+    row is detected in the cells. ``filled`` is ``columns`` with merged ranges filled from
+    their top-left cell (Excel), or None when the sheet has no merged cells.
     """
 
     sheet: str | None
-    cells: pd.DataFrame
+    columns: list[pa.Array]
     rows: np.ndarray
     header: list[str] | None = None
-    merges: list[tuple[int, int, int, int]] = field(default_factory=list)
+    filled: list[pa.Array] | None = None
     title: str = ""
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        """The cells as a pandas frame (for people and tests; the pipeline uses Arrow)."""
+        return pd.DataFrame({j: pd.Series(c.to_numpy(zero_copy_only=False), dtype=object)
+                             for j, c in enumerate(self.columns)},
+                            index=pd.RangeIndex(len(self.rows)))
 
 
 @dataclass
@@ -72,59 +82,79 @@ class ReadResult:
 # ---------------------------------------------------------------- cells to text
 
 
-def _objects_to_text(col: pd.Series) -> pd.Series:
-    """A column of Python objects (float, int, date, bool, str, dict ...) to text.
+_MIDNIGHT = r"^(\d{4}-\d{2}-\d{2}) 00:00:00(?:\.0+)?$"
+
+
+def _objects_to_text(values: np.ndarray) -> np.ndarray:
+    """Python objects (float, int, date, bool, str, dict ...) to text, None when empty.
 
     Converted one *type* at a time through Arrow's cast, so the work is vectorised per type
     rather than a Python call per cell. Integral floats print without ".0" (Excel stores 3 as
     3.0) and midnight datetimes as plain dates.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    col = col.astype(object)
-    out = pd.Series(np.nan, index=col.index, dtype=object)
-    kinds = col.map(type)
-    for kind in kinds.unique():
-        mask = (kinds == kind).to_numpy()
-        part = col[mask]
+    out = np.full(len(values), None, dtype=object)
+    if not len(values):
+        return out
+    kinds = np.array(list(map(type, values)), dtype=object)
+    for kind in set(kinds.tolist()):
+        mask = kinds == kind
+        part = values[mask]
         if kind is type(None):
             continue
         if kind is str:
             out[mask] = part
         elif kind in (dict, list, tuple):
-            out[mask] = part.map(lambda v: json.dumps(v, ensure_ascii=False, default=str))
-        elif kind is float and np.isnan(part.to_numpy(dtype=float)).all():
+            out[mask] = [json.dumps(v, ensure_ascii=False, default=str) for v in part]
+        elif kind is float and np.isnan(part.astype(float)).all():
             continue
         else:
             try:
                 # from_pandas: a float NaN (pandas' and JSON's "missing") becomes an empty cell
-                values = pa.array(part.tolist(), from_pandas=True)
-                text = pc.cast(values, pa.string()).to_pylist()
+                text = pc.cast(pa.array(part.tolist(), from_pandas=True), pa.string())
+                text = pc.replace_substring_regex(text, _MIDNIGHT, r"\1")
+                out[mask] = text.to_numpy(zero_copy_only=False)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-                text = part.astype(str).tolist()
-            out[mask] = text
-    out = out.astype("str")
-    out = out.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00(?:\.0+)?$", r"\1", regex=True)
-    return out.where(out.str.strip() != "", np.nan)
+                out[mask] = [str(v) for v in part]
+    return out
 
 
-def _frame_to_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column to text, positional column labels 0..n-1.
+def _text_array(values: np.ndarray | pa.Array) -> pa.Array:
+    """Cell text as one Arrow large_string array; whitespace-only cells become null."""
+    arr = values if isinstance(values, pa.Array) else pa.array(values, type=pa.large_string(),
+                                                                from_pandas=True)
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    blank = pc.equal(pc.utf8_trim_whitespace(arr), "")
+    return pc.if_else(blank, pa.scalar(None, pa.large_string()), arr)
 
-    The conversion depends only on each cell's type and value, so all cells go through
-    :func:`_objects_to_text` at once (flattened, then reshaped): one pass per sheet rather
-    than one per column, which is what a small sheet's time was spent on.
-    """
-    n, w = frame.shape
-    if n == 0 or w == 0:
-        return pd.DataFrame({i: pd.Series(dtype="str") for i in range(w)},
-                            index=pd.RangeIndex(n))
-    flat = _objects_to_text(pd.Series(frame.to_numpy(dtype=object).ravel(order="F"),
-                                      dtype=object))
-    values = flat.to_numpy(dtype=object).reshape((n, w), order="F")
-    cols = {i: pd.Series(values[:, i], dtype="str") for i in range(w)}
-    return pd.DataFrame(cols, index=pd.RangeIndex(n))
+
+def _split_columns(flat: pa.Array, n: int, w: int) -> list[pa.Array]:
+    """Column-major cells (all of column 0, then column 1 ...) as one array per column."""
+    return [flat.slice(j * n, n) for j in range(w)]
+
+
+def _objects_to_columns(values: np.ndarray) -> list[pa.Array]:
+    """A 2-D object array of cells to text columns (one conversion pass for the sheet)."""
+    n, w = values.shape
+    if not n or not w:
+        return [pa.nulls(n, pa.large_string()) for _ in range(w)]
+    flat = _text_array(_objects_to_text(values.ravel(order="F")))
+    return _split_columns(flat, n, w)
+
+
+def _to_2d(values: list, height: int, width: int) -> np.ndarray:
+    """Rows of Python values (possibly ragged) in a height x width object array."""
+    out = np.full((height, width), None, dtype=object)
+    if not values or not width:
+        return out
+    try:
+        grid = np.array(values, dtype=object)
+    except ValueError:  # ragged rows: pandas pads them
+        grid = pd.DataFrame(values, dtype=object).to_numpy(dtype=object)
+    if grid.ndim != 2:
+        grid = pd.DataFrame(values, dtype=object).to_numpy(dtype=object)
+    out[: grid.shape[0], : grid.shape[1]] = grid
+    return out
 
 
 # ---------------------------------------------------------------- text files
@@ -204,18 +234,22 @@ def decode(data: bytes) -> tuple[str, str]:
 
 def sniff_delimiter(text: str) -> str:
     """Comma, tab or semicolon: the one that splits the most sample lines into equal widths."""
-    lines = [ln for ln in text.splitlines()[:60] if ln.strip()]
+    from collections import Counter
+
+    # the first 60 non-blank lines (a prefix is enough to find them)
+    lines = [ln for ln in text[:262144].splitlines()[:60] if ln.strip()]
     sample = "\n".join(lines)
     # a sample line may hold a huge cell; it must become a value_too_long reject, not a crash
     csv.field_size_limit(MAX_FILE_BYTES)
     best, best_score = ",", (0, 0)
     for delim in _DELIMITERS:
-        widths = pd.Series([len(r) for r in csv.reader(io.StringIO(sample), delimiter=delim)])
-        widths = widths[widths > 1]
-        if widths.empty:
+        widths = Counter(len(r) for r in csv.reader(io.StringIO(sample), delimiter=delim))
+        widths = {w: k for w, k in widths.items() if w > 1}
+        if not widths:
             continue
-        mode = int(widths.mode().iloc[0])
-        score = (int((widths == mode).sum()), mode)
+        top = max(widths.values())
+        mode = min(w for w, k in widths.items() if k == top)  # as pandas' mode: the smallest
+        score = (top, mode)
         if score > best_score:
             best, best_score = delim, score
     return best
@@ -252,10 +286,6 @@ def _parse_delimited(text: str, delim: str) -> pd.DataFrame:
             {j: pd.Series(col, dtype=object) for j, col in enumerate(columns)},
             index=pd.RangeIndex(len(records)),
         )
-    frame = frame.astype("str")
-    used = frame.notna() & (frame != "")
-    last = int(np.flatnonzero(used.any(axis=0).to_numpy()).max(initial=-1))
-    frame = frame.iloc[:, : last + 1]
     frame.columns = range(frame.shape[1])
     return frame
 
@@ -299,31 +329,30 @@ def _unclosed_quote(lines: pd.Series) -> str:
 def _read_delimited(data: bytes, delimiter: str | None, fmt: str) -> ReadResult:
     text, encoding = decode(data)
     delim = delimiter or sniff_delimiter(text)
-    cells = _parse_delimited(text, delim)
-    spans = np.ones(len(cells), dtype="int64")
-    if len(cells.columns) and len(cells):
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
+    frame = _parse_delimited(text, delim)
+    n, w = frame.shape
+    spans = np.ones(n, dtype="int64")
+    columns: list[pa.Array] = []
+    if n and w:
         from iccaudit.ingest.values import arrow
 
         # Every cell at once, as one Arrow array of the columns end to end (no Python
-        # objects): one string kernel per file instead of one per column, which dominated
-        # the time of small files, and as fast as before on large ones.
-        n, w = cells.shape
-        flat = pa.chunked_array([arrow(cells[c]) for c in cells.columns]).combine_chunks()
-        blank = pc.equal(pc.utf8_trim_whitespace(flat), "").fill_null(False).to_numpy(
-            zero_copy_only=False).reshape((w, n)).T
-        cells = cells.where(~blank, np.nan)
+        # objects): one string kernel per file instead of one per column.
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        flat = pa.chunked_array([arrow(c) for c in table.columns]).combine_chunks()
+        # trailing columns with no text at all (a ragged last field) are not columns
+        used = pc.not_equal(flat, "").fill_null(False).to_numpy(zero_copy_only=False)
+        last = int(np.flatnonzero(used.reshape((w, n)).any(axis=1)).max(initial=-1))
+        blank = pc.equal(pc.utf8_trim_whitespace(flat), "").fill_null(True)
         # A quoted cell with line breaks spans several editor lines; count them so source_row
-        # stays the line a person sees.
-        breaks = pc.count_substring(flat, "\n").fill_null(0).to_numpy(
-            zero_copy_only=False).astype("int64").reshape((w, n)).T
-        # (as before: a whitespace-only cell counts as empty, line breaks included)
-        spans += np.where(blank, 0, breaks).sum(axis=1)
+        # stays the line a person sees (a whitespace-only cell counts as empty, breaks too).
+        breaks = pc.count_substring(flat, "\n").fill_null(0).to_numpy(zero_copy_only=False)
+        breaks = np.where(blank.to_numpy(zero_copy_only=False), 0, breaks)
+        spans += breaks.astype("int64").reshape((w, n)).sum(axis=0)
+        flat = pc.if_else(blank, pa.scalar(None, pa.large_string()), flat)
+        columns = _split_columns(flat, n, last + 1)
     rows = (np.cumsum(spans) - spans + 1).astype("int64")  # first line of each record
-    table = RawTable(sheet=None, cells=cells, rows=rows)
-    return ReadResult(fmt, encoding, [table])
+    return ReadResult(fmt, encoding, [RawTable(sheet=None, columns=columns, rows=rows)])
 
 
 def read_csv(path: Path, data: bytes) -> ReadResult:
@@ -439,9 +468,6 @@ def read_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: str
     carriage returns, quoted cells DuckDB rejects, rows wider than the sampled width ...). The
     row numbers are checked against the file's own line count before the result is used.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     head = scan.head
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return None
@@ -471,13 +497,12 @@ def read_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: str
     lines = scan.newlines + (0 if scan.ends_with_newline or scan.size == 0 else 1)
     if int(spans.sum()) != lines:
         return None  # DuckDB saw the lines differently: the general reader decides
-    used = [j for j, c in enumerate(out) if c.null_count < len(c)]
+    used = [j for j, c in enumerate(cols)
+            if pc.any(pc.not_equal(c, "")).as_py()]  # as the general reader: text, not blanks
     out = out[: (used[-1] + 1) if used else 0]
-    cells = pd.DataFrame({j: pd.Series(pd.arrays.ArrowStringArray(c), dtype="str")
-                          for j, c in enumerate(out)}, index=pd.RangeIndex(n))
     rows = (np.cumsum(spans) - spans + 1).astype("int64")
     encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
-    return ReadResult(fmt, encoding, [RawTable(sheet=None, cells=cells, rows=rows)])
+    return ReadResult(fmt, encoding, [RawTable(sheet=None, columns=out, rows=rows)])
 
 
 # ---------------------------------------------------------------- Excel
@@ -526,13 +551,19 @@ def read_xlsx(path: Path, data: bytes) -> ReadResult:
             raise FileReadError(f"cannot read sheet {meta.name!r}: {_first_line(exc)}") from None
         merges = [(r0, c0, r1, c1) for (r0, c0), (r1, c1) in merged]
         height = max([len(values)] + [m[2] + 1 for m in merges])
-        width = max([len(values[0]) if values else 0] + [m[3] + 1 for m in merges])
-        frame = pd.DataFrame(values, dtype=object).reindex(
-            index=range(height), columns=range(width)
-        )
-        cells = _frame_to_text(frame)
-        tables.append(RawTable(meta.name, cells, np.arange(1, height + 1, dtype="int64"),
-                               merges=merges))
+        width = max([max(map(len, values), default=0)] + [m[3] + 1 for m in merges])
+        grid = _to_2d(values, height, width)
+        text = _text_array(_objects_to_text(grid.ravel(order="F")))
+        columns = _split_columns(text, height, width)
+        filled = None
+        if merges:  # every cell of a merged range takes the range's top-left value
+            cells = text.to_numpy(zero_copy_only=False).reshape((width, height)).T.copy()
+            for r0, c0, r1, c1 in merges:
+                cells[r0 : r1 + 1, c0 : c1 + 1] = cells[r0, c0]
+            filled = _split_columns(pa.array(cells.ravel(order="F"), type=pa.large_string()),
+                                    height, width)
+        tables.append(RawTable(meta.name, columns, np.arange(1, height + 1, dtype="int64"),
+                               filled=filled))
     return ReadResult("xlsx", None, tables)
 
 
@@ -544,36 +575,30 @@ def _records_table(records: list, rows: np.ndarray, title: str) -> RawTable:
     records = [r if isinstance(r, dict) else {"(value)": r} for r in records]
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     header = [str(c) for c in frame.columns]
-    cells = _frame_to_text(frame)
-    return RawTable(None, cells, rows, header=header, title=title)
+    columns = _objects_to_columns(frame.to_numpy(dtype=object))
+    return RawTable(None, columns, rows, header=header, title=title)
 
 
 def read_parquet(path: Path, data: bytes) -> ReadResult:
     """A Parquet file: column names are the header, one table."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise FileReadError(f"cannot read: {_first_line(exc)}") from None
-    cols = {}
-    for i, col in enumerate(table.columns):
+    columns = []
+    for col in table.columns:
         if pa.types.is_floating(col.type):  # NaN is how pandas writes "missing"
             col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
         try:
-            text = pc.cast(col, pa.string())
-            series = pd.Series(text.to_pylist(), dtype=object)
+            text = pc.replace_substring_regex(pc.cast(col, pa.string()), _MIDNIGHT, r"\1")
+            columns.append(_text_array(text.combine_chunks()))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            series = _objects_to_text(pd.Series(col.to_pylist(), dtype=object))
-        series = series.astype("str").str.replace(
-            r"^(\d{4}-\d{2}-\d{2}) 00:00:00(?:\.0+)?$", r"\1", regex=True
-        )
-        cols[i] = series.where(series.str.strip() != "", np.nan)
-    cells = pd.DataFrame(cols, index=pd.RangeIndex(table.num_rows))
+            values = np.array(col.to_pylist() + [None], dtype=object)[:-1]  # keep it 1-D
+            columns.append(_text_array(_objects_to_text(values)))
     rows = np.arange(1, table.num_rows + 1, dtype="int64")
-    raw = RawTable(None, cells, rows, header=[str(n) for n in table.column_names])
+    raw = RawTable(None, columns, rows, header=[str(n) for n in table.column_names])
     return ReadResult("parquet", None, [raw])
 
 

@@ -85,16 +85,6 @@ def empty_frame(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def fill_merges(cells: pd.DataFrame, merges: list[tuple[int, int, int, int]]) -> pd.DataFrame:
-    """Every cell of a merged range takes the range's top-left value (one slice per range)."""
-    if not merges:
-        return cells
-    arr = cells.to_numpy(dtype=object, copy=True)
-    for r0, c0, r1, c1 in merges:
-        arr[r0 : r1 + 1, c0 : c1 + 1] = arr[r0, c0]
-    return pd.DataFrame(arr, index=cells.index, columns=cells.columns).astype("str")
-
-
 def row_text_arrow(cols: list[pa.Array], limit: int | None = None) -> pa.Array:
     """Each row's non-empty cells joined by " | " (one Arrow join over the columns)."""
     sep = pa.scalar("\x1f", pa.large_string())
@@ -174,12 +164,12 @@ def _json_connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _find_header(cells: pd.DataFrame, mapping: dict[str, str] | None):
+def _find_header(head: list[tuple], mapping: dict[str, str] | None):
     """(header row, infos) of the first qualifying row, or (None, best candidate infos)."""
     best: list[HeaderInfo] = []
     best_fields = -1
-    for i in range(min(HEADER_SCAN_ROWS, len(cells))):
-        infos = [interpret(v if isinstance(v, str) else None, mapping) for v in cells.iloc[i]]
+    for i in range(min(HEADER_SCAN_ROWS, len(head))):
+        infos = [interpret(v if isinstance(v, str) else None, mapping) for v in head[i]]
         fields = {x.field for x in infos if x.field}
         if is_header(fields):
             return i, infos
@@ -188,7 +178,7 @@ def _find_header(cells: pd.DataFrame, mapping: dict[str, str] | None):
     return None, best
 
 
-def _sub_header(row: pd.Series, infos: list[HeaderInfo], mapping) -> list[HeaderInfo] | None:
+def _sub_header(row: tuple, infos: list[HeaderInfo], mapping) -> list[HeaderInfo] | None:
     """Infos merged with a second header row (e.g. 价格(元) above 单价 | 总价), or None."""
     sub = [interpret(v if isinstance(v, str) else None, mapping) for v in row]
     present = {x.field for x in infos if x.field}
@@ -234,7 +224,8 @@ class TablePlan:
     names: list[str]
     col: dict[str, int]
     title: TitleInfo
-    pre: pd.DataFrame
+    #: source_row, kind, text of the rows above the data; None when the data starts at once
+    pre: dict[str, np.ndarray] | None
 
 
 def plan_table(
@@ -245,16 +236,19 @@ def plan_table(
     The work here is per table (the first rows only); everything per row happens in
     :func:`normalise_plans`, for all the tables of a batch at once.
     """
-    cells = raw.cells
-    n = len(cells)
+    n = len(raw.rows)
     sheet = raw.sheet
-    filled = fill_merges(cells, raw.merges) if raw.header is None else cells
+    shown_cols = raw.columns
+    cols = raw.filled if raw.filled is not None and raw.header is None else raw.columns
+    # the header is searched in the first rows only: those as Python tuples, the rest Arrow
+    k = min(n, HEADER_SCAN_ROWS + 1)
+    head = list(zip(*[c.slice(0, k).to_pylist() for c in cols], strict=True)) if cols else []
 
     if raw.header is None:
-        h, infos = _find_header(filled, mapping)
+        h, infos = _find_header(head, mapping)
         header_rows = [] if h is None else [h]
         if h is not None and h + 1 < n:
-            sub = _sub_header(filled.iloc[h + 1], infos, mapping)
+            sub = _sub_header(head[h + 1], infos, mapping)
             if sub is not None:
                 infos = sub
                 header_rows.append(h + 1)
@@ -281,41 +275,39 @@ def plan_table(
         return _not_a_table(raw, source_file, problem, header_found=h is not None)
 
     data_start = (header_rows[-1] + 1) if header_rows else 0
-    pre_kind = np.full(data_start, None, dtype=object)
+    top = [c.slice(0, data_start) for c in shown_cols]
+    pre_kind = np.where(_all_null(top, data_start), "blank", "title").astype(object)
+    pre_kind[header_rows] = "header"
     title_text = ""
-    if raw.header is None:
-        top = cells.iloc[:data_start]
-        blank_all = top.isna().all(axis=1).to_numpy() if top.shape[1] else np.ones(
-            data_start, bool)
-        pre_kind[:] = np.where(blank_all, "blank", "title")
-        pre_kind[header_rows] = "header"
-        if h > 0:
-            title_text = "\n".join(row_text(cells.iloc[:h]).tolist())
+    if h > 0:
+        title_text = "\n".join(row_text([c.slice(0, h) for c in shown_cols]).tolist())
     title = read_title("\n".join(t for t in (raw.title, title_text) if t))
-    pre_text = row_text(cells.iloc[:data_start], limit=200)
-    pre = pd.DataFrame({
-        "source_file": source_file,
-        "source_sheet": sheet,
-        "source_row": raw.rows[:data_start],
-        "kind": pre_kind,
-        "text": pre_text.where(pre_text != "", None).to_numpy(),
-    })[NON_ITEM_COLUMNS]
+    pre = None
+    if data_start:
+        shown = row_text_arrow(top, limit=200) if top else pa.nulls(data_start, pa.string())
+        shown = pc.if_else(pc.equal(shown, ""), pa.scalar(None, shown.type), shown)
+        pre = {"source_row": np.asarray(raw.rows[:data_start], dtype="int64"),
+               "kind": pre_kind, "text": shown.to_numpy(zero_copy_only=False)}
 
     col: dict[str, int] = {}  # field -> column position (first column wins)
     for j, info in enumerate(infos):
         if info.field and info.field not in col:
             col[info.field] = j
-    data = filled.iloc[data_start:]
-    cols = [V.arrow(data.iloc[:, j]) for j in range(data.shape[1])]
-    shown = None
-    if filled is not cells:
-        unfilled = cells.iloc[data_start:]
-        shown = [V.arrow(unfilled.iloc[:, j]) for j in range(unfilled.shape[1])]
     return TablePlan(
         source_file=source_file, sheet=sheet, stem=stem, rows_read=n,
-        rows=np.asarray(raw.rows[data_start:], dtype="int64"), cols=cols, shown=shown,
+        rows=np.asarray(raw.rows[data_start:], dtype="int64"),
+        cols=[c.slice(data_start) for c in cols],
+        shown=None if cols is shown_cols else [c.slice(data_start) for c in shown_cols],
         infos=infos, names=_unique_names(infos), col=col, title=title, pre=pre,
     )
+
+
+def _all_null(cols: list[pa.Array], n: int) -> np.ndarray:
+    """Per row: every cell empty."""
+    if not cols:
+        return np.ones(n, dtype=bool)
+    valid = [pc.is_valid(c).to_numpy(zero_copy_only=False) for c in cols]
+    return ~np.logical_or.reduce(valid)
 
 
 def normalise(
@@ -626,31 +618,41 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         stack(lambda p, j=j: (p.shown or p.cols)[j] if j < len(p.shown or p.cols) else None)
         for j in range(W)]
     shown = row_text([c.take(pa.array(nk)) for c in shown_cols], limit=200)
-    data_non = pd.DataFrame({
-        "source_file": _per_row([p.source_file for p in plans], sizes)[nk],
-        "source_sheet": _per_row([p.sheet for p in plans], sizes)[nk],
-        "source_row": rows[nk],
-        "kind": dkind[nk],
-        "text": shown.where(shown != "", None).to_numpy(),
-        "_t": tid[nk],
-    })
-    pre = pd.concat([p.pre.assign(_t=i) for i, p in enumerate(plans) if len(p.pre)]
-                    + [data_non], ignore_index=True)
-    non_items = pre.sort_values(["_t"], kind="stable")[NON_ITEM_COLUMNS].reset_index(drop=True)
+    # the rows above each table's data first, then its data rows: one frame, sorted by table
+    pres = [(i, p.pre) for i, p in enumerate(plans) if p.pre is not None]
+    pre_t = np.concatenate([np.full(len(x["kind"]), i) for i, x in pres] + [tid[nk]])
+    order = np.argsort(pre_t, kind="stable")
+    files = np.asarray([p.source_file for p in plans], dtype=object)
+    sheets = np.asarray([p.sheet for p in plans], dtype=object)
+
+    def joined(key: str, data: np.ndarray) -> np.ndarray:
+        return np.concatenate([x[key] for _, x in pres] + [data])[order]
+
+    non_items = pd.DataFrame({
+        "source_file": pd.Series(files[pre_t[order]], dtype=object),
+        "source_sheet": pd.Series(sheets[pre_t[order]], dtype=object),
+        "source_row": joined("source_row", rows[nk]).astype("int64"),
+        "kind": pd.Series(joined("kind", dkind[nk]), dtype=object),
+        "text": pd.Series(joined("text", shown.where(shown != "", None).to_numpy()),
+                          dtype=object),
+    })[NON_ITEM_COLUMNS]
 
     counts = np.column_stack([
         np.bincount(tid[it], minlength=T),
         np.bincount(tid[rj], minlength=T),
-        np.bincount(tid[nk], minlength=T) + np.array([len(p.pre) for p in plans], "int64"),
+        np.bincount(tid[nk], minlength=T)
+        + np.array([0 if p.pre is None else len(p.pre["kind"]) for p in plans], "int64"),
     ]) if T else np.zeros((0, 3), "int64")
     return BatchResult(items, rejects, non_items, counts)
 
 
 def _raw_json_batch(plans: list[TablePlan], acols: list[pa.Array], tid: np.ndarray,
                     rows: np.ndarray) -> pa.Array:
-    """The raw JSON of the given rows, one DuckDB query per distinct header layout.
+    """The raw JSON {original header: cell text} of the given rows, in one DuckDB query.
 
-    Tables with the same original headers (most files of one tender template) share a query.
+    One header layout (a large file): json_object with the headers bound as parameters.
+    Several (thousands of small files): each row's keys come from its table by a join, and
+    the object is assembled from to_json pieces, which is the same text json_object writes.
     """
     if not len(rows):
         return pa.array([], pa.string())
@@ -662,38 +664,50 @@ def _raw_json_batch(plans: list[TablePlan], acols: list[pa.Array], tid: np.ndarr
         whole = len(rows) == len(tid)
         return _raw_json([c if whole else c.take(pa.array(rows)) for c in acols[: len(names)]],
                          list(names))
-    row_tid = tid[rows]
-    parts, where = [], []
-    for names, members in layouts.items():
-        sel = np.flatnonzero(np.isin(row_tid, members))
-        if not len(sel):
-            continue
-        idx = pa.array(rows[sel])
-        parts.append(_raw_json([c.take(idx) for c in acols[: len(names)]], list(names)))
-        where.append(sel)
-    # back into row order: part k holds the rows where[k]
-    order = np.argsort(np.concatenate(where), kind="stable")
-    return pa.concat_arrays(parts).take(pa.array(order))
+    # Several layouts: one query, each row's keys joined from its table's headers.
+    width = max(len(names) for names in layouts)
+    W = min(width, len(acols))
+    idx = pa.array(rows)
+    cells = {"t": pa.array(tid[rows], pa.int32()), "rn": pa.array(np.arange(len(rows)))}
+    cells.update({f"c{j}": acols[j].take(idx) for j in range(W)})
+    keys = {"t": pa.array(np.arange(len(plans)), pa.int32())}
+    keys.update({f"k{j}": pa.array([p.names[j] if j < len(p.names) else None for p in plans],
+                                   pa.string()) for j in range(W)})
+    pairs = ", ".join(f"CASE WHEN k{j} IS NOT NULL THEN to_json(k{j}) || ':' || "
+                      f"coalesce(to_json(c{j}), 'null') END" for j in range(W))
+    con = _json_connection()
+    con.register("cells", pa.table(cells))
+    con.register("layouts", pa.table(keys))
+    try:
+        rel = con.sql(f"SELECT '{{' || concat_ws(',', {pairs}) || '}}' AS j "
+                      "FROM cells JOIN layouts USING (t) ORDER BY rn")
+        out = (rel.to_arrow_table() if hasattr(rel, "to_arrow_table")
+               else rel.fetch_arrow_table()).column("j")
+    finally:
+        con.unregister("cells")
+        con.unregister("layouts")
+    return out.combine_chunks()
 
 
 def _not_a_table(
     raw: RawTable, source_file: str, problem: str, header_found: bool
 ) -> TableResult:
     """A sheet without a line-item table: its rows are blank or note non-items."""
-    n = len(raw.cells)
-    blank = raw.cells.isna().all(axis=1).to_numpy() if raw.cells.shape[1] else np.ones(n, bool)
-    text = row_text(raw.cells, limit=200)
+    n = len(raw.rows)
+    blank = _all_null(raw.columns, n)
+    text = row_text(raw.columns, limit=200) if raw.columns else pd.Series([""] * n, dtype=object)
     non_items = pd.DataFrame(
         {
             "source_file": source_file,
             "source_sheet": raw.sheet,
             "source_row": raw.rows,
             "kind": np.where(blank, "blank", "note"),
-            "text": text.where(text != "", None),
+            "text": text.where(text != "", None).to_numpy(),
         }
     )[NON_ITEM_COLUMNS]
-    return TableResult(
-        empty_frame(ITEM_COLUMNS), empty_frame(REJECT_COLUMNS), non_items, n, False, problem,
-        header_found=header_found,
-    )
+    return TableResult(_EMPTY_ITEMS, _EMPTY_REJECTS, non_items, n, False, problem,
+                       header_found=header_found)
 
+
+_EMPTY_ITEMS = empty_frame(ITEM_COLUMNS)
+_EMPTY_REJECTS = empty_frame(REJECT_COLUMNS)

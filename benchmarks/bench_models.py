@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         t_score = time.perf_counter() - t
         del table
         t = time.perf_counter()
-        flagged = scored.lines[scored.lines["flagged"].to_numpy()]
+        flagged = scored.flagged_lines()
         where = read_locations(con, flagged["item_id"].to_numpy())
         build_findings("bench", settings, flagged, scored.drivers, where, None)
         t_find = time.perf_counter() - t

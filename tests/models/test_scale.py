@@ -98,3 +98,11 @@ def test_peer_groups_follow_the_levels_on_integer_keys(settings):
     kinds = item_kind(pa.table({"item_name": ["GPU服务器 (8卡)", "gpu服务器", None, " "]}))
     assert kinds.codes[0] == kinds.codes[1] >= 0 and (kinds.codes[2:] == -1).all()
     assert encode(table, "accel_model").codes[11:].tolist() == [-1] * 10
+
+
+def test_flagged_lines_are_the_flagged_rows_of_lines(labelled_items, settings):
+    scored = score_items(labelled_items[0], settings, seed=0)
+    flagged = scored.flagged_lines()
+    assert len(flagged) > 0 and flagged["flagged"].all()
+    pd.testing.assert_frame_equal(
+        flagged, scored.lines[scored.lines["flagged"]].reset_index(drop=True))

@@ -157,7 +157,7 @@ def run_models(
         return empty, single_run(run_id, settings.model_name, f"cannot read items: {first}")
     # Handed over, not kept (pop): score_items frees the table once it has its columns.
     scored = score_items(items.pop(), settings, seed=seed)
-    flagged = scored.lines[scored.lines["flagged"].to_numpy()]
+    flagged = scored.flagged_lines()
     locations = read_locations(con, flagged["item_id"].to_numpy())
     findings = build_findings(run_id, settings, flagged, scored.drivers, locations,
                               rule_findings)

@@ -41,6 +41,8 @@ def num_rows(items: Items) -> int:
 
 def _col(items: Items, name: str) -> np.ndarray:
     """A numeric column as float (NaN = missing), all-NaN when the items do not have it."""
+    if isinstance(items, _Columns):
+        return items[name] if name in items else np.full(items.n, np.nan)
     if name not in column_names(items):
         return np.full(num_rows(items), np.nan)
     if isinstance(items, pa.Table):
@@ -132,13 +134,24 @@ CATEGORY_ZH: dict[str, str] = {
 LUMP_SUM = "lump_sum"
 
 
+class _Columns(dict):
+    """Numeric item columns as float arrays, each converted once (features share columns)."""
+
+    def __init__(self, items: Items, names: set[str]) -> None:
+        present = set(column_names(items))
+        super().__init__({c: _col(items, c) for c in sorted(names & present)})
+        self.n = num_rows(items)
+
+
 def compute_features(items: Items, names: list[str]) -> dict[str, np.ndarray]:
     """Log-scale feature arrays (NaN = missing) for the named features, for all lines at once."""
+    columns = _Columns(items, {c for name in names for c in FEATURES[name].columns})
     out = {}
     for name in names:
-        raw = FEATURES[name].compute(items)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[name] = np.where(np.isfinite(raw) & (raw > 0), np.log(raw), np.nan)
+        raw = FEATURES[name].compute(columns)
+        # log where positive and finite, NaN elsewhere: one pass, no temporary of logs
+        ok = (raw > 0) & (raw < np.inf)
+        out[name] = np.log(raw, out=np.full(len(raw), np.nan), where=ok)
     return out
 
 
@@ -294,7 +307,7 @@ def assign_groups(
     # as when the labels themselves were grouped.
     candidates: list[np.ndarray] = [category.values, np.array([LUMP_SUM], dtype=object)]
     offset = len(category.values) + 1
-    pointer = np.where(lump, len(category.values), category.codes)
+    pointer = np.where(lump, len(category.values), category.codes).astype(np.int64)
     level = np.full(n, len(levels) - 1)
     placed = lump.copy()
     for i, lv in enumerate(levels):
@@ -305,20 +318,26 @@ def assign_groups(
         if any(k not in keys for k in lv.keys):
             continue  # the items lack a key column: this level never applies
         last = i == len(levels) - 1
-        code = _combine([keys[k] for k in lv.keys])
-        complete = (code >= 0) & ~placed
+        # Only the lines no finer level took: most lines are placed by the first levels.
+        rest = np.flatnonzero(~placed)
+        if not len(rest):
+            break
+        sub = [Codes(keys[k].codes[rest], keys[k].values) for k in lv.keys]
+        code = _combine(sub)
+        complete = code >= 0
         if not complete.any():
             continue
-        size = np.bincount(code[complete], minlength=code.max() + 1)
+        size = np.bincount(code[complete])
         take = complete & ((size[np.maximum(code, 0)] >= min_peers) | (not lv.fallback) | last)
         first = _first_rows(code)
-        parts = [pd.Series(keys[k].values[keys[k].codes[first]], dtype=object) for k in lv.keys]
+        parts = [pd.Series(k.values[k.codes[first]], dtype=object) for k in sub]
         names = parts[0].str.cat(parts[1:], sep="/") if len(parts) > 1 else parts[0]
         candidates.append(names.to_numpy(dtype=object))
-        pointer = np.where(take, offset + code, pointer)
-        level = np.where(take, i, level)
+        taken = rest[take]
+        pointer[taken] = offset + code[take]
+        level[taken] = i
         offset += len(first)
-        placed |= take
+        placed[taken] = True
     labels_of, labels = pd.factorize(np.concatenate(candidates), sort=True)
     code = labels_of[pointer]
     # Keep the labels some line has, renumbered in sorted order.

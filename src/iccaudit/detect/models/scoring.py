@@ -7,7 +7,8 @@ built once at the end (text columns as categoricals: a million lines share a few
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -29,22 +30,34 @@ from iccaudit.detect.models.features import (
 )
 
 
-@dataclass
 class Scored:
     """What :func:`score_items` found.
 
     ``lines``: one row per evaluated line, by group label then item_id (item_id, group,
     feature_set, peers, score, price_feature, price_value, peer_median, median_peers, ratio,
-    flagged, severity, est_excess_cny); the text columns are categoricals.
+    flagged, severity, est_excess_cny); the text columns are categoricals. Built on first
+    use: the pipeline needs only :meth:`flagged_lines` (1 % of the lines), and a frame of ten
+    million rows costs a second.
     ``drivers``: for flagged lines only, one row per (line, feature) with value, group median,
     robust z and whether the value was imputed.
     ``groups``: one row per peer group (group, feature_set, lines, status, error, hits,
     features, dropped).
     """
 
-    lines: pd.DataFrame
-    drivers: pd.DataFrame
-    groups: pd.DataFrame
+    def __init__(self, drivers: pd.DataFrame, groups: pd.DataFrame,
+                 build_lines: Callable[[bool], pd.DataFrame]) -> None:
+        self.drivers = drivers
+        self.groups = groups
+        self._build_lines = build_lines
+
+    @cached_property
+    def lines(self) -> pd.DataFrame:
+        """Every evaluated line (see the class)."""
+        return self._build_lines(False)
+
+    def flagged_lines(self) -> pd.DataFrame:
+        """The rows of :attr:`lines` that are flagged, built without the others."""
+        return self._build_lines(True)
 
 
 def _robust_z(x: np.ndarray, med: np.ndarray) -> np.ndarray:
@@ -201,28 +214,37 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
     driver_parts = [drv for _, drv in done if drv is not None]
     groups_frame = pd.DataFrame(group_rows, columns=[
         "group", "feature_set", "lines", "status", "error", "hits", "features", "dropped"])
-    lines = _lines_frame(evaluated, item_ids[groups.order], groups, score, pf_code, feature_names,
-                         price_value, peer_median, median_peers, ratio, excess, settings)
+    slot_ids = item_ids[groups.order]
+
+    def build_lines(flagged_only: bool) -> pd.DataFrame:
+        keep = evaluated
+        if flagged_only:
+            with np.errstate(invalid="ignore"):
+                keep = evaluated & (score >= settings.score_threshold) & (
+                    ratio >= settings.min_price_ratio)
+        return _lines_frame(keep, slot_ids, groups, score, pf_code, feature_names,
+                            price_value, peer_median, median_peers, ratio, excess, settings)
+
     drivers = (
         pd.concat(driver_parts, ignore_index=True) if driver_parts else
         pd.DataFrame({"item_id": pd.Series(dtype="int64"), "feature": pd.Series(dtype=object),
                       "value": pd.Series(dtype=float), "median": pd.Series(dtype=float),
                       "z": pd.Series(dtype=float), "imputed": pd.Series(dtype=bool)})
     )
-    return Scored(lines=lines, drivers=drivers, groups=groups_frame)
+    return Scored(drivers=drivers, groups=groups_frame, build_lines=build_lines)
 
 
 def _lines_frame(
-    evaluated: np.ndarray, item_ids: np.ndarray, groups, score: np.ndarray,
+    keep: np.ndarray, item_ids: np.ndarray, groups, score: np.ndarray,
     pf_code: np.ndarray, feature_names: list[str], price_value: np.ndarray,
     peer_median: np.ndarray, median_peers: np.ndarray, ratio: np.ndarray,
     excess: np.ndarray, settings: ModelSettings,
 ) -> pd.DataFrame:
-    """The evaluated lines as one frame; labels as categoricals over the few distinct ones.
+    """The ``keep`` lines as one frame; labels as categoricals over the few distinct ones.
 
     Every array is in group order (slot k is line ``groups.order[k]``).
     """
-    ev = np.flatnonzero(evaluated)
+    ev = np.flatnonzero(keep)
     code = np.repeat(np.arange(len(groups.labels)), np.diff(groups.bounds))[ev]
     sizes = np.diff(groups.bounds)
     fs_cats = sorted(set(groups.feature_set.tolist()))

@@ -8,6 +8,7 @@ frames we hand it).
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 
 from iccaudit import schema
 from iccaudit.detect.models.config import ModelSettings
@@ -108,10 +109,9 @@ def build_findings(
     for c in meta_cols:
         if c not in scored.columns:
             scored[c] = None
-    category = scored["group"].str.split("/", n=1).str[0]
-    rest = scored["group"].str.split("/", n=1).str[1]
-    cat_zh = category.map(CATEGORY_ZH).fillna(category)
-    scored["group_zh"] = (cat_zh + ("/" + rest).fillna("")).astype(object)
+    # The Chinese group name per distinct group (tens), mapped to the lines: no string work
+    # per finding.
+    scored["group_zh"] = scored["group"].map({g: _group_zh(g) for g in scored["group"].unique()})
     scored["mechanism"] = scored["feature_set"].map(
         {k: v.mechanism for k, v in settings.categories.items()}
     ).fillna(settings.categories["default"].mechanism)
@@ -132,8 +132,9 @@ def build_findings(
     rf = rf.astype({"item_id": "Int64", "detector": "string"})
     con = duckdb.connect()
     try:
-        con.register("scored", scored)
-        con.register("drivers", drivers)
+        # As Arrow: DuckDB scans pandas text columns one Python object at a time.
+        con.register("scored", pa.Table.from_pandas(scored, preserve_index=False))
+        con.register("drivers", pa.Table.from_pandas(drivers, preserve_index=False))
         con.register("labels", labels)
         con.register("rule_findings", rf)
         out = fetch_frame(
@@ -153,6 +154,12 @@ def build_findings(
     out["source_row"] = out["source_row"].astype("Int64")
     out["item_id"] = out["item_id"].astype("Int64")
     return out[cols]
+
+
+def _group_zh(group: str) -> str:
+    """``gpu_server/H100`` -> ``GPU服务器/H100``: the category part in Chinese."""
+    category, sep, rest = group.partition("/")
+    return CATEGORY_ZH.get(category, category) + sep + rest
 
 
 def build_rule_runs(run_id: str, settings: ModelSettings, groups: pd.DataFrame) -> pd.DataFrame:

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from iccaudit.ingest.headers import MappingError, load_mapping
 from iccaudit.ingest.readers import (
@@ -52,10 +55,12 @@ from iccaudit.ingest.readers import (
     scan_text,
 )
 from iccaudit.ingest.table import (
+    ITEM_SCHEMA,
     NON_ITEM_COLUMNS,
     REJECT_COLUMNS,
     TablePlan,
     TableResult,
+    chunks,
     empty_frame,
     normalise_plans,
     plan_table,
@@ -66,6 +71,8 @@ TEXT_SUFFIXES = {".csv": None, ".tsv": "\t"}
 #: Data rows normalised together: enough to amortise the per-kernel cost over thousands of
 #: small files, small enough that one batch's temporary arrays stay a few hundred MB.
 BATCH_ROWS = 200_000
+#: Batches normalised at the same time (the machine this was tuned on has two cores).
+WORKERS = 2
 
 __all__ = ["READERS", "IngestBatch", "IngestError", "ingest"]
 
@@ -111,6 +118,8 @@ class IngestBatch:
     files: pd.DataFrame
     skipped: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: number of line items (also when a sink other than memory holds them)
+    n_items: int = 0
 
     @cached_property
     def items(self) -> pd.DataFrame:
@@ -263,35 +272,6 @@ def _internal(exc: BaseException) -> str:
             "please report it")
 
 
-def _normalise_batch(reads: list[_FileRead]) -> tuple[list, list, list]:
-    """Normalise the tables of several files at once; counts go back to each file.
-
-    If the batch fails (our bug), its files are retried one at a time so that only the file
-    that triggers it becomes a file error and the others are still read.
-    """
-    plans = [p for r in reads for p in r.plans]
-    owner = np.repeat(np.arange(len(reads)), [len(r.plans) for r in reads])
-    try:
-        out = normalise_plans(plans)
-    # Our bug, not the user's: isolate the file, name it internal, keep reading the batch.
-    except Exception as exc:  # noqa: BLE001
-        if len(reads) == 1:
-            r = reads[0]
-            r.failed, r.plans, r.others = True, [], []
-            r.record.update(status="error", sheets=0, rows_read=0, error=_internal(exc))
-            r.errors = [f"{r.record['source_file']}: {_internal(exc)}"]
-            return [], [], []
-        parts = [_normalise_batch([r]) for r in reads]
-        items = [x for part in parts for x in part[0]]
-        rejects = [x for part in parts for x in part[1]]
-        non_items = [x for part in parts for x in part[2]]
-        return items, rejects, non_items
-    for i, r in enumerate(reads):
-        r.counts = r.counts + out.counts[owner == i].sum(axis=0)
-        r.plans = []  # free the cells
-    return [out.items], [out.rejects], [out.non_items]
-
-
 def _account(r: _FileRead) -> None:
     """Per-file counts; a file whose rows do not add up is an internal error, never silent."""
     if r.failed:
@@ -331,8 +311,51 @@ def _typed_items(items: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = False) -> IngestBatch:
+class ItemSink:
+    """Where normalised line items go, batch by batch, in input order.
+
+    The default keeps them in memory (:attr:`IngestBatch.items_arrow`); the pipeline passes a
+    sink writing to a DuckDB file when a run is larger than memory.
+    """
+
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+        self.rows = 0
+
+    def add(self, items: pa.Table) -> None:
+        """Take one batch of line items (columns of ``table.ITEM_SCHEMA``)."""
+        self.tables.append(items)
+        self.rows += items.num_rows
+
+    def discard(self, source_files: set[str]) -> None:
+        """Drop the items of files that failed after some of their batches were added."""
+        keep = pa.array(sorted(source_files), pa.large_string())
+        self.tables = [t.filter(pc.invert(pc.is_in(t["source_file"], keep)))
+                       for t in self.tables]
+        self.rows = sum(t.num_rows for t in self.tables)
+
+    def result(self) -> pa.Table | None:
+        """All items in one table (None for a sink that keeps them elsewhere)."""
+        return pa.concat_tables(self.tables) if self.tables else ITEM_SCHEMA.empty_table()
+
+
+@dataclass
+class _Job:
+    """One batch of plans being normalised; ``owners[i]`` is the read of plan ``i``."""
+
+    future: Future
+    owners: list[int]
+    plans: list[TablePlan]
+    chunk_of: list[int | None]  # per plan: id of the long table it is a chunk of, or None
+
+
+def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = False,
+           sink: ItemSink | None = None) -> IngestBatch:
     """Read tender files and folders into canonical line items.
+
+    Files are read one after another; their tables are normalised in batches of about
+    ``BATCH_ROWS`` rows (a long table in chunks), two batches at a time (the Arrow kernels
+    and DuckDB release the GIL). Items go to ``sink`` in input order.
 
     Raises :class:`IngestError` only for what stops everything: a path that does not exist or
     an invalid mapping file. A file that cannot be read is a ``files`` row with status
@@ -345,22 +368,65 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
         except MappingError as exc:
             raise IngestError(str(exc)) from None
     files, skipped, errors = collect([Path(p) for p in paths])
+    sink = sink if sink is not None else ItemSink()
 
     reads: list[_FileRead] = []
-    items: list[pa.Table] = []
     rejects: list[pd.DataFrame] = []
     non_items: list[pd.DataFrame] = []
-    pending: list[_FileRead] = []
+    tails: list[pd.DataFrame] = []
+    chunk_valued: dict[int, list[bool]] = {}  # long table -> per chunk: holds a valued row
+    chunk_owner: dict[int, int] = {}
+    jobs: deque[_Job] = deque()
+    pending: list[tuple[int, TablePlan, int | None]] = []
     pending_rows = 0
+    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="iccaudit-normalise")
 
-    def flush() -> None:
+    def submit() -> None:
         nonlocal pending, pending_rows
         if pending:
-            its, rejs, nons = _normalise_batch(pending)
-            items.extend(its)
-            rejects.extend(rejs)
-            non_items.extend(nons)
+            plans = [p for _, p, _ in pending]
+            jobs.append(_Job(pool.submit(normalise_plans, plans), [o for o, _, _ in pending],
+                             plans, [c for _, _, c in pending]))
         pending, pending_rows = [], 0
+
+    def collect_job(job: _Job) -> None:
+        try:
+            out = job.future.result()
+        # Our bug, not the user's: find the file(s), name it internal, keep reading the batch.
+        except Exception:  # noqa: BLE001
+            for owner in sorted(set(job.owners)):
+                mine = [p for o, p in zip(job.owners, job.plans, strict=True) if o == owner]
+                try:
+                    normalise_plans(mine)
+                except Exception as exc:  # noqa: BLE001
+                    _fail_internal(reads[owner], exc)
+            good = [i for i, o in enumerate(job.owners) if not reads[o].failed]
+            if not good:
+                return
+            job = _Job(job.future, [job.owners[i] for i in good], [job.plans[i] for i in good],
+                       [job.chunk_of[i] for i in good])
+            out = normalise_plans(job.plans)
+        owners = np.asarray(job.owners)
+        for owner in set(job.owners):
+            reads[owner].counts = reads[owner].counts + out.counts[owners == owner].sum(axis=0)
+        for i, table_id in enumerate(job.chunk_of):
+            if table_id is not None:
+                chunk_valued[table_id].append(bool(out.valued[i]))
+        sink.add(out.items)
+        rejects.append(out.rejects)
+        non_items.append(out.non_items)
+        if out.tail is not None and len(out.tail):
+            tail = out.tail.copy()
+            tail["table"] = [job.chunk_of[i] for i in tail["plan"]]
+            tail["chunk"] = [len(chunk_valued[t]) - 1 for t in tail["table"]]
+            tail["source_file"] = [job.plans[i].source_file for i in tail["plan"]]
+            tail["source_sheet"] = [job.plans[i].sheet for i in tail["plan"]]
+            tails.append(tail)
+
+    def drain(keep: int) -> None:
+        """Collect finished batches in order, leaving at most ``keep`` in flight."""
+        while jobs and (len(jobs) > keep or jobs[0].future.done()):
+            collect_job(jobs.popleft())
 
     bar = None
     if progress:
@@ -373,20 +439,44 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
     try:
         for path in files:
             r = _read_one(path, header_map)
+            ri = len(reads)
             reads.append(r)
             non_items.extend(t.non_items for t in r.others)  # sheets without a table
-            if r.plans:
-                pending.append(r)
-                pending_rows += sum(len(p.rows) for p in r.plans)
-                if pending_rows >= BATCH_ROWS:
-                    flush()
+            for plan in r.plans:
+                parts = chunks(plan, BATCH_ROWS)
+                table_id = None
+                if len(parts) > 1:
+                    submit()  # a long table's chunks are batches of their own
+                    table_id = len(chunk_valued)
+                    chunk_valued[table_id] = []
+                    chunk_owner[table_id] = ri
+                for part in parts:
+                    pending.append((ri, part, table_id))
+                    pending_rows += len(part.rows)
+                    if pending_rows >= BATCH_ROWS or table_id is not None:
+                        submit()
+                        drain(keep=WORKERS)
+            r.plans = []  # the pieces hold the cells now
             if bar is not None:
                 bar.advance(task)
-        flush()
+        submit()
+        drain(keep=0)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.stop()
 
+    rejects_frame = _concat(rejects, REJECT_COLUMNS)
+    non_items_frame = _concat(non_items, NON_ITEM_COLUMNS)
+    if tails:
+        rejects_frame, non_items_frame = _trailing_notes(
+            pd.concat(tails, ignore_index=True), chunk_valued, chunk_owner, reads,
+            rejects_frame, non_items_frame)
+    failed = {r.record["source_file"] for r in reads if r.failed}
+    if failed:
+        sink.discard(failed)
+        rejects_frame = rejects_frame[~rejects_frame["source_file"].isin(failed)]
+        non_items_frame = non_items_frame[~non_items_frame["source_file"].isin(failed)]
     for r in reads:
         _account(r)
         errors.extend(r.errors)
@@ -395,13 +485,49 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
         for c in ("sheets", "rows_read", "line_items", "rejects", "non_items"):
             files_frame[c] = files_frame[c].astype("int64")
     return IngestBatch(
-        items_arrow=pa.concat_tables(items) if items else normalise_plans([]).items,
-        rejects=_concat(rejects, REJECT_COLUMNS),
-        non_items=_in_file_order(_concat(non_items, NON_ITEM_COLUMNS), reads),
+        items_arrow=sink.result(),
+        rejects=rejects_frame.reset_index(drop=True),
+        non_items=_in_file_order(non_items_frame, reads),
         files=files_frame,
         skipped=skipped,
         errors=errors,
+        n_items=sink.rows,
     )
+
+
+def _fail_internal(r: _FileRead, exc: BaseException) -> None:
+    r.failed, r.plans, r.others = True, [], []
+    r.record.update(status="error", sheets=0, rows_read=0, line_items=0, rejects=0,
+                    non_items=0, error=_internal(exc))
+    r.errors = [f"{r.record['source_file']}: {_internal(exc)}"]
+
+
+def _trailing_notes(tail: pd.DataFrame, chunk_valued: dict[int, list[bool]],
+                    chunk_owner: dict[int, int], reads: list[_FileRead],
+                    rejects: pd.DataFrame, non_items: pd.DataFrame
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Free text after a long table's last valued row is a note, whichever chunk it is in.
+
+    Chunks are normalised assuming a later chunk holds values; where none does, the
+    rejects of their tail rows become notes (they never hold items: no price, no quantity).
+    """
+    # a chunk's tail is trailing text when no later chunk of its table holds a valued row
+    last = {t: max((i for i, v in enumerate(vals) if v), default=-1)
+            for t, vals in chunk_valued.items()}
+    turn = tail[[c >= last[t] for t, c in zip(tail["table"], tail["chunk"], strict=True)]]
+    if turn.empty:
+        return rejects, non_items
+    key = ["source_file", "source_sheet", "source_row"]
+    hit = rejects[key].merge(turn[key].assign(_hit=True), how="left", on=key)["_hit"]
+    hit = hit.fillna(False).to_numpy(dtype=bool)
+    rejects = rejects[~hit]
+    notes = turn.assign(kind="note")[NON_ITEM_COLUMNS]
+    notes["text"] = notes["text"].where(notes["text"] != "", None)
+    for table_id, n in turn["table"].value_counts().items():
+        r = reads[chunk_owner[table_id]]
+        r.counts = r.counts + np.array([0, -n, n])
+    merged = pd.concat([non_items, notes], ignore_index=True)
+    return rejects, merged.sort_values(key, kind="stable", na_position="first")
 
 
 def _in_file_order(frame: pd.DataFrame, reads: list[_FileRead]) -> pd.DataFrame:

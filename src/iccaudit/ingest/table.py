@@ -13,6 +13,7 @@ The steps, all set-at-a-time over the table's rows:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 
@@ -226,6 +227,33 @@ class TablePlan:
     title: TitleInfo
     #: source_row, kind, text of the rows above the data; None when the data starts at once
     pre: dict[str, np.ndarray] | None
+    #: this is a chunk of a longer table and a later chunk holds a row with a value, so none
+    #: of its rows can be free text after the table's last line (see :func:`chunks`)
+    valued_later: bool = False
+
+
+def chunks(plan: TablePlan, size: int) -> list[TablePlan]:
+    """A long table as consecutive chunks of at most ``size`` data rows (zero-copy slices).
+
+    Every chunk but the last is marked ``valued_later`` (optimistically: the caller re-runs a
+    chunk unmarked when the chunks after it turn out to hold no valued row).
+    """
+    n = len(plan.rows)
+    if n <= size:
+        return [plan]
+    out = []
+    for start in range(0, n, size):
+        end = min(n, start + size)
+        out.append(dataclasses.replace(
+            plan, rows=plan.rows[start:end],
+            cols=[c.slice(start, end - start) for c in plan.cols],
+            shown=None if plan.shown is None else [c.slice(start, end - start)
+                                                   for c in plan.shown],
+            pre=plan.pre if start == 0 else None,
+            rows_read=plan.rows_read if start == 0 else 0,
+            valued_later=end < n,
+        ))
+    return out
 
 
 def plan_table(
@@ -331,6 +359,10 @@ class BatchResult:
     non_items: pd.DataFrame
     #: per plan (in order): line items, rejects, non-items
     counts: np.ndarray
+    #: per plan: whether any data row holds a price or a quantity
+    valued: np.ndarray
+    #: rejects that are free text after a chunk's last valued row (plan, source_row, text)
+    tail: pd.DataFrame | None = None
 
 
 def _per_row(values: list, sizes: np.ndarray, dtype=object) -> np.ndarray:
@@ -363,7 +395,8 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     """
     if not plans:
         return BatchResult(ITEM_SCHEMA.empty_table(), empty_frame(REJECT_COLUMNS),
-                           empty_frame(NON_ITEM_COLUMNS), np.zeros((0, 3), "int64"))
+                           empty_frame(NON_ITEM_COLUMNS), np.zeros((0, 3), "int64"),
+                           np.zeros(0, bool))
     sizes = np.array([len(p.rows) for p in plans], dtype="int64")
     m = int(sizes.sum())
     T = len(plans)
@@ -433,6 +466,11 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     nonempty = sizes > 0
     if m:
         last_valued[nonempty] = np.maximum.reduceat(valued_pos, starts[nonempty])
+    later = np.array([p.valued_later for p in plans], dtype=bool)
+    # rows that would be trailing free text were it not for a later chunk's values: if that
+    # chunk turns out to hold none, the caller turns their rejects into notes (see ``tail``)
+    maybe_trailing = single & (pos > last_valued[tid]) & later[tid]
+    last_valued[later] = np.iinfo("int64").max  # a later chunk of the table has values
     trailing = single & (pos > last_valued[tid])
 
     dkind = np.full(m, None, dtype=object)
@@ -643,7 +681,13 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         np.bincount(tid[nk], minlength=T)
         + np.array([0 if p.pre is None else len(p.pre["kind"]) for p in plans], "int64"),
     ]) if T else np.zeros((0, 3), "int64")
-    return BatchResult(items, rejects, non_items, counts)
+    valued = np.bincount(tid[price_ok | qty_ok], minlength=T) > 0
+    tl = np.flatnonzero(maybe_trailing & is_reject)
+    tail = pd.DataFrame({
+        "plan": tid[tl], "source_row": rows[tl],
+        "text": row_text([c.take(pa.array(tl)) for c in shown_cols], limit=200).to_numpy(),
+    })
+    return BatchResult(items, rejects, non_items, counts, valued, tail)
 
 
 def _raw_json_batch(plans: list[TablePlan], acols: list[pa.Array], tid: np.ndarray,

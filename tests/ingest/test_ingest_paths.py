@@ -1,0 +1,139 @@
+"""The fast paths give exactly what the general ones give.
+
+- many files normalised as one batch = each file on its own;
+- a long table normalised in chunks (two at a time, in threads) = in one piece, including the
+  free text after its last line, which may fall in a later chunk than the values;
+- a large CSV read by DuckDB = the same file read by the general (pandas) reader, with the
+  same row numbers across quoted line breaks; files DuckDB cannot read exactly (blank lines,
+  GB18030, old Mac line ends) fall back to the general reader.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+import iccaudit.ingest as ingest_module
+from iccaudit.ingest import ingest
+
+from .conftest import HEADER, check_accounting
+
+
+def _same(a, b) -> None:
+    """Two batches hold the same items, rejects, non-items and accounting, value for value."""
+    key = ["source_file", "source_sheet", "source_row"]
+
+    def norm(frame: pd.DataFrame) -> list[tuple]:
+        frame = frame.sort_values(key, na_position="first").reset_index(drop=True)
+        return [tuple("<NA>" if v is None or (isinstance(v, float) and math.isnan(v)) else
+                      (tuple(v) if isinstance(v, list) else v) for v in row)
+                for row in frame.itertuples(index=False)]
+
+    assert len(a.items) == len(b.items)
+    assert norm(a.items) == norm(b.items)
+    assert norm(a.rejects) == norm(b.rejects)
+    assert norm(a.non_items) == norm(b.non_items)
+    cols = ["source_file", "rows_read", "line_items", "rejects", "non_items", "status"]
+    assert a.files[cols].to_dict("records") == b.files[cols].to_dict("records")
+
+
+def _long_table(n: int, tail: int) -> list[list]:
+    rows = [["采购清单 项目编号：ZB-1"], HEADER]
+    for i in range(1, n + 1):
+        price = "面议" if i % 7 == 0 else str(1000 + i)
+        rows.append([str(i), f"GPU服务器{i % 5}", "浪潮", "NF5688M7", "2", "台", price, "",
+                     "甲公司"])
+        if i % 11 == 0:
+            rows.append(["小计", "", "", "", "", "", "", "99"])
+    rows += [[f"说明第{k}条：交货期三十天"] for k in range(tail)]
+    return rows
+
+
+@pytest.mark.parametrize("batch_rows", [3, 5, 40])
+def test_a_long_table_in_chunks_equals_one_piece(files, monkeypatch, batch_rows):
+    path = files.text("long.csv", _long_table(60, tail=12))
+    whole = ingest([path])
+    monkeypatch.setattr(ingest_module, "BATCH_ROWS", batch_rows)
+    chunked = ingest([path])
+    check_accounting(chunked)
+    _same(whole, chunked)
+    # the twelve lines of free text after the last item are notes, not rejects
+    assert (whole.non_items["kind"] == "note").sum() == 12
+    assert set(whole.rejects["reason"]) == {"price_missing"}
+
+
+def test_many_files_in_one_batch_equal_each_file_alone(files):
+    paths = [files.text(f"t{i}.csv", _long_table(5 + i, tail=i % 3)) for i in range(6)]
+    paths.append(files.xlsx("t.xlsx", {"A": _long_table(4, 1), "B": [["备注"]]}))
+    together = ingest(paths)
+    alone = [ingest([p]) for p in paths]
+    assert len(together.items) == sum(len(b.items) for b in alone)
+    for path, one in zip(paths, alone, strict=True):
+        mine = together.items[together.items["source_file"] == str(path)]
+        assert mine["source_row"].tolist() == one.items["source_row"].tolist()
+        assert mine["raw"].tolist() == one.items["raw"].tolist()
+        assert (together.files.set_index("source_file").loc[str(path), "line_items"]
+                == len(one.items))
+
+
+def _large(monkeypatch) -> list:
+    """Every CSV takes the large-file (DuckDB) path; the list records what it returned."""
+    monkeypatch.setattr(ingest_module, "LARGE_TEXT_BYTES", 0)
+    results: list = []
+    real = ingest_module.read_large_text
+
+    def recorded(*args, **kwargs):
+        results.append(real(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(ingest_module, "read_large_text", recorded)
+    return results
+
+
+def test_duckdb_reader_equals_general_reader(files, monkeypatch):
+    rows = _long_table(30, tail=2)
+    rows[5][3] = "NF5688M7\n8卡 H800\n(二手)"  # a quoted cell over three lines
+    rows[9][8] = '甲"乙"公司, 分公司'  # quotes and the delimiter inside a cell
+    rows.append(["", "", "", "", "", "", "", "", "", "", ""])  # a ragged, empty last line
+    path = files.text("q.csv", rows)
+    general = ingest([path])
+    taken = _large(monkeypatch)
+    fast = ingest([path])
+    assert taken and taken[0] is not None  # DuckDB read it
+    _same(general, fast)
+    assert fast.files["encoding"].tolist() == ["utf-8"]
+    # row numbers count the editor lines of the quoted cell (lines 6-8)
+    rows = set(fast.items["source_row"])
+    assert {6, 9} <= rows and not {7, 8} & rows
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("blank.csv", "\n".join([",".join(HEADER), "", "1,GPU服务器,浪潮,X,2,台,100,,甲"]) + "\n"),
+        ("gb.csv", ",".join(HEADER) + "\n1,GPU服务器,浪潮,X,2,台,100,,甲\n"),
+        ("mac.csv", ",".join(HEADER) + "\r1,GPU服务器,浪潮,X,2,台,100,,甲\r"),
+    ],
+)
+def test_files_duckdb_cannot_number_exactly_fall_back(files, monkeypatch, name, data):
+    encoding = "gb18030" if name.startswith("gb") else "utf-8"
+    path = files.raw(name, data.encode(encoding))
+    general = ingest([path])
+    taken = _large(monkeypatch)
+    fast = ingest([path])
+    assert taken == [None]  # the large-file reader declined, the general one read it
+    _same(general, fast)
+    assert fast.files["encoding"].tolist() == [encoding]
+    assert len(fast.items) == 1
+
+
+def test_large_reader_refuses_what_it_cannot_read_beyond_the_general_limit(files, monkeypatch):
+    path = files.raw("gb_big.csv", (",".join(HEADER) + "\n1,GPU服务器,浪潮,X,2,台,100,,甲\n"
+                                    ).encode("gb18030"))
+    _large(monkeypatch)
+    monkeypatch.setattr(ingest_module, "MAX_FILE_BYTES", 10)
+    batch = ingest([path])
+    assert batch.files["status"].tolist() == ["error"]
+    assert "large-file reader" in batch.errors[0] and str(path) in batch.errors[0]

@@ -137,3 +137,43 @@ def test_large_reader_refuses_what_it_cannot_read_beyond_the_general_limit(files
     batch = ingest([path])
     assert batch.files["status"].tolist() == ["error"]
     assert "large-file reader" in batch.errors[0] and str(path) in batch.errors[0]
+
+
+@pytest.mark.parametrize("stream_rows", [4, 9, 1000])
+def test_streamed_file_equals_general_reader(files, monkeypatch, stream_rows):
+    """Files beyond STREAM_TEXT_BYTES are read batch by batch (never whole in memory): same
+    items, rejects, non-items and row numbers, trailing notes included."""
+    from iccaudit.ingest import readers
+
+    rows = _long_table(40, tail=9)
+    rows[5][3] = "NF5688M7\n8卡 H800"  # a quoted line break: DuckDB's serial reader
+    path = files.text("s.csv", rows)
+    general = ingest([path])
+    monkeypatch.setattr(ingest_module, "LARGE_TEXT_BYTES", 0)
+    monkeypatch.setattr(ingest_module, "STREAM_TEXT_BYTES", 0)
+    monkeypatch.setattr(readers, "STREAM_BATCH_ROWS", stream_rows)
+    monkeypatch.setattr(ingest_module, "BATCH_ROWS", 5)
+    streamed = ingest([path])
+    check_accounting(streamed)
+    _same(general, streamed)
+    assert (streamed.non_items["kind"] == "note").sum() == 9
+
+
+def test_streamed_file_that_cannot_be_read_to_the_end_is_a_file_error(files, monkeypatch):
+    from iccaudit.ingest import readers
+
+    rows = _long_table(30, tail=0)
+    rows[25] = rows[25] + ["x"] * 20  # wider than the sampled rows: strict mode stops there
+    path = files.text("w.csv", rows)
+    monkeypatch.setattr(ingest_module, "LARGE_TEXT_BYTES", 0)
+    monkeypatch.setattr(ingest_module, "STREAM_TEXT_BYTES", 0)
+    monkeypatch.setattr(readers, "STREAM_BATCH_ROWS", 4)
+    monkeypatch.setattr(readers, "_SAMPLE_BYTES", 200)  # sample the first lines only
+    monkeypatch.setattr(ingest_module, "MAX_FILE_BYTES", 10)  # no general reader to fall to
+    other = files.text("ok.csv", _long_table(3, tail=0))
+    batch = ingest([path, other])
+    status = dict(zip(batch.files["source_file"], batch.files["status"], strict=True))
+    assert status == {str(path): "error", str(other): "ok"}
+    assert not (batch.items["source_file"] == str(path)).any()  # none of its rows kept
+    assert len(batch.items) == 3
+    assert [e for e in batch.errors if str(path) in e]

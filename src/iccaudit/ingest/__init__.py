@@ -31,6 +31,7 @@ Limits
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections import deque
@@ -50,9 +51,12 @@ from iccaudit.ingest.readers import (
     MAX_FILE_BYTES,
     MAX_TEXT_BYTES,
     READERS,
+    STREAM_TEXT_BYTES,
     FileReadError,
+    TextStream,
     read_large_text,
     scan_text,
+    stream_large_text,
 )
 from iccaudit.ingest.table import (
     ITEM_SCHEMA,
@@ -187,6 +191,7 @@ class _FileRead:
     errors: list[str] = field(default_factory=list)
     counts: np.ndarray = field(default_factory=lambda: np.zeros(3, "int64"))
     failed: bool = False
+    stream: TextStream | None = None  # a streamed file: its batches after the first plan
 
 
 def _new_record(path: Path) -> dict:
@@ -219,7 +224,12 @@ def _read_one(path: Path, mapping: dict[str, str] | None) -> _FileRead:
                             f"{MAX_TEXT_BYTES / 2**30:.0f} GB limit")
             scan = scan_text(path)
             out.record["content_sha256"] = scan.sha256
-            result = read_large_text(path, scan, TEXT_SUFFIXES[suffix], suffix[1:])
+            if size > STREAM_TEXT_BYTES:
+                stream = stream_large_text(path, scan, TEXT_SUFFIXES[suffix], suffix[1:])
+                if stream is not None:
+                    return _open_stream(out, stream, source, path.stem, mapping)
+            else:
+                result = read_large_text(path, scan, TEXT_SUFFIXES[suffix], suffix[1:])
             if result is None and size > MAX_FILE_BYTES:
                 return fail(f"refused: {size / 2**20:.0f} MB is above the "
                             f"{MAX_FILE_BYTES / 2**20:.0f} MB limit of the general reader, "
@@ -265,6 +275,66 @@ def _read_one(path: Path, mapping: dict[str, str] | None) -> _FileRead:
                       + sum(t.rows_read for t in out.others),
                       sheets=len(out.plans), status="ok")
     return out
+
+
+def _open_stream(out: _FileRead, stream: TextStream, source: str, stem: str,
+                 mapping: dict[str, str] | None) -> _FileRead:
+    """Plan a streamed file from its first batch; the driver pulls the others."""
+    out.record["format"] = stream.format
+    out.record["encoding"] = stream.encoding
+    try:
+        first = next(stream.tables)
+        plan = plan_table(first, source, stem, mapping)
+    except StopIteration:
+        plan = None
+    except FileReadError as exc:
+        out.record["error"] = str(exc)
+        out.errors, out.failed = [f"{source}: {exc}"], True
+        return out
+    if not isinstance(plan, TablePlan):
+        stream.tables.close()
+        message = (plan.problem if plan is not None and plan.problem
+                   else f"{source}: no line-item table in the first rows")
+        out.record["error"] = message
+        out.errors, out.failed = [message], True
+        return out
+    out.plans, out.stream = [plan], stream
+    out.record.update(rows_read=plan.rows_read, sheets=1, status="ok")
+    return out
+
+
+def _pieces(r: _FileRead, size: int):
+    """(plan, k) pieces of a file's tables: chunks of long ones, each streamed batch of a
+    streamed file; ``k`` numbers the long table a piece belongs to (None: a short table).
+    Every piece of a long table but its last is marked ``valued_later``.
+    """
+    for k, plan in enumerate(r.plans):
+        parts = chunks(plan, size)
+        if r.stream is None:
+            for part in parts:
+                yield part, k if len(parts) > 1 else None
+            continue
+        template = dataclasses.replace(plan, pre=None, shown=None, rows_read=0)
+
+        def rest(template=template):
+            for raw in r.stream.tables:
+                r.record["rows_read"] += len(raw.rows)
+                yield from chunks(dataclasses.replace(template, rows=raw.rows, cols=raw.columns),
+                                  size)
+
+        # one piece of look-ahead: only the very last one may hold the table's trailing text
+        held = None
+        for part in _chain(parts, rest()):
+            if held is not None:
+                yield dataclasses.replace(held, valued_later=True), k
+            held = part
+        if held is not None:
+            yield dataclasses.replace(held, valued_later=False), k
+
+
+def _chain(first: list, rest):
+    yield from first
+    yield from rest
 
 
 def _internal(exc: BaseException) -> str:
@@ -442,21 +512,27 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
             ri = len(reads)
             reads.append(r)
             non_items.extend(t.non_items for t in r.others)  # sheets without a table
-            for plan in r.plans:
-                parts = chunks(plan, BATCH_ROWS)
-                table_id = None
-                if len(parts) > 1:
-                    submit()  # a long table's chunks are batches of their own
-                    table_id = len(chunk_valued)
-                    chunk_valued[table_id] = []
-                    chunk_owner[table_id] = ri
-                for part in parts:
-                    pending.append((ri, part, table_id))
+            tables: dict[int, int] = {}  # long table of this file -> its id
+            try:
+                for part, k in _pieces(r, BATCH_ROWS):
+                    if k is not None and k not in tables:
+                        submit()  # a long table's chunks are batches of their own
+                        tables[k] = len(chunk_valued)
+                        chunk_valued[tables[k]] = []
+                        chunk_owner[tables[k]] = ri
+                    pending.append((ri, part, None if k is None else tables[k]))
                     pending_rows += len(part.rows)
-                    if pending_rows >= BATCH_ROWS or table_id is not None:
+                    if pending_rows >= BATCH_ROWS or k is not None:
                         submit()
                         drain(keep=WORKERS)
-            r.plans = []  # the pieces hold the cells now
+                problem = r.stream.check() if r.stream is not None else None
+            except FileReadError as exc:
+                problem = str(exc)
+            if problem:  # a streamed file that could not be read to the end: none of it
+                r.failed, r.plans = True, []
+                r.record.update(status="error", sheets=0, rows_read=0, error=problem)
+                r.errors = [f"{r.record['source_file']}: {problem}"]
+            r.plans, r.stream = [], None  # the pieces hold the cells now
             if bar is not None:
                 bar.advance(task)
         submit()

@@ -374,6 +374,8 @@ LARGE_TEXT_BYTES = 8 * 1024 * 1024
 #: The largest text file read at all: the DuckDB path never holds the file's bytes.
 MAX_TEXT_BYTES = 64 * 1024**3
 _SCAN_CHUNK = 16 * 1024 * 1024
+#: The start of a large text file that its encoding, delimiter and row width are read from.
+_SAMPLE_BYTES = 65536
 
 
 @dataclass
@@ -405,7 +407,7 @@ def scan_text(path: Path) -> TextScan:
         while chunk := f.read(_SCAN_CHUNK):
             digest.update(chunk)
             if not head:
-                head = chunk[:65536]
+                head = chunk[:_SAMPLE_BYTES]
                 blank = chunk.startswith((b"\n", b"\r\n"))
             size += len(chunk)
             newlines += chunk.count(b"\n")
@@ -460,14 +462,8 @@ def _duckdb_cells(path: Path, delim: str, width: int) -> list | None:
     return None
 
 
-def read_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: str
-                    ) -> ReadResult | None:
-    """A large CSV/TSV read by DuckDB; None when only the general reader can read it exactly.
-
-    UTF-8 only (GB18030 files and anything unusual take the general path: blank lines, lone
-    carriage returns, quoted cells DuckDB rejects, rows wider than the sampled width ...). The
-    row numbers are checked against the file's own line count before the result is used.
-    """
+def _text_sample(scan: TextScan, delimiter: str | None) -> tuple[str, int] | None:
+    """Delimiter and row width from the first 64 KB, or None if DuckDB should not read it."""
     head = scan.head
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return None
@@ -479,13 +475,14 @@ def read_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: str
     except UnicodeDecodeError:
         return None
     delim = delimiter or sniff_delimiter(text)
-    sample = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delim)]
-    width = max((len(r) for r in sample), default=1)
-    cols = _duckdb_cells(path, delim, width)
-    if cols is None:
-        return None
+    sample = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim))
+    return delim, max((len(r) for r in sample), default=1)
+
+
+def _blank_to_null(cols: list[pa.Array]) -> tuple[list[pa.Array], np.ndarray]:
+    """Whitespace-only cells to null, and each row's span in editor lines (a quoted cell's
+    line breaks make its row span several)."""
     n = len(cols[0]) if cols else 0
-    # whitespace-only cells are empty; a quoted cell's line breaks make its row span lines
     spans = np.ones(n, dtype="int64")
     out = []
     for c in cols:
@@ -494,15 +491,131 @@ def read_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: str
         c = pc.if_else(blank, pa.scalar(None, pa.large_string()), c)
         spans += pc.count_substring(c, "\n").fill_null(0).to_numpy(zero_copy_only=False)
         out.append(c)
-    lines = scan.newlines + (0 if scan.ends_with_newline or scan.size == 0 else 1)
-    if int(spans.sum()) != lines:
+    return out, spans
+
+
+def _expected_lines(scan: TextScan) -> int:
+    return scan.newlines + (0 if scan.ends_with_newline or scan.size == 0 else 1)
+
+
+def _encoding(scan: TextScan) -> str:
+    return "utf-8-sig" if scan.head.startswith(codecs.BOM_UTF8) else "utf-8"
+
+
+def read_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: str
+                    ) -> ReadResult | None:
+    """A large CSV/TSV read by DuckDB; None when only the general reader can read it exactly.
+
+    UTF-8 only (GB18030 files and anything unusual take the general path: blank lines, lone
+    carriage returns, quoted cells DuckDB rejects, rows wider than the sampled width ...). The
+    row numbers are checked against the file's own line count before the result is used.
+    """
+    sampled = _text_sample(scan, delimiter)
+    if sampled is None:
+        return None
+    delim, width = sampled
+    cols = _duckdb_cells(path, delim, width)
+    if cols is None:
+        return None
+    out, spans = _blank_to_null(cols)
+    if int(spans.sum()) != _expected_lines(scan):
         return None  # DuckDB saw the lines differently: the general reader decides
     used = [j for j, c in enumerate(cols)
             if pc.any(pc.not_equal(c, "")).as_py()]  # as the general reader: text, not blanks
     out = out[: (used[-1] + 1) if used else 0]
     rows = (np.cumsum(spans) - spans + 1).astype("int64")
-    encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
-    return ReadResult(fmt, encoding, [RawTable(sheet=None, columns=out, rows=rows)])
+    return ReadResult(fmt, _encoding(scan), [RawTable(sheet=None, columns=out, rows=rows)])
+
+
+#: Text files larger than this are streamed: read in batches, never whole in memory.
+STREAM_TEXT_BYTES = MAX_FILE_BYTES
+#: Rows per streamed batch.
+STREAM_BATCH_ROWS = 250_000
+
+
+@dataclass
+class TextStream:
+    """A large text file read by DuckDB batch by batch (its cells never all in memory).
+
+    ``tables`` yields one :class:`RawTable` per batch, rows numbered on from the previous
+    one. After the last, :meth:`check` says whether DuckDB saw every line of the file (the
+    general reader cannot stand in at this size, so a mismatch is a file error). Every
+    column of the sampled width is kept (a later row may fill one that the first rows leave
+    empty), so the raw JSON of such a file can hold "colN": null entries the general reader
+    would have trimmed.
+    """
+
+    format: str
+    encoding: str
+    tables: Any  # Iterator[RawTable]
+    expected_lines: int
+    lines_seen: int = 0
+
+    def check(self) -> str | None:
+        """None when the row numbers are right, else the one-line reason they are not."""
+        if self.lines_seen == self.expected_lines:
+            return None
+        return (f"cannot read: the large-file reader counted {self.lines_seen:,} lines where "
+                f"the file has {self.expected_lines:,} (a cell with only spaces and line "
+                "breaks?); split the file below "
+                f"{STREAM_TEXT_BYTES / 2**20:.0f} MB or save it without such cells")
+
+
+def stream_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: str
+                      ) -> TextStream | None:
+    """A very large CSV/TSV as a :class:`TextStream`, or None when DuckDB cannot read it."""
+    import duckdb
+
+    sampled = _text_sample(scan, delimiter)
+    if sampled is None:
+        return None
+    delim, width = sampled
+    columns = "{" + ", ".join(f"'c{j}': 'VARCHAR'" for j in range(width)) + "}"
+    # quoted line breaks need DuckDB's serial reader (the parallel one says so at once)
+    con = duckdb.connect()  # its own: the stream outlives this call
+    con.execute("SET enable_progress_bar = false")
+
+    def open_reader(parallel: str):
+        sql = (f"SELECT * FROM read_csv(?, header = false, delim = ?, quote = '\"', "
+               f"escape = '\"', columns = {columns}, null_padding = true, auto_detect = false, "
+               f"strict_mode = true, parallel = {parallel})")
+        reader = con.sql(sql, params=[str(path), delim]).to_arrow_reader(STREAM_BATCH_ROWS)
+        return reader, reader.read_next_batch()
+
+    try:
+        try:
+            reader, first = open_reader("true")
+        except duckdb.Error as exc:
+            if "parallel" not in str(exc).lower():
+                raise
+            reader, first = open_reader("false")
+    except StopIteration:
+        con.close()
+        return None
+    except duckdb.Error as exc:
+        con.close()
+        raise FileReadError(_duckdb_error(exc)) from None
+    stream = TextStream(fmt, _encoding(scan), None, _expected_lines(scan))
+
+    def tables():
+        batch = first
+        try:
+            while batch is not None:
+                cols, spans = _blank_to_null([c for c in batch.columns])
+                rows = (stream.lines_seen + np.cumsum(spans) - spans + 1).astype("int64")
+                stream.lines_seen += int(spans.sum())
+                yield RawTable(sheet=None, columns=cols, rows=rows)
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    batch = None
+        except (duckdb.Error, pa.ArrowException) as exc:
+            raise FileReadError(_duckdb_error(exc)) from None
+        finally:
+            con.close()
+
+    stream.tables = tables()
+    return stream
 
 
 # ---------------------------------------------------------------- Excel
@@ -645,6 +758,16 @@ def read_jsonl(path: Path, data: bytes) -> ReadResult:
             raise FileReadError(f"cannot read: line {n}: invalid JSON: {exc.msg}") from None
     rows = np.arange(1, len(records) + 1, dtype="int64")
     return ReadResult("jsonl", encoding, [_records_table(records, rows, "")])
+
+
+def _duckdb_error(exc: BaseException) -> str:
+    """DuckDB's CSV error in one line: where, then what ("CSV Error on Line: 27: Expected
+    Number of Columns: 9 Found: 29")."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    where = lines[0].split("Error: ", 1)[-1] if lines else type(exc).__name__
+    what = next((ln for ln in lines[1:] if not ln.startswith(("Original Line", "Possible"))
+                 and "=" not in ln), "")
+    return f"cannot read: {where}" + (f": {what}" if what else "")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -81,8 +81,13 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Summary output: a table for people, JSON for scripts.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--out-of-core/--in-memory", "large", default=None,
+              help="Keep line items on disk (Parquet, a DuckDB sandbox that spills) or in "
+                   "memory. Default: out of core when the inputs exceed 1 GB.")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the out-of-core files (default: the temporary folder).")
 def score(paths, db, mapping, rules_dirs, skip_invalid, no_models, models_config, seed,
-          report_path, lang, fmt, quiet) -> None:
+          report_path, lang, fmt, quiet, large, work_dir) -> None:
     """Read tender files, run the rules and models, and write findings to a DuckDB file.
 
     PATHS are files (CSV, TSV, XLSX, Parquet, JSON, JSONL) or folders, scanned recursively.
@@ -99,7 +104,7 @@ def score(paths, db, mapping, rules_dirs, skip_invalid, no_models, models_config
     opts = ScoreOptions(
         paths=list(paths), db=db, mapping=mapping, rules_dirs=list(rules_dirs),
         skip_invalid=skip_invalid, models=not no_models, models_config=models_config,
-        seed=seed, progress=not quiet and fmt == "table",
+        seed=seed, progress=not quiet and fmt == "table", large=large, work_dir=work_dir,
     )
     try:
         result = run_score(opts)

@@ -37,12 +37,24 @@ class DetectOptions:
     seed: int = 0
 
 
+#: Inputs above this size are scored out of core: line items go to Parquet, the sandbox is
+#: a DuckDB file with a memory limit (it spills), and the store copies from the Parquet file.
+#: One million lines of CSV are about 250 MB.
+LARGE_RUN_BYTES = 1024**3
+#: DuckDB's memory limit for the out-of-core sandbox and numbering.
+LARGE_MEMORY_LIMIT = "3GB"
+
+
 @dataclass(kw_only=True)
 class ScoreOptions(DetectOptions):
     paths: list[Path]
     db: Path
     mapping: Path | None = None
     progress: bool = False
+    #: out of core (True), in memory (False), or decided by the input size (None)
+    large: bool | None = None
+    #: where the out-of-core files go (default: the system's temporary folder)
+    work_dir: Path | None = None
 
 
 @dataclass
@@ -87,25 +99,24 @@ def _load_rules(rules_dirs: list[Path], skip_invalid: bool, warnings: list[str])
 
 
 def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
-            timings: dict[str, float]) -> tuple[Any, Any, Any]:
+            timings: dict[str, float], database: Path | None = None) -> tuple[Any, Any, Any]:
     """Enrich and detect on one batch of line items: rules, then models.
 
-    Returns (findings, rule_runs, line_items): two frames and the sandbox's ``line_items`` as
-    an Arrow table, typed by the schema, which the store writes far faster than the pandas
-    frame of Python objects (lists of serials, JSON text) it came from.
+    Returns (findings, rule_runs, line_items): two frames and the line items as given (an
+    Arrow table or :class:`iccaudit.store.ParquetRows`), which the store casts to the schema
+    as the sandbox did. ``database``: a file for an out-of-core sandbox.
     """
     import pandas as pd
 
-    from iccaudit import store
     from iccaudit.detect.runner import run_rules
     from iccaudit.enrich import build_sandbox
     from iccaudit.paths import bundled_rules_dir, reference_dir
 
     t0 = time.perf_counter()
-    con = build_sandbox(items, reference_dir(bundled_rules_dir()))
+    con = build_sandbox(items, reference_dir(bundled_rules_dir()), database=database,
+                        memory_limit=LARGE_MEMORY_LIMIT if database is not None else None)
     timings["enrich_s"] = time.perf_counter() - t0
     try:
-        stored = store.fetch_arrow(con, "SELECT * FROM line_items ORDER BY item_id")
         t0 = time.perf_counter()
         findings, rule_runs = run_rules(con, ruleset.rules, run_id)
         timings["rules_s"] = time.perf_counter() - t0
@@ -125,7 +136,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
     finally:
         con.close()
-    return findings, rule_runs, stored
+    return findings, rule_runs, items
 
 
 def _numbered(items: Any, run_id: str) -> Any:
@@ -176,12 +187,73 @@ def _with_run(frame: Any, run_id: str) -> Any:
     return frame
 
 
+def _input_bytes(paths: list[Path]) -> int:
+    """Total size of the files under ``paths`` (what decides in memory or out of core)."""
+    import os
+
+    total = 0
+    for path in map(Path, paths):
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            for root, _, names in os.walk(path):
+                total += sum((Path(root) / n).stat().st_size for n in names
+                             if (Path(root) / n).is_file())
+    return total
+
+
+def _numbered_parquet(sink: Any, run_id: str, work: Path) -> Any:
+    """The staged items with ``run_id`` and ``item_id`` in (file, sheet, row) order.
+
+    DuckDB does it out of core (memory limit, spilling into ``work``): a projection when the
+    input came in that order already, a sort otherwise; failed files are left out.
+    """
+    import duckdb
+
+    from iccaudit import schema, store
+
+    cols = ", ".join(f'"{c}"' for c in schema.columns("line_items") if c not in
+                     ("run_id", "item_id"))
+    out = work / "line_items.parquet"
+    if sink.in_order and not sink.failed:
+        item_id, order = "seq + 1", ""
+    else:
+        item_id = ("row_number() OVER (ORDER BY source_file, source_sheet NULLS FIRST, "
+                   "source_row)")
+        order = "ORDER BY item_id"
+    con = duckdb.connect(config={"memory_limit": LARGE_MEMORY_LIMIT,
+                                 "temp_directory": str(work / "spill")})
+    try:
+        con.execute(
+            f"COPY (SELECT $run_id::VARCHAR AS run_id, {item_id} AS item_id, {cols} "
+            f"FROM read_parquet($src) WHERE NOT list_contains($failed, source_file) {order}) "
+            "TO $out (FORMAT parquet, COMPRESSION snappy)",
+            {"run_id": run_id, "src": str(sink.path), "failed": sorted(sink.failed),
+             "out": str(out)})
+    finally:
+        con.close()
+    sink.path.unlink()
+    return store.ParquetRows(out)
+
+
 def run_score(opts: ScoreOptions) -> ScoreResult:
     """Run the whole pipeline and write the run; raise PipelineError with a one-line message."""
+    import tempfile
+
+    large = opts.large if opts.large is not None else (
+        _input_bytes(opts.paths) > LARGE_RUN_BYTES)
+    if not large:
+        return _score(opts, None)
+    with tempfile.TemporaryDirectory(prefix="iccaudit-", dir=opts.work_dir) as work:
+        return _score(opts, Path(work))
+
+
+def _score(opts: ScoreOptions, work: Path | None) -> ScoreResult:
+    """The pipeline; ``work``: a folder for out-of-core files (None: all in memory)."""
     import pandas as pd
 
     from iccaudit import store
-    from iccaudit.ingest import IngestError, ingest
+    from iccaudit.ingest import IngestError, ParquetSink, ingest
 
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     warnings: list[str] = []
@@ -191,12 +263,13 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
     rule_dirs, ruleset = _load_rules(opts.rules_dirs, opts.skip_invalid, warnings)
 
     t0 = time.perf_counter()
+    sink = ParquetSink(work / "incoming.parquet") if work is not None else None
     try:
-        batch = ingest(opts.paths, mapping=opts.mapping, progress=opts.progress)
+        batch = ingest(opts.paths, mapping=opts.mapping, progress=opts.progress, sink=sink)
     except IngestError as exc:
         raise PipelineError(str(exc)) from None
     timings["ingest_s"] = time.perf_counter() - t0
-    if batch.items_arrow.num_rows == 0 and batch.rejects.empty:
+    if batch.n_items == 0 and batch.rejects.empty:
         detail = "; ".join(batch.errors[:3]) or (
             f"no line items in {len(batch.files)} file(s) (only header, title or blank rows)"
             if len(batch.files) else "no tender files found")
@@ -208,11 +281,18 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
     ]
     run_id = make_run_id(started, inputs)
 
-    items = _numbered(batch.items_arrow, run_id)
-    batch.items_arrow = None  # free the unsorted table
+    if sink is not None:
+        t0 = time.perf_counter()
+        items = _numbered_parquet(sink, run_id, work)
+        timings["number_s"] = time.perf_counter() - t0
+    else:
+        items = _numbered(batch.items_arrow, run_id)
+        batch.items_arrow = None  # free the unsorted table
 
     n_items = len(items)
-    findings, rule_runs, items = _detect(items, ruleset, run_id, opts, timings)
+    findings, rule_runs, items = _detect(
+        items, ruleset, run_id, opts, timings,
+        database=work / "sandbox.duckdb" if work is not None else None)
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
     files = _with_run(batch.files, run_id)

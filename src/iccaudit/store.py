@@ -113,6 +113,29 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     return done
 
 
+class ParquetRows:
+    """Rows in a Parquet file, read by DuckDB as a stream: a table larger than memory.
+
+    Quacks like an Arrow table where the store and the sandbox need it (``column_names``,
+    ``num_rows``, ``len()``, ``select()``); what DuckDB scans is the Arrow dataset.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import pyarrow.dataset as ds
+
+        self.path = Path(path)
+        self.dataset = ds.dataset(self.path, format="parquet")
+        self.column_names = list(self.dataset.schema.names)
+        self.num_rows = self.dataset.count_rows()
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def select(self, columns: list[str]) -> Any:
+        """The dataset (DuckDB picks the columns it reads by name)."""
+        return self.dataset
+
+
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
     """Append a pandas DataFrame or Arrow table to ``table`` by column name, set-at-a-time.
 
@@ -126,7 +149,7 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
     if len(frame) == 0:
         return 0
     view = f"_incoming_{table}"
-    con.register(view, frame)
+    con.register(view, frame.dataset if isinstance(frame, ParquetRows) else frame)
     try:
         # by name, so a migrated table whose columns were appended in another order still fits
         target = ", ".join(f'"{c}"' for c in cols)

@@ -78,7 +78,7 @@ BATCH_ROWS = 200_000
 #: Batches normalised at the same time (the machine this was tuned on has two cores).
 WORKERS = 2
 
-__all__ = ["READERS", "IngestBatch", "IngestError", "ingest"]
+__all__ = ["READERS", "IngestBatch", "IngestError", "ItemSink", "ParquetSink", "ingest"]
 
 FILE_COLUMNS = [
     "source_file", "content_sha256", "format", "encoding", "sheets", "rows_read",
@@ -407,6 +407,62 @@ class ItemSink:
     def result(self) -> pa.Table | None:
         """All items in one table (None for a sink that keeps them elsewhere)."""
         return pa.concat_tables(self.tables) if self.tables else ITEM_SCHEMA.empty_table()
+
+
+class ParquetSink(ItemSink):
+    """Line items written to a Parquet file batch by batch (a run larger than memory).
+
+    Each row gets ``seq``, its place in input order; :attr:`in_order` says whether input
+    order is already (source_file, source_sheet, source_row) order, so numbering the items
+    needs no sort.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.failed: set[str] = set()
+        self.in_order = True
+        self._writer = None
+        self._last: tuple | None = None
+
+    def add(self, items: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        n = items.num_rows
+        if not n:
+            return
+        keys = [(c, "ascending", "at_start") for c in ("source_file", "source_sheet",
+                                                       "source_row")]
+        if self.in_order:
+            order = pc.sort_indices(items, sort_keys=keys).to_numpy()
+            first = tuple(items[c][0].as_py() for c in ("source_file", "source_sheet",
+                                                        "source_row"))
+            self.in_order = bool((order == np.arange(n)).all()) and (
+                self._last is None or _key(self._last) <= _key(first))
+            self._last = tuple(items[c][n - 1].as_py() for c in ("source_file", "source_sheet",
+                                                                 "source_row"))
+        seq = pa.array(np.arange(self.rows, self.rows + n, dtype="int64"))
+        table = items.append_column("seq", seq)
+        if self._writer is None:
+            # snappy, no dictionary for the wide text: this file is written once, read twice
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="snappy",
+                                            use_dictionary=["source_file", "source_sheet",
+                                                            "tender_id", "unit", "supplier"])
+        self._writer.write_table(table)
+        self.rows += n
+
+    def discard(self, source_files: set[str]) -> None:
+        self.failed |= set(source_files)  # left out when the items are numbered
+
+    def result(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _key(k: tuple) -> tuple:
+    """A (file, sheet, row) key comparable with None sheets first."""
+    return (k[0], k[1] is not None, k[1] or "", k[2])
 
 
 @dataclass

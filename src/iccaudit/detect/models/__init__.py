@@ -29,7 +29,15 @@ How a line becomes a model finding
    whether it was imputed; the message names the two features with the largest robust z.
 
 Ids are hashes of detector + item_id, and IForest (when used) is seeded from ``seed``: the same
-inputs and seed give the same findings.
+inputs and seed give the same findings, whatever order the view returns the rows in (each
+group's lines are fitted in item_id order).
+
+Scale (issue 7): the models read only the columns they score with, in Arrow batches, into one
+numpy array per number and int32 dictionary codes per text column (:func:`read_items`, about
+120 bytes a line); peer groups are integer codes; results go into one array per field; the
+locations of a finding are read for the flagged lines only. Every detector sees every line of
+its group (no sampling: COPOD ranks all rows in ``fit``, and PyOD's ``decision_function`` on
+new rows re-ranks the training rows with them, so a sample would cost more, not less).
 """
 
 from __future__ import annotations

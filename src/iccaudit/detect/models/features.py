@@ -322,7 +322,8 @@ def assign_groups(
         rest = np.flatnonzero(~placed)
         if not len(rest):
             break
-        sub = [Codes(keys[k].codes[rest], keys[k].values) for k in lv.keys]
+        sub = ([keys[k] for k in lv.keys] if len(rest) == n else
+               [Codes(keys[k].codes[rest], keys[k].values) for k in lv.keys])
         code = _combine(sub)
         complete = code >= 0
         if not complete.any():

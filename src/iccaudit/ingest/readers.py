@@ -338,8 +338,7 @@ def _read_delimited(data: bytes, delimiter: str | None, fmt: str) -> ReadResult:
 
         # Every cell at once, as one Arrow array of the columns end to end (no Python
         # objects): one string kernel per file instead of one per column.
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        flat = pa.chunked_array([arrow(c) for c in table.columns]).combine_chunks()
+        flat = pa.chunked_array([arrow(c) for _, c in frame.items()]).combine_chunks()
         # trailing columns with no text at all (a ragged last field) are not columns
         used = pc.not_equal(flat, "").fill_null(False).to_numpy(zero_copy_only=False)
         last = int(np.flatnonzero(used.reshape((w, n)).any(axis=1)).max(initial=-1))

@@ -739,16 +739,19 @@ def _not_a_table(
     """A sheet without a line-item table: its rows are blank or note non-items."""
     n = len(raw.rows)
     blank = _all_null(raw.columns, n)
-    text = row_text(raw.columns, limit=200) if raw.columns else pd.Series([""] * n, dtype=object)
-    non_items = pd.DataFrame(
-        {
-            "source_file": source_file,
-            "source_sheet": raw.sheet,
-            "source_row": raw.rows,
-            "kind": np.where(blank, "blank", "note"),
-            "text": text.where(text != "", None).to_numpy(),
-        }
-    )[NON_ITEM_COLUMNS]
+    text = np.full(n, None, dtype=object)
+    if raw.columns and n:
+        joined = row_text_arrow(raw.columns, limit=200)
+        text = pc.if_else(pc.equal(joined, ""), pa.scalar(None, joined.type), joined
+                          ).to_numpy(zero_copy_only=False)
+    values = {
+        "source_file": np.full(n, source_file, dtype=object),
+        "source_sheet": np.full(n, raw.sheet, dtype=object),
+        "source_row": np.asarray(raw.rows, dtype="int64"),
+        "kind": np.where(blank, "blank", "note").astype(object),
+        "text": text,
+    }
+    non_items = pd.DataFrame({c: values[c] for c in NON_ITEM_COLUMNS}, copy=False)
     return TableResult(_EMPTY_ITEMS, _EMPTY_REJECTS, non_items, n, False, problem,
                        header_found=header_found)
 

@@ -17,7 +17,12 @@ Parquet/JSON file and the line of a JSONL file.
 
 Limits
 ------
-- A file larger than 512 MB (``readers.MAX_FILE_BYTES``) is a file error, not read.
+- A file larger than 512 MB (``readers.MAX_FILE_BYTES``) is a file error, not read, unless it
+  is a UTF-8 CSV/TSV without blank lines: DuckDB streams those (up to
+  ``readers.MAX_TEXT_BYTES``, 64 GB) batch by batch, never holding the file in memory.
+- CSV/TSV files of 8 MB and more (``readers.LARGE_TEXT_BYTES``) are parsed by DuckDB's CSV
+  reader; its row numbers are checked against the file's line count, and a file it cannot
+  read exactly is read by the general (pandas) reader. Tests hold both to the same output.
 - An XLSX that inflates beyond 1 GB, or more than 100x once past 16 MB, is refused before
   parsing as a possible zip bomb (``readers.MAX_XLSX_UNCOMPRESSED``, ``MAX_XLSX_RATIO``).
 - A cell longer than 32 k characters (``table.MAX_CELL_CHARS``) makes its row a reject

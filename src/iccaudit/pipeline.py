@@ -144,10 +144,14 @@ def _numbered(items: Any, run_id: str) -> Any:
 
     Arrow throughout: the pandas frame of Python strings took several times the memory.
     """
+    import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    items = items.sort_by([(c, "ascending", "at_start")
-                           for c in ("source_file", "source_sheet", "source_row")])
+    order = pc.sort_indices(items, sort_keys=[
+        (c, "ascending", "at_start") for c in ("source_file", "source_sheet", "source_row")])
+    if not (order.to_numpy() == np.arange(items.num_rows)).all():  # one file: in order already
+        items = items.take(order)
     n = items.num_rows
     items = items.add_column(0, "item_id", pa.array(range(1, n + 1), pa.int64()))
     return items.add_column(0, "run_id", pa.array([run_id] * n, pa.string()))
@@ -185,6 +189,31 @@ def _with_run(frame: Any, run_id: str) -> Any:
     frame = frame.drop(columns=["run_id"], errors="ignore").copy()
     frame.insert(0, "run_id", run_id)
     return frame
+
+
+def _warm_models(opts: DetectOptions) -> Any:
+    """Import and compile the outlier detectors in a thread while the files are read.
+
+    PyOD pulls in numba, scikit-learn and matplotlib (about a second here) and numba loads
+    its compiled code: work that does not need the data, so it overlaps the ingest. Any
+    problem is left for the models stage to report.
+    """
+    if not opts.models:
+        return None
+    import threading
+
+    def warm() -> None:
+        try:
+            from iccaudit.detect.models.config import load_settings
+            from iccaudit.detect.models.detectors import warm_up
+
+            warm_up(load_settings(opts.models_config).ensemble)
+        except Exception:  # noqa: BLE001,S110 - the models stage reports it properly
+            pass
+
+    thread = threading.Thread(target=warm, name="iccaudit-warm-models", daemon=True)
+    thread.start()
+    return thread
 
 
 def _input_bytes(paths: list[Path]) -> int:
@@ -262,6 +291,7 @@ def _score(opts: ScoreOptions, work: Path | None) -> ScoreResult:
     # Rules first: an invalid pack is refused before any file is read.
     rule_dirs, ruleset = _load_rules(opts.rules_dirs, opts.skip_invalid, warnings)
 
+    warm = _warm_models(opts)
     t0 = time.perf_counter()
     sink = ParquetSink(work / "incoming.parquet") if work is not None else None
     try:
@@ -290,6 +320,8 @@ def _score(opts: ScoreOptions, work: Path | None) -> ScoreResult:
         batch.items_arrow = None  # free the unsorted table
 
     n_items = len(items)
+    if warm is not None:
+        warm.join()
     findings, rule_runs, items = _detect(
         items, ruleset, run_id, opts, timings,
         database=work / "sandbox.duckdb" if work is not None else None)

@@ -11,6 +11,7 @@ the others down. A rule that fails at run time gets a ``rule_runs`` row with sta
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ _ITEM_EXPR = {
 _FRAME = """
 WITH h AS (SELECT 1 AS placeholder),
 e AS (SELECT h.*, {item} AS __item FROM h),
-t AS (SELECT tender_id, min(source_file) AS source_file FROM line_items GROUP BY tender_id),
+t AS ({tenders}),
 f AS (
   SELECT
     e.*,
@@ -68,17 +69,37 @@ ORDER BY f.__item NULLS LAST, group_id
 """
 
 
-def finding_query(compiled: CompiledRule, source: str | None = None) -> exp.Expression:
-    """The full query of a rule: hits, one row per implicated line, ids and locations."""
-    tree = sqlglot.parse_one(_FRAME.format(item=_ITEM_EXPR[compiled.key_mode]), read=DIALECT)
+#: Each tender's first file, for findings on a tender rather than a line.
+_TENDERS = "SELECT tender_id, min(source_file) AS source_file FROM line_items GROUP BY tender_id"
+#: ... computed once per run into this temp table, not once per rule (a scan of every line)
+_TENDERS_TABLE = "__rules_tenders"
+
+
+@functools.lru_cache(maxsize=16)
+def _frame(key_mode: str, tenders_table: str | None) -> exp.Expression:
+    tenders = f"SELECT * FROM {tenders_table}" if tenders_table else _TENDERS
+    return sqlglot.parse_one(_FRAME.format(item=_ITEM_EXPR[key_mode], tenders=tenders),
+                             read=DIALECT)
+
+
+def finding_query(compiled: CompiledRule, source: str | None = None, *,
+                  tenders_table: str | None = None) -> exp.Expression:
+    """The full query of a rule: hits, one row per implicated line, ids and locations.
+
+    ``tenders_table`` names a table of each tender's first source file (made by the runner
+    once per run); without it the query computes it from ``line_items``.
+    """
+    # parsed once per shape, copied per rule: parsing the frame cost more than running it
+    tree = _frame(compiled.key_mode, tenders_table).copy()
+    # the rule id goes into the frame before the hits do: a walk of the small frame only
+    rule_id = exp.Literal.string(compiled.rule_id)
+    for col in [c for c in tree.find_all(exp.Column) if c.name == "__rule_id__"]:
+        col.replace(rule_id.copy())
     hits = compiled.hits_query(source)
     for cte in tree.find_all(exp.CTE):
         if cte.alias == "h":
             cte.set("this", hits)
-    rule_id = exp.Literal.string(compiled.rule_id)
-    return tree.transform(
-        lambda n: rule_id.copy() if isinstance(n, exp.Column) and n.name == "__rule_id__"
-        else n)
+    return tree
 
 
 def _one_line(exc: BaseException) -> str:
@@ -118,6 +139,33 @@ def _materialise(con: Any, view: str, rules: Sequence[Rule]) -> str | None:
     select = exp.select(*[exp.column(c, quoted=True) for c in cols]).from_(exp.to_table(view))
     create = exp.Create(this=exp.to_table(table), kind="TABLE", expression=select,
                         properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+    try:
+        con.execute(create.sql(DIALECT))
+    except duckdb.Error:
+        return None
+    return table
+
+
+def _hit_rows(con: Any, view: str, source: str, rules: Sequence[Rule]) -> str | None:
+    """The rows of ``source`` that any of ``rules`` hits, with the columns they read.
+
+    One scan of the view for all its rules; each rule's finding query then filters these few
+    rows with its own condition, which gives the same rows as filtering the whole view (the
+    table holds every row any rule's condition keeps). Returns None for a single rule (no
+    gain) or when the query fails (each rule then reads the view and reports its own error).
+    """
+    import duckdb
+
+    if len(rules) < 2:
+        return None
+    cols = sorted(set().union(*(r.compiled.columns_used() for r in rules)))
+    select = (exp.select(*[exp.column(c, quoted=True) for c in cols])
+              .from_(exp.to_table(source))
+              .where(exp.or_(*[r.compiled.condition() for r in rules])))
+    table = f"__rules_hits_{view}"
+    create = exp.Create(this=exp.to_table(table), kind="TABLE", expression=select,
+                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                        replace=True)
     try:
         con.execute(create.sql(DIALECT))
     except duckdb.Error:
@@ -178,7 +226,13 @@ def _is_null(value: Any) -> bool:
 
 
 def _format_column(values: Any, spec: str) -> Any:
-    """Format one placeholder's column (output formatting; one call per column)."""
+    """Format one placeholder's column (output formatting; one call per column).
+
+    Each distinct value is formatted once: findings repeat medians, counts and names.
+    """
+    import numpy as np
+    import pandas as pd
+
     def one(v: Any) -> str:
         if _is_null(v):
             return "—"
@@ -189,7 +243,22 @@ def _format_column(values: Any, spec: str) -> Any:
         except (TypeError, ValueError):
             return _plain(v)
 
-    return values.map(one)
+    # Only where equal values print alike: 1 and 1.0 and True, or Decimal 1.0 and 1.00, or
+    # 0.0 and -0.0 hash alike but do not; lists are unhashable. Other kinds value by value.
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("string", "integer", "boolean"):
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        uniques = list(uniques)
+    elif kind == "floating":
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        bits, _ = pd.factorize(numbers.view(np.int64))  # by bit pattern: -0.0 is not 0.0
+        first = pd.Series(np.arange(len(bits))).groupby(bits).first().to_numpy()
+        uniques = [float(x) for x in numbers[first]]
+        codes = np.where(np.isnan(numbers), -1, bits)
+    else:
+        return values.map(one)
+    texts = np.array([one(u) for u in uniques] + ["—"], dtype=object)
+    return pd.Series(texts[codes], index=values.index, dtype=object)
 
 
 def render_messages(template: str, frame: Any) -> Any:
@@ -245,9 +314,62 @@ def _empty_findings() -> Any:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in schema.columns("findings")})
 
 
+def _tenders_table(con: Any) -> str | None:
+    """Each tender's first file, once per run (None: each rule computes it, as before)."""
+    import duckdb
+
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_TENDERS_TABLE} AS {_TENDERS}")
+    except duckdb.Error:
+        return None
+    return _TENDERS_TABLE
+
+
+def _run_view(con: Any, view: str, view_rules: Sequence[Rule], run_id: str,
+              runs: dict[str, dict[str, Any]], tenders: str | None) -> list[Any]:
+    """Run the rules of one view; fills ``runs`` and returns their findings frames."""
+    import duckdb
+
+    frames = []
+    table = _materialise(con, view, view_rules)
+    source = table or view
+    hits_table = None
+    try:
+        stats = _stats(con, source, view_rules)
+        hits_table = _hit_rows(con, view, source, [r for r in view_rules
+                                                   if not isinstance(stats[r.id], str)])
+        for r in view_rules:
+            st = stats[r.id]
+            if isinstance(st, str):
+                runs[r.id] = {"status": "not_evaluated", "error": st}
+                continue
+            rows, applicable, hits = st
+            try:
+                found = _fetch(con, finding_query(r.compiled, hits_table or source,
+                                                  tenders_table=tenders).sql(DIALECT))
+            except duckdb.Error as exc:
+                runs[r.id] = {"status": "not_evaluated", "error": _one_line(exc),
+                              "rows_evaluated": rows}
+                continue
+            warning = None
+            limit = r.expected_fire_rate or FIRE_RATE_WARNING
+            if applicable >= FIRE_RATE_MIN_ROWS and hits > limit * applicable:
+                warning = (f"{r.id}: fired on {hits:,} of {applicable:,} applicable rows "
+                           f"({hits / applicable:.0%}), more than "
+                           f"{limit:.0%}; check the rule or the data")
+            runs[r.id] = {"status": "ok", "rows_evaluated": rows,
+                          "rows_applicable": applicable, "hits": hits, "warning": warning}
+            if len(found):
+                frames.append(_findings(r, found, run_id))
+    finally:
+        for t in (hits_table, table):
+            if t:
+                _drop(con, t)
+    return frames
+
+
 def _run(con: Any, rules: Sequence[Rule], run_id: str, *, include_deprecated: bool = False
          ) -> tuple[Any, Any]:
-    import duckdb
     import pandas as pd
 
     runs: dict[str, dict[str, Any]] = {}
@@ -262,36 +384,13 @@ def _run(con: Any, rules: Sequence[Rule], run_id: str, *, include_deprecated: bo
     by_view: dict[str, list[Rule]] = {}
     for r in active:
         by_view.setdefault(r.view, []).append(r)
-    for view, view_rules in by_view.items():
-        table = _materialise(con, view, view_rules)
-        source = table or view
-        try:
-            stats = _stats(con, source, view_rules)
-            for r in view_rules:
-                st = stats[r.id]
-                if isinstance(st, str):
-                    runs[r.id] = {"status": "not_evaluated", "error": st}
-                    continue
-                rows, applicable, hits = st
-                try:
-                    found = _fetch(con, finding_query(r.compiled, source).sql(DIALECT))
-                except duckdb.Error as exc:
-                    runs[r.id] = {"status": "not_evaluated", "error": _one_line(exc),
-                                  "rows_evaluated": rows}
-                    continue
-                warning = None
-                limit = r.expected_fire_rate or FIRE_RATE_WARNING
-                if applicable >= FIRE_RATE_MIN_ROWS and hits > limit * applicable:
-                    warning = (f"{r.id}: fired on {hits:,} of {applicable:,} applicable rows "
-                               f"({hits / applicable:.0%}), more than "
-                               f"{limit:.0%}; check the rule or the data")
-                runs[r.id] = {"status": "ok", "rows_evaluated": rows,
-                              "rows_applicable": applicable, "hits": hits, "warning": warning}
-                if len(found):
-                    frames.append(_findings(r, found, run_id))
-        finally:
-            if table:
-                _drop(con, table)
+    tenders = _tenders_table(con) if active else None
+    try:
+        for view, view_rules in by_view.items():
+            frames.extend(_run_view(con, view, view_rules, run_id, runs, tenders))
+    finally:
+        if tenders:
+            _drop(con, tenders)
 
     rule_runs = pd.DataFrame([
         {"run_id": run_id, "detector": r.id, "kind": "rule", "status": "ok",

@@ -141,3 +141,27 @@ def test_sandbox_database_must_be_new(reference, tmp_path):
         assert con.execute("SELECT count(*) FROM items").fetchall() == [(len(ROWS),)]
     finally:
         con.close()
+
+
+def test_items_align_when_the_rows_stream_from_parquet(reference, tmp_path):
+    # the out-of-core pipeline hands over a Parquet file (many row groups) rather than a table
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from iccaudit.store import ParquetRows
+
+    n = 60_000
+    path = tmp_path / "lines.parquet"
+    pq.write_table(pa.Table.from_pandas(_shuffled_lines(n, seed=2), preserve_index=False),
+                   path, row_group_size=7_000)
+    con = build_sandbox(ParquetRows(path), REFERENCE_DIR, reference=reference,
+                        database=tmp_path / "sandbox.duckdb", memory_limit="512MB")
+    try:
+        got = con.execute("""
+            SELECT count(*), count(DISTINCT item_id),
+                count(*) FILTER (WHERE line_total_cny IS DISTINCT FROM quantity * unit_price_cny),
+                count(*) FILTER (WHERE text IS DISTINCT FROM lower(item_name))
+            FROM items""").fetchall()
+        assert got == [(n, n, 0, 0)]
+    finally:
+        con.close()

@@ -39,13 +39,14 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
     return f"(SELECT {select} FROM {_SOURCE})"
 
 
-def _check_rows(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """The schema's NOT NULL columns hold values and item_id is unique (items joins on it)."""
+def _check_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """The schema's NOT NULL columns hold values and item_id is unique (findings point at
+    lines by it)."""
     required = [name for name, f in schema.LineItem.model_fields.items()
                 if f.is_required() and not schema._is_optional(f.annotation)]
     counts = ", ".join(f'count(*) FILTER (WHERE "{c}" IS NULL)' for c in required)
     row = con.execute(f"SELECT count(*) - count(DISTINCT item_id), {counts} "
-                      f"FROM {source} src").fetchall()[0]
+                      f"FROM {table}").fetchall()[0]
     if row[0]:
         raise ValueError(f"line_items: item_id is not unique ({row[0]:,} repeated row(s))")
     for name, nulls in zip(required, row[1:], strict=True):
@@ -116,12 +117,13 @@ def build_sandbox(
     try:
         source = _typed_source(con, line_items)
         try:
-            _check_rows(con, source)
             load_reference_tables(con, ref)
             for statement in view_statements(ref, source, schema.columns("line_items")):
                 con.execute(statement)
         finally:
             con.unregister(_SOURCE)
+        # on the built table, not the source: a Parquet source would be read once more
+        _check_rows(con, "items")
         try:
             con.execute("SET enable_progress_bar = false")  # no DuckDB bars on the CLI's stderr
         except duckdb.InvalidInputException:

@@ -187,3 +187,22 @@ def test_capacity_parsers_never_crash(cells, scale):
     kw = V.capacity_from_text(s)
     assert len(kw) == len(cells)
     assert (kw[~np.isnan(kw)] >= 0).all()
+
+
+def test_power_unit_prefilter_covers_every_character_nfkc_turns_into_a_unit_letter():
+    """capacity_from_text prepares only the cells that can mention kW/MW/千瓦/兆瓦; the class
+    of characters it looks for must hold every one whose NFKC form brings such a letter."""
+    import unicodedata
+
+    letters = set("kmw千瓦兆")
+    needed = "".join(chr(cp) for cp in range(0x80, 0x110000)
+                     if not 0xD800 <= cp <= 0xDFFF
+                     and letters & set(unicodedata.normalize("NFKC", chr(cp)).lower()))
+    caught = V.may_hold_power_unit(pd.Series(list(needed), dtype=object))
+    assert caught.all(), [c for c, ok in zip(needed, caught, strict=True) if not ok]
+    # and the prefilter changes nothing: same capacities as searching every cell
+    cells = pd.Series(["制冷量８００ｋＷ", "冷量:600千瓦", "0.8㎿", "1,200 KW 列间空调", "网卡 千兆",
+                       "功率 5 k w", "GPU服务器", None], dtype=object)
+    got = V.capacity_from_text(cells)
+    assert got[:4].tolist() == [800.0, 600.0, 800.0, 1200.0]
+    assert np.isnan(got[4:]).all()

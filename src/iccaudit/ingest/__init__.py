@@ -227,14 +227,18 @@ def _read_one(path: Path, mapping: dict[str, str] | None) -> _FileRead:
             if size > MAX_TEXT_BYTES:
                 return fail(f"refused: {size / 2**30:.0f} GB is above the "
                             f"{MAX_TEXT_BYTES / 2**30:.0f} GB limit")
-            scan = scan_text(path)
-            out.record["content_sha256"] = scan.sha256
             if size > STREAM_TEXT_BYTES:
+                scan = scan_text(path)
+                out.record["content_sha256"] = scan.sha256
                 stream = stream_large_text(path, scan, TEXT_SUFFIXES[suffix], suffix[1:])
                 if stream is not None:
                     return _open_stream(out, stream, source, path.stem, mapping)
             else:
-                result = read_large_text(path, scan, TEXT_SUFFIXES[suffix], suffix[1:])
+                with ThreadPoolExecutor(max_workers=1) as pool:  # hash while DuckDB parses
+                    scan = pool.submit(scan_text, path)
+                    result = read_large_text(path, scan, TEXT_SUFFIXES[suffix], suffix[1:])
+                    scan = scan.result()
+                out.record["content_sha256"] = scan.sha256
             if result is None and size > MAX_FILE_BYTES:
                 return fail(f"refused: {size / 2**20:.0f} MB is above the "
                             f"{MAX_FILE_BYTES / 2**20:.0f} MB limit of the general reader, "

@@ -124,8 +124,19 @@ def _text_array(values: np.ndarray | pa.Array) -> pa.Array:
                                                                 from_pandas=True)
     if arr.type != pa.large_string():
         arr = arr.cast(pa.large_string())
-    blank = pc.equal(pc.utf8_trim_whitespace(arr), "")
-    return pc.if_else(blank, pa.scalar(None, pa.large_string()), arr)
+    return _null_where_blank(arr)
+
+
+def _blank(arr: pa.Array) -> pa.Array:
+    """Empty or whitespace-only cells (no trimmed copy of the text is made)."""
+    return pc.or_(pc.equal(arr, ""), pc.utf8_is_space(arr))
+
+
+def _null_where_blank(arr: pa.Array) -> pa.Array:
+    blank = _blank(arr)
+    if not pc.any(blank).as_py():
+        return arr
+    return pc.if_else(blank, pa.scalar(None, arr.type), arr)
 
 
 def _split_columns(flat: pa.Array, n: int, w: int) -> list[pa.Array]:
@@ -342,7 +353,7 @@ def _read_delimited(data: bytes, delimiter: str | None, fmt: str) -> ReadResult:
         # trailing columns with no text at all (a ragged last field) are not columns
         used = pc.not_equal(flat, "").fill_null(False).to_numpy(zero_copy_only=False)
         last = int(np.flatnonzero(used.reshape((w, n)).any(axis=1)).max(initial=-1))
-        blank = pc.equal(pc.utf8_trim_whitespace(flat), "").fill_null(True)
+        blank = _blank(flat).fill_null(True)
         # A quoted cell with line breaks spans several editor lines; count them so source_row
         # stays the line a person sees (a whitespace-only cell counts as empty, breaks too).
         breaks = pc.count_substring(flat, "\n").fill_null(0).to_numpy(zero_copy_only=False)
@@ -461,12 +472,15 @@ def _duckdb_cells(path: Path, delim: str, width: int) -> list | None:
     return None
 
 
-def _text_sample(scan: TextScan, delimiter: str | None) -> tuple[str, int] | None:
+def read_head(path: Path) -> bytes:
+    """The first bytes of a file, that its encoding, delimiter and row width are read from."""
+    with open(path, "rb") as f:
+        return f.read(_SAMPLE_BYTES)
+
+
+def _text_sample(head: bytes, delimiter: str | None) -> tuple[str, int] | None:
     """Delimiter and row width from the first 64 KB, or None if DuckDB should not read it."""
-    head = scan.head
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return None
-    if scan.blank_lines or scan.lone_cr:
         return None
     _check_nul(head)
     try:
@@ -485,10 +499,9 @@ def _blank_to_null(cols: list[pa.Array]) -> tuple[list[pa.Array], np.ndarray]:
     spans = np.ones(n, dtype="int64")
     out = []
     for c in cols:
-        c = c.cast(pa.large_string())
-        blank = pc.equal(pc.utf8_trim_whitespace(c), "")
-        c = pc.if_else(blank, pa.scalar(None, pa.large_string()), c)
-        spans += pc.count_substring(c, "\n").fill_null(0).to_numpy(zero_copy_only=False)
+        c = _null_where_blank(c.cast(pa.large_string()))
+        if pc.any(pc.match_substring(c, "\n")).as_py():
+            spans += pc.count_substring(c, "\n").fill_null(0).to_numpy(zero_copy_only=False)
         out.append(c)
     return out, spans
 
@@ -501,21 +514,26 @@ def _encoding(scan: TextScan) -> str:
     return "utf-8-sig" if scan.head.startswith(codecs.BOM_UTF8) else "utf-8"
 
 
-def read_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: str
+def read_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
                     ) -> ReadResult | None:
     """A large CSV/TSV read by DuckDB; None when only the general reader can read it exactly.
 
     UTF-8 only (GB18030 files and anything unusual take the general path: blank lines, lone
     carriage returns, quoted cells DuckDB rejects, rows wider than the sampled width ...). The
     row numbers are checked against the file's own line count before the result is used.
+    ``scan`` is the file's :class:`TextScan`, or a future of it: hashing and counting the lines
+    then run while DuckDB parses (both release the GIL).
     """
-    sampled = _text_sample(scan, delimiter)
+    sampled = _text_sample(read_head(path), delimiter)
     if sampled is None:
         return None
     delim, width = sampled
     cols = _duckdb_cells(path, delim, width)
     if cols is None:
         return None
+    scan = scan.result() if hasattr(scan, "result") else scan
+    if scan.blank_lines or scan.lone_cr:
+        return None  # DuckDB skips empty lines: its row numbers would be off
     out, spans = _blank_to_null(cols)
     if int(spans.sum()) != _expected_lines(scan):
         return None  # DuckDB saw the lines differently: the general reader decides
@@ -565,7 +583,9 @@ def stream_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: st
     """A very large CSV/TSV as a :class:`TextStream`, or None when DuckDB cannot read it."""
     import duckdb
 
-    sampled = _text_sample(scan, delimiter)
+    if scan.blank_lines or scan.lone_cr:
+        return None
+    sampled = _text_sample(scan.head, delimiter)
     if sampled is None:
         return None
     delim, width = sampled

@@ -147,7 +147,7 @@ def _raw_json(cols: list[pa.Array], names: list[str]) -> pa.Array:
                else rel.fetch_arrow_table()).column("j")
     finally:
         con.unregister("cells")
-    return out.combine_chunks()
+    return out  # chunked as DuckDB made it: no copy of the JSON text
 
 
 _local = threading.local()
@@ -588,11 +588,13 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     missing_cap = np.isnan(cap_kw)
     if missing_cap.any():
         spec_cols = [sub(field(f)) for f in ("spec", "item_name", "model")]
-        if not missing_cap.all():
-            sel = pa.array(np.flatnonzero(missing_cap))
-            spec_cols = [c.take(sel) for c in spec_cols]
-        from_text = V.capacity_from_text(row_text_arrow(spec_cols))
-        cap_kw[missing_cap] = from_text
+        # joined and searched only where a column can mention a power unit at all
+        maybe = missing_cap & np.logical_or.reduce([V.may_hold_power_unit(c)
+                                                    for c in spec_cols])
+        if maybe.any():
+            sel = pa.array(np.flatnonzero(maybe))
+            cap_kw[maybe] = V.capacity_from_text(row_text_arrow([c.take(sel)
+                                                                 for c in spec_cols]))
     claims = V.parse_pflops(field("claimed_pflops"), scale("claimed_pflops"))
     title_claim = _per_row([np.nan if p.title.claimed_pflops is None else p.title.claimed_pflops
                             for p in plans], sizes, dtype="float64")

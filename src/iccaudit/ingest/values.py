@@ -254,16 +254,47 @@ def parse_capacity(s: pd.Series | pa.Array, scale: float | np.ndarray = 1.0) -> 
     return Parsed(value, status)
 
 
+#: Every non-ASCII character whose NFKC form, lower-cased, holds k, m, w, 千, 瓦 or 兆 (full-width
+#: "ｋＷ", "㎾", the Kelvin sign, mathematical letters ...): generated from the Unicode
+#: database; a test checks it still covers all of them.
+_UNIT_CHARS = (
+    r"\x{2b7}\x{1d37}\x{1d39}\x{1d42}\x{1d4f}-\x{1d50}\x{2096}\x{2098}\x{2120}"
+    r"\x{2122}\x{212a}\x{2133}\x{216f}\x{217f}\x{24a6}\x{24a8}\x{24b2}\x{24c0}"
+    r"\x{24c2}\x{24cc}\x{24da}\x{24dc}\x{24e6}\x{2f61}\x{3377}-\x{3379}"
+    r"\x{3383}-\x{3386}\x{3389}\x{338e}-\x{338f}\x{3391}-\x{3392}\x{3396}"
+    r"\x{3398}-\x{33a8}\x{33aa}-\x{33ab}\x{33b3}\x{33b7}-\x{33c2}\x{33c6}"
+    r"\x{33cd}-\x{33d0}\x{33d4}-\x{33d6}\x{33d8}-\x{33d9}\x{33dd}-\x{33df}\x{5146}"
+    r"\x{5343}\x{74e6}\x{ff2b}\x{ff2d}\x{ff37}\x{ff4b}\x{ff4d}\x{ff57}\x{1d40a}"
+    r"\x{1d40c}\x{1d416}\x{1d424}\x{1d426}\x{1d430}\x{1d43e}\x{1d440}\x{1d44a}"
+    r"\x{1d458}\x{1d45a}\x{1d464}\x{1d472}\x{1d474}\x{1d47e}\x{1d48c}\x{1d48e}"
+    r"\x{1d498}\x{1d4a6}\x{1d4b2}\x{1d4c0}\x{1d4c2}\x{1d4cc}\x{1d4da}\x{1d4dc}"
+    r"\x{1d4e6}\x{1d4f4}\x{1d4f6}\x{1d500}\x{1d50e}\x{1d510}\x{1d51a}\x{1d528}"
+    r"\x{1d52a}\x{1d534}\x{1d542}\x{1d544}\x{1d54e}\x{1d55c}\x{1d55e}\x{1d568}"
+    r"\x{1d576}\x{1d578}\x{1d582}\x{1d590}\x{1d592}\x{1d59c}\x{1d5aa}\x{1d5ac}"
+    r"\x{1d5b6}\x{1d5c4}\x{1d5c6}\x{1d5d0}\x{1d5de}\x{1d5e0}\x{1d5ea}\x{1d5f8}"
+    r"\x{1d5fa}\x{1d604}\x{1d612}\x{1d614}\x{1d61e}\x{1d62c}\x{1d62e}\x{1d638}"
+    r"\x{1d646}\x{1d648}\x{1d652}\x{1d660}\x{1d662}\x{1d66c}\x{1d67a}\x{1d67c}"
+    r"\x{1d686}\x{1d694}\x{1d696}\x{1d6a0}\x{1f11a}\x{1f11c}\x{1f126}\x{1f12e}"
+    r"\x{1f13a}\x{1f13c}\x{1f146}\x{1f14b}\x{1f14f}\x{1f16a}-\x{1f16c}"
+)
+#: Text that can mention a power unit once prepared: "kw"/"mw" as written (ASCII text is
+#: unchanged by NFKC but for case), or any character NFKC could turn into part of one.
+_MAY_HOLD_UNIT = rf"(?i)kw|mw|[{_UNIT_CHARS}]"
+
+
+def may_hold_power_unit(s: pd.Series | pa.Array) -> np.ndarray:
+    """Cells that can mention kW/MW/千瓦/兆瓦 after preparation (a cheap test on the raw text)."""
+    return pc.match_substring_regex(arrow(s), _MAY_HOLD_UNIT).fill_null(False).to_numpy(
+        zero_copy_only=False)
+
+
 def capacity_from_text(s: pd.Series | pa.Array) -> np.ndarray:
     """kW mentioned in free text ("制冷量800kW", "0.8MW", "冷量:600千瓦"); NaN if none."""
     raw = arrow(s)
     out = np.full(len(raw), np.nan)
     # Only rows that can mention a power unit are prepared and searched (most lines are not
-    # cooling). Text of ASCII and CJK ideographs only is unchanged by NFKC but for case, so
-    # for it the unit must be there as written; any other character (full-width "ｋＷ",
-    # "㎾" ...) makes the row a candidate, and the exact test runs on the prepared text.
-    maybe = pc.match_substring_regex(raw, r"(?i)kw|mw|千瓦|兆瓦|[^\x00-\x7f\x{4e00}-\x{9fff}]")
-    maybe_rows = np.flatnonzero(maybe.fill_null(False).to_numpy(zero_copy_only=False))
+    # cooling); the exact test runs on the prepared text.
+    maybe_rows = np.flatnonzero(may_hold_power_unit(raw))
     if not len(maybe_rows):
         return out
     t = prepared(raw.take(pa.array(maybe_rows)), spaces=" ")

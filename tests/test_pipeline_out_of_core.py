@@ -42,3 +42,31 @@ def test_out_of_core_equals_in_memory(tmp_path, reverse):
         assert disk[name] == memory[name], name
     assert len(memory["findings"]) > 50 and len(memory["line_items"]) > 500
     assert list(work.iterdir()) == []  # the out-of-core files are gone
+
+
+def test_a_terminated_out_of_core_run_leaves_no_files_and_no_run(tmp_path):
+    """SIGTERM (a batch system's stop) unwinds like Ctrl-C: the temporary files go, the
+    database is not written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    work = tmp_path / "work"
+    work.mkdir()
+    db = tmp_path / "f.duckdb"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "iccaudit.cli", "score", str(SAMPLES), "--db", str(db), "-q",
+         "--out-of-core", "--work-dir", str(work)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(work.rglob("*")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert child.poll() is None, "the run ended before it could be stopped"
+    os.kill(child.pid, signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(work.iterdir()) == []
+    assert not db.exists()

@@ -382,11 +382,24 @@ def doctor(db) -> None:
         raise SystemExit(EXIT_ERROR)
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C or SIGTERM: unwinds the run (temporary files removed, no write half done)."""
+
+
+def _interrupted(signum, frame) -> None:
+    raise _Interrupted
+
+
 def main() -> None:
     """Console entry point."""
+    import signal
+
+    # click would turn Ctrl-C into "Aborted!" with exit 1; a batch system stops with SIGTERM
+    signal.signal(signal.SIGINT, _interrupted)
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         cli.main(prog_name="iccaudit", standalone_mode=True)
-    except KeyboardInterrupt:
+    except (_Interrupted, KeyboardInterrupt):
         click.echo("iccaudit: interrupted; the database is unchanged", err=True)
         sys.exit(130)
     except Exception as exc:  # a bug of ours: still one line, the traceback on request

@@ -1,12 +1,13 @@
 """Run rules set-at-a-time on the sandbox, and run the rules' in-file tests.
 
-Each rule is one query over its whole view (never a Python loop over rows). The columns the
-rules read are copied from each view into a temp table once, so a view is computed once per
-run, not once per rule. Per view, one statistics query counts the rows, the applicable rows
-and the hits of all its rules at once;
-if that batched query fails, each rule is counted alone so that one broken rule cannot take
-the others down. A rule that fails at run time gets a ``rule_runs`` row with status
-``not_evaluated`` and the one-line error: it never counts as "no findings".
+Each rule is one query over its whole view (never a Python loop over rows). A view that is
+not a table is copied (the columns the rules read) into a temp table once, so it is computed
+once per run, not once per rule. Per view, one statistics query counts the rows, the
+applicable rows and the hits of all its rules at once, and one more scan keeps the rows any
+of them hits: each rule's findings query then reads those few rows, not the whole view.
+If a batched query fails, each rule is counted alone (and reads the view itself) so that one
+broken rule cannot take the others down. A rule that fails at run time gets a ``rule_runs``
+row with status ``not_evaluated`` and the one-line error: it never counts as "no findings".
 """
 
 from __future__ import annotations

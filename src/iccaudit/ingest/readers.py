@@ -441,6 +441,8 @@ def _duckdb() -> Any:
     if con is None:
         con = _local.con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
+        # large_string buffers: the type the normaliser works in, so no cast and no copy
+        con.execute("SET arrow_large_buffer_size = true")
     return con
 
 
@@ -593,6 +595,7 @@ def stream_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: st
     # quoted line breaks need DuckDB's serial reader (the parallel one says so at once)
     con = duckdb.connect()  # its own: the stream outlives this call
     con.execute("SET enable_progress_bar = false")
+    con.execute("SET arrow_large_buffer_size = true")
 
     def open_reader(parallel: str):
         sql = (f"SELECT * FROM read_csv(?, header = false, delim = ?, quote = '\"', "

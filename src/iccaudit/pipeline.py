@@ -41,6 +41,8 @@ class DetectOptions:
 #: a DuckDB file with a memory limit (it spills), and the store copies from the Parquet file.
 #: One million lines of CSV are about 250 MB.
 LARGE_RUN_BYTES = 1024**3
+#: Inputs from this size on import the outlier detectors in a thread while files are read.
+WARM_MODELS_BYTES = 16 * 1024**2
 #: DuckDB's memory limit for the out-of-core sandbox and numbering.
 LARGE_MEMORY_LIMIT = "3GB"
 
@@ -198,7 +200,9 @@ def _warm_models(opts: DetectOptions) -> Any:
     its compiled code: work that does not need the data, so it overlaps the ingest. Any
     problem is left for the models stage to report.
     """
-    if not opts.models:
+    # Only for inputs whose reading takes a while: a small or refused input would pay the
+    # imports (and their memory) for nothing.
+    if not opts.models or _input_bytes(opts.paths) < WARM_MODELS_BYTES:
         return None
     import threading
 

@@ -172,6 +172,10 @@ def write_run(path: str | Path, tables: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown tables {sorted(unknown)}")
     con = connect(path)
     try:
+        # Rows are identified by run_id/item_id, never by position: letting DuckDB write the
+        # row groups in parallel halves the time of a large run's write (1 M lines: 4 -> 2 s)
+        # and the file (the checkpoint at close has nothing left to rewrite).
+        con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN TRANSACTION")
         try:
             ensure_schema(con)

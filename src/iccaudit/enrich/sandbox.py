@@ -34,8 +34,15 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
         raise ValueError(f"line_items frame lacks columns {missing}")
     types = {name: schema.sql_type(f.annotation)
              for name, f in schema.LineItem.model_fields.items()}
-    con.register(_SOURCE, line_items.select(cols) if is_arrow else line_items[cols])
     select = ", ".join(f'CAST("{c}" AS {types[c]}) AS "{c}"' for c in cols)
+    parquet = getattr(line_items, "path", None)
+    if parquet is not None:
+        # rows in a Parquet file (store.ParquetRows, an out-of-core run): DuckDB's own reader
+        # streams them within its memory limit; scanning the Arrow dataset took 3x the time
+        # and memory outside the limit. Read while building, before external access is off.
+        literal = "'" + str(parquet).replace("'", "''") + "'"
+        return f"(SELECT {select} FROM read_parquet({literal}))"
+    con.register(_SOURCE, line_items.select(cols) if is_arrow else line_items[cols])
     return f"(SELECT {select} FROM {_SOURCE})"
 
 

@@ -43,8 +43,25 @@ class DetectOptions:
 LARGE_RUN_BYTES = 1024**3
 #: Inputs from this size on import the outlier detectors in a thread while files are read.
 WARM_MODELS_BYTES = 16 * 1024**2
-#: DuckDB's memory limit for the out-of-core sandbox and numbering.
-LARGE_MEMORY_LIMIT = "3GB"
+#: DuckDB's memory limit for the out-of-core sandbox and numbering: a quarter of the machine's
+#: memory, at least 2 GB. Sorts, joins and windows spill beyond it; the peer medians (an exact
+#: quantile per group) cannot, and need about 4 GB at 10 M lines; $ICCAUDIT_MEMORY_LIMIT
+#: ("8GB") overrides it.
+LARGE_MEMORY_LIMIT = "auto"
+
+
+def _memory_limit() -> str:
+    import os
+
+    if os.environ.get("ICCAUDIT_MEMORY_LIMIT"):
+        return os.environ["ICCAUDIT_MEMORY_LIMIT"]
+    if LARGE_MEMORY_LIMIT != "auto":
+        return LARGE_MEMORY_LIMIT
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        total = 8 * 1024**3
+    return f"{max(2 * 1024**3, total // 4) // 1024**2}MB"
 
 
 @dataclass(kw_only=True)
@@ -116,7 +133,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
 
     t0 = time.perf_counter()
     con = build_sandbox(items, reference_dir(bundled_rules_dir()), database=database,
-                        memory_limit=LARGE_MEMORY_LIMIT if database is not None else None)
+                        memory_limit=_memory_limit() if database is not None else None)
     timings["enrich_s"] = time.perf_counter() - t0
     try:
         t0 = time.perf_counter()
@@ -254,7 +271,7 @@ def _numbered_parquet(sink: Any, run_id: str, work: Path) -> Any:
         item_id = ("row_number() OVER (ORDER BY source_file, source_sheet NULLS FIRST, "
                    "source_row)")
         order = "ORDER BY item_id"
-    con = duckdb.connect(config={"memory_limit": LARGE_MEMORY_LIMIT,
+    con = duckdb.connect(config={"memory_limit": _memory_limit(),
                                  "temp_directory": str(work / "spill")})
     try:
         con.execute(

@@ -520,18 +520,34 @@ WITH modules AS (
 ), complete_peers AS (
     -- what the batch pays for a branded complete server of the model near the pair's date:
     -- prices drift more within a year (H100 2.75 M -> 2.4 M in 2024) than the 5-8 % assembly
-    -- discount, so a static reference cannot tell a discount from drift; +-90 days can
-    SELECT p.head_item_id, p.module_item_id,
-        median(c.unit_price_cny) AS complete_peer_median_cny,
-        count(c.unit_price_cny) AS complete_peer_count
-    FROM pairs p
-    LEFT JOIN items c
-        ON c.category = 'gpu_server' AND c.accel_model = p.accel_model
-        AND c.cards_per_unit = p.cards_per_unit AND NOT c.is_lump_sum
-        AND NOT c.spec_says_assembled AND c.brand_tier <> 'other'
-        AND c.condition_class NOT IN ('used', 'refurbished') AND c.unit_price_cny > 0
-        AND abs(date_diff('day', c.purchase_date, p.purchase_date)) <= 90
-    GROUP BY p.head_item_id, p.module_item_id
+    -- discount, so a static reference cannot tell a discount from drift; +-90 days can.
+    -- A window over the servers, with each pair as a priceless row among them, not a join of
+    -- every pair with every server within 90 days: that join grows with the square of the
+    -- batch (10 M lines: tens of billions of rows). Same medians and counts.
+    SELECT head_item_id, module_item_id, complete_peer_median_cny, complete_peer_count
+    FROM (
+        SELECT is_pair, head_item_id, module_item_id,
+            median(price) OVER near AS complete_peer_median_cny,
+            count(price) OVER near AS complete_peer_count
+        FROM (
+            SELECT DISTINCT TRUE AS is_pair, head_item_id, module_item_id, accel_model,
+                cards_per_unit, purchase_date, NULL::DOUBLE AS price
+            FROM pairs
+            UNION ALL
+            SELECT FALSE, NULL, NULL, c.accel_model, c.cards_per_unit, c.purchase_date,
+                c.unit_price_cny
+            FROM items c
+            WHERE c.category = 'gpu_server' AND c.accel_model IS NOT NULL
+                AND c.cards_per_unit IS NOT NULL AND c.purchase_date IS NOT NULL
+                AND NOT c.is_lump_sum AND NOT c.spec_says_assembled
+                AND c.brand_tier <> 'other'
+                AND c.condition_class NOT IN ('used', 'refurbished') AND c.unit_price_cny > 0
+        )
+        WINDOW near AS (PARTITION BY accel_model, cards_per_unit ORDER BY purchase_date
+                        RANGE BETWEEN INTERVAL 90 DAYS PRECEDING
+                              AND INTERVAL 90 DAYS FOLLOWING)
+    )
+    WHERE is_pair
 ), params AS (
     SELECT max(num_value) FILTER (WHERE key = 'assembly_discount_low') AS disc_low,
            max(num_value) FILTER (WHERE key = 'assembly_discount_high') AS disc_high

@@ -118,12 +118,12 @@ def _load_rules(rules_dirs: list[Path], skip_invalid: bool, warnings: list[str])
 
 
 def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
-            timings: dict[str, float], database: Path | None = None) -> tuple[Any, Any, Any]:
+            timings: dict[str, float], spill: Path | None = None) -> tuple[Any, Any, Any]:
     """Enrich and detect on one batch of line items: rules, then models.
 
     Returns (findings, rule_runs, line_items): two frames and the line items as given (an
     Arrow table or :class:`iccaudit.store.ParquetRows`), which the store casts to the schema
-    as the sandbox did. ``database``: a file for an out-of-core sandbox.
+    as the sandbox did. ``spill``: a folder for an out-of-core sandbox to spill into.
     """
     import pandas as pd
 
@@ -132,8 +132,10 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     from iccaudit.paths import bundled_rules_dir, reference_dir
 
     t0 = time.perf_counter()
-    con = build_sandbox(items, reference_dir(bundled_rules_dir()), database=database,
-                        memory_limit=_memory_limit() if database is not None else None)
+    # out of core: an in-memory sandbox that spills into ``spill`` beyond the memory limit
+    con = build_sandbox(items, reference_dir(bundled_rules_dir()),
+                        memory_limit=_memory_limit() if spill is not None else None,
+                        temp_directory=spill)
     timings["enrich_s"] = time.perf_counter() - t0
     try:
         t0 = time.perf_counter()
@@ -255,8 +257,9 @@ def _input_bytes(paths: list[Path]) -> int:
 def _numbered_parquet(sink: Any, run_id: str, work: Path) -> Any:
     """The staged items with ``run_id`` and ``item_id`` in (file, sheet, row) order.
 
-    DuckDB does it out of core (memory limit, spilling into ``work``): a projection when the
-    input came in that order already, a sort otherwise; failed files are left out.
+    Input already in that order is numbered where it lies (``seq + 1``, read by the sandbox
+    and the store); otherwise DuckDB sorts it out of core (memory limit, spilling into
+    ``work``) into a new file, leaving out the files that failed.
     """
     import duckdb
 
@@ -266,17 +269,16 @@ def _numbered_parquet(sink: Any, run_id: str, work: Path) -> Any:
                      ("run_id", "item_id"))
     out = work / "line_items.parquet"
     if sink.in_order and not sink.failed:
-        item_id, order = "seq + 1", ""
-    else:
-        item_id = ("row_number() OVER (ORDER BY source_file, source_sheet NULLS FIRST, "
-                   "source_row)")
-        order = "ORDER BY item_id"
+        # already in (file, sheet, row) order: number in place, no rewrite (10 M lines: 14 s)
+        return store.ParquetRows(sink.path, constants={"run_id": run_id}, item_ids_from="seq")
+    item_id = "row_number() OVER (ORDER BY source_file, source_sheet NULLS FIRST, source_row)"
     con = duckdb.connect(config={"memory_limit": _memory_limit(),
                                  "temp_directory": str(work / "spill")})
     try:
         con.execute(
             f"COPY (SELECT $run_id::VARCHAR AS run_id, {item_id} AS item_id, {cols} "
-            f"FROM read_parquet($src) WHERE NOT list_contains($failed, source_file) {order}) "
+            f"FROM read_parquet($src) WHERE NOT list_contains($failed, source_file) "
+            "ORDER BY item_id) "
             "TO $out (FORMAT parquet, COMPRESSION snappy)",
             {"run_id": run_id, "src": str(sink.path), "failed": sorted(sink.failed),
              "out": str(out)})
@@ -284,6 +286,7 @@ def _numbered_parquet(sink: Any, run_id: str, work: Path) -> Any:
         con.close()
     sink.path.unlink()
     return store.ParquetRows(out)
+
 
 
 def run_score(opts: ScoreOptions) -> ScoreResult:
@@ -345,7 +348,7 @@ def _score(opts: ScoreOptions, work: Path | None) -> ScoreResult:
         warm.join()
     findings, rule_runs, items = _detect(
         items, ruleset, run_id, opts, timings,
-        database=work / "sandbox.duckdb" if work is not None else None)
+        spill=work / "spill" if work is not None else None)
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
     files = _with_run(batch.files, run_id)

@@ -117,24 +117,46 @@ class ParquetRows:
     """Rows in a Parquet file, read by DuckDB as a stream: a table larger than memory.
 
     Quacks like an Arrow table where the store and the sandbox need it (``column_names``,
-    ``num_rows``, ``len()``, ``select()``). The store reads the file with DuckDB's
-    ``read_parquet`` (three times faster and leaner than scanning the Arrow dataset).
+    ``num_rows``, ``len()``, ``select()``); both read it with DuckDB's ``read_parquet``
+    (three times faster and leaner than scanning the Arrow dataset) through :meth:`sql`.
+    ``constants`` adds columns of one value each (the run id) and ``item_ids_from`` numbers
+    the rows from a column of the file (``seq + 1``), so that staged rows already in order
+    need no rewrite.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        import pyarrow.dataset as ds
+    def __init__(self, path: str | Path, *, constants: dict[str, str] | None = None,
+                 item_ids_from: str | None = None) -> None:
+        import pyarrow.parquet as pq
 
         self.path = Path(path)
-        self.dataset = ds.dataset(self.path, format="parquet")
-        self.column_names = list(self.dataset.schema.names)
-        self.num_rows = self.dataset.count_rows()
+        meta = pq.ParquetFile(self.path).metadata
+        self.num_rows = meta.num_rows
+        self.constants = dict(constants or {})
+        self.item_ids_from = item_ids_from
+        names = [meta.schema.column(i).path.split(".")[0] for i in range(meta.num_columns)]
+        names = list(dict.fromkeys(names))  # a list column has several leaf paths
+        extra = [*self.constants, *(["item_id"] if item_ids_from else [])]
+        self.column_names = extra + [n for n in names if n not in extra
+                                     and n != item_ids_from]
 
     def __len__(self) -> int:
         return self.num_rows
 
-    def select(self, columns: list[str]) -> Any:
-        """The dataset (DuckDB picks the columns it reads by name)."""
-        return self.dataset
+    def select(self, columns: list[str]) -> Any:  # pragma: no cover - read through sql()
+        import pyarrow.dataset as ds
+
+        return ds.dataset(self.path, format="parquet")
+
+    def sql(self) -> str:
+        """A FROM item with every column (paths and values quoted as SQL literals)."""
+        def literal(text: str) -> str:
+            return "'" + str(text).replace("'", "''") + "'"
+
+        extra = [f"{literal(v)}::VARCHAR AS \"{k}\"" for k, v in self.constants.items()]
+        if self.item_ids_from:
+            extra.append(f'"{self.item_ids_from}" + 1 AS item_id')
+        star = "*" if not self.item_ids_from else f'* EXCLUDE ("{self.item_ids_from}")'
+        return (f"(SELECT {', '.join([*extra, star])} FROM read_parquet({literal(self.path)}))")
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
@@ -153,8 +175,7 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
     target = ", ".join(f'"{c}"' for c in cols)
     select = ", ".join(f'"{c}"' if c in names else f'NULL AS "{c}"' for c in cols)
     if isinstance(frame, ParquetRows):  # DuckDB's own reader: parallel, within its memory limit
-        con.execute(f"INSERT INTO {table} ({target}) SELECT {select} FROM read_parquet(?)",
-                    [str(frame.path)])
+        con.execute(f"INSERT INTO {table} ({target}) SELECT {select} FROM {frame.sql()}")
         return len(frame)
     view = f"_incoming_{table}"
     con.register(view, frame)

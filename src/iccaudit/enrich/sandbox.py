@@ -35,13 +35,11 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
     types = {name: schema.sql_type(f.annotation)
              for name, f in schema.LineItem.model_fields.items()}
     select = ", ".join(f'CAST("{c}" AS {types[c]}) AS "{c}"' for c in cols)
-    parquet = getattr(line_items, "path", None)
-    if parquet is not None:
+    if hasattr(line_items, "sql"):
         # rows in a Parquet file (store.ParquetRows, an out-of-core run): DuckDB's own reader
         # streams them within its memory limit; scanning the Arrow dataset took 3x the time
         # and memory outside the limit. Read while building, before external access is off.
-        literal = "'" + str(parquet).replace("'", "''") + "'"
-        return f"(SELECT {select} FROM read_parquet({literal}))"
+        return f"(SELECT {select} FROM {line_items.sql()})"
     con.register(_SOURCE, line_items.select(cols) if is_arrow else line_items[cols])
     return f"(SELECT {select} FROM {_SOURCE})"
 
@@ -61,8 +59,11 @@ def _check_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
             raise ValueError(f"line_items: column {name!r} is empty in {nulls:,} row(s)")
 
 
-def _connect(database: Path | None, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
+def _connect(database: Path | None, memory_limit: str | None,
+             temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
     config = {"memory_limit": memory_limit} if memory_limit else {}
+    if temp_directory is not None:
+        config["temp_directory"] = str(temp_directory)
     if database is None:
         return duckdb.connect(":memory:", config=config)
     path = Path(database)
@@ -83,6 +84,7 @@ def build_sandbox(
     reference: Reference | None = None,
     database: Path | None = None,
     memory_limit: str | None = None,
+    temp_directory: Path | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with this run's lines, the reference book and the views.
 
@@ -102,6 +104,10 @@ def build_sandbox(
         of memory on batches of tens of millions of lines. Default: in memory.
     memory_limit
         DuckDB's ``memory_limit`` (``"4GB"``), set before the configuration is locked.
+    temp_directory
+        Where DuckDB spills beyond the limit. An in-memory sandbox with a memory limit and a
+        temporary directory spills too, and skips the checkpoints a database file makes
+        (10 M lines: 84 s instead of 95 s to build); the out-of-core pipeline uses that.
 
     Returns
     -------
@@ -120,7 +126,7 @@ def build_sandbox(
         empty; ``database`` is an existing, non-empty file.
     """
     ref = reference if reference is not None else load_reference(Path(reference_dir))
-    con = _connect(database, memory_limit)
+    con = _connect(database, memory_limit, temp_directory)
     try:
         source = _typed_source(con, line_items)
         try:

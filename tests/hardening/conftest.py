@@ -33,15 +33,31 @@ class Outcome:
         return self.out + self.err
 
 
+#: A small launcher between the test process and the CLI. Linux charges a child's peak RSS
+#: with the memory of the process it was spawned from (the vfork'ed address space is counted
+#: before exec), so the CLI spawned straight from a pytest process of several hundred MB would
+#: report that as its own peak; spawned from this launcher of ~10 MB it reports its own.
+_LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_cli(args: list[str], *, timeout: float = HANG_SECONDS, cwd: Path | None = None,
             env: dict | None = None) -> Outcome:
     """``iccaudit ARGS`` in a child process (the console entry point, ``main``); returns its
-    exit code, output and peak resident memory (ru_maxrss of that child alone, via wait4)."""
+    exit code, output and peak resident memory (ru_maxrss of the CLI process alone)."""
     out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"icc-{os.getpid()}-{time.time_ns()}"
     with open(f"{out_path}.out", "wb") as out, open(f"{out_path}.err", "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from iccaudit.cli import main; main()", *args],
+            [sys.executable, "-c", _LAUNCHER, f"{out_path}.rss",
+             sys.executable, "-c", "from iccaudit.cli import main; main()", *args],
             stdout=out, stderr=err, cwd=cwd, env={**os.environ, **(env or {})},
+            start_new_session=True,  # the hang guard stops the launcher and the CLI together
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -49,15 +65,17 @@ def run_cli(args: list[str], *, timeout: float = HANG_SECONDS, cwd: Path | None 
             if pid:
                 break
             if time.monotonic() > deadline:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 os.wait4(proc.pid, 0)
                 pytest.fail(f"iccaudit {' '.join(args)} hung for more than {timeout} s")
             time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     texts = [Path(f"{out_path}.{k}").read_text(errors="replace") for k in ("out", "err")]
-    for k in ("out", "err"):
-        Path(f"{out_path}.{k}").unlink()
-    return Outcome(proc.returncode, texts[0], texts[1], usage.ru_maxrss / 1024)
+    rss = Path(f"{out_path}.rss")
+    maxrss_kb = float(rss.read_text()) if rss.exists() else usage.ru_maxrss
+    for k in ("out", "err", "rss"):
+        Path(f"{out_path}.{k}").unlink(missing_ok=True)
+    return Outcome(proc.returncode, texts[0], texts[1], maxrss_kb / 1024)
 
 
 def _alarm(signum, frame):  # pragma: no cover - only when something hangs

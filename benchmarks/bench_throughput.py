@@ -51,6 +51,7 @@ def run_measured(cmd: list[str], **kw) -> tuple[float, float, subprocess.Complet
 def floor_seconds(csv: Path, work: Path) -> float:
     code = (
         "import duckdb,sys,time; t=time.perf_counter(); c=duckdb.connect(sys.argv[2]);"
+        "c.execute('SET enable_progress_bar = false');"
         "c.execute(\"CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true)\", [sys.argv[1]]);"
         "print(time.perf_counter()-t)"
     )
@@ -58,7 +59,7 @@ def floor_seconds(csv: Path, work: Path) -> float:
     db.unlink(missing_ok=True)
     proc = subprocess.run([PY, "-c", code, str(csv), str(db)], capture_output=True, text=True,
                           check=True)
-    return float(proc.stdout.strip())
+    return float(proc.stdout.strip().splitlines()[-1])
 
 
 def make_big(work: Path, rows: int, seed: int = 3) -> Path:

@@ -137,6 +137,10 @@ def _materialise(con: Any, view: str, rules: Sequence[Rule]) -> str | None:
     return table
 
 
+def _hits_table_name(view: str) -> str:
+    return f"__rules_hits_{view}"
+
+
 def _hit_rows(con: Any, view: str, source: str, rules: Sequence[Rule]) -> str | None:
     """The rows of ``source`` that any of ``rules`` hits, with the columns they read.
 
@@ -153,7 +157,7 @@ def _hit_rows(con: Any, view: str, source: str, rules: Sequence[Rule]) -> str | 
     select = (exp.select(*[exp.column(c, quoted=True) for c in cols])
               .from_(exp.to_table(source))
               .where(exp.or_(*[r.compiled.condition() for r in rules])))
-    table = f"__rules_hits_{view}"
+    table = _hits_table_name(view)
     create = exp.Create(this=exp.to_table(table), kind="TABLE", expression=select,
                         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
                         replace=True)
@@ -327,44 +331,67 @@ def _tenders_table(con: Any) -> str | None:
 
 def _run_view(con: Any, view: str, view_rules: Sequence[Rule], run_id: str,
               runs: dict[str, dict[str, Any]], tenders: str | None) -> list[Any]:
-    """Run the rules of one view; fills ``runs`` and returns their findings frames."""
+    """Run the rules of one view; fills ``runs`` and returns their findings frames.
+
+    One worker thread talks to DuckDB (statistics, hit rows, then each rule's finding query,
+    in rule order) while this thread builds the queries and formats the findings of the rule
+    before: DuckDB releases the GIL, so the two overlap. Only the worker uses ``con`` until it
+    is done; results are taken in rule order, so the output does not depend on timing.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     import duckdb
 
     frames = []
     table = _materialise(con, view, view_rules)
     source = table or view
     hits_table = None
-    try:
+    hits_name = _hits_table_name(view)
+
+    def prepare() -> tuple[dict, str | None]:
         stats = _stats(con, source, view_rules)
-        hits_table = _hit_rows(con, view, source, [r for r in view_rules
-                                                   if not isinstance(stats[r.id], str)])
-        for r in view_rules:
-            st = stats[r.id]
-            if isinstance(st, str):
-                runs[r.id] = {"status": "not_evaluated", "error": st}
-                continue
-            rows, applicable, hits = st
-            try:
-                found = _fetch(con, finding_sql(r.compiled, hits_table or source,
-                                                tenders_table=tenders))
-            except duckdb.Error as exc:
-                runs[r.id] = {"status": "not_evaluated", "error": _one_line(exc),
-                              "rows_evaluated": rows}
-                continue
-            warning = None
-            limit = r.expected_fire_rate or FIRE_RATE_WARNING
-            if applicable >= FIRE_RATE_MIN_ROWS and hits > limit * applicable:
-                warning = (f"{r.id}: fired on {hits:,} of {applicable:,} applicable rows "
-                           f"({hits / applicable:.0%}), more than "
-                           f"{limit:.0%}; check the rule or the data")
-            runs[r.id] = {"status": "ok", "rows_evaluated": rows,
-                          "rows_applicable": applicable, "hits": hits, "warning": warning}
-            if len(found):
-                frames.append(_findings(r, found, run_id))
-    finally:
-        for t in (hits_table, table):
-            if t:
-                _drop(con, t)
+        return stats, _hit_rows(con, view, source, [r for r in view_rules
+                                                    if not isinstance(stats[r.id], str)])
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-rules") as duck:
+        try:
+            pending = duck.submit(prepare)
+            # built while DuckDB computes the statistics (assuming the shared hit rows table)
+            queries = {r.id: finding_sql(r.compiled, hits_name, tenders_table=tenders)
+                       for r in view_rules}
+            stats, hits_table = pending.result()
+            if hits_table is None:
+                queries = {r.id: finding_sql(r.compiled, source, tenders_table=tenders)
+                           for r in view_rules}
+            fetches = {r.id: duck.submit(_fetch, con, queries[r.id]) for r in view_rules
+                       if not isinstance(stats[r.id], str)}
+            for r in view_rules:
+                st = stats[r.id]
+                if isinstance(st, str):
+                    runs[r.id] = {"status": "not_evaluated", "error": st}
+                    continue
+                rows, applicable, hits = st
+                try:
+                    found = fetches[r.id].result()
+                except duckdb.Error as exc:
+                    runs[r.id] = {"status": "not_evaluated", "error": _one_line(exc),
+                                  "rows_evaluated": rows}
+                    continue
+                warning = None
+                limit = r.expected_fire_rate or FIRE_RATE_WARNING
+                if applicable >= FIRE_RATE_MIN_ROWS and hits > limit * applicable:
+                    warning = (f"{r.id}: fired on {hits:,} of {applicable:,} applicable rows "
+                               f"({hits / applicable:.0%}), more than "
+                               f"{limit:.0%}; check the rule or the data")
+                runs[r.id] = {"status": "ok", "rows_evaluated": rows,
+                              "rows_applicable": applicable, "hits": hits, "warning": warning}
+                if len(found):
+                    frames.append(_findings(r, found, run_id))
+        finally:
+            duck.shutdown(wait=True, cancel_futures=True)  # con is this thread's again
+            for t in (hits_table, table):
+                if t:
+                    _drop(con, t)
     return frames
 
 

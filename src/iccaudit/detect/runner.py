@@ -206,6 +206,42 @@ def _stats(con: Any, view: str, rules: Sequence[Rule]) -> dict[str, tuple[int, i
     return out
 
 
+def _counts(con: Any, table: str, rules: Sequence[Rule], which: int) -> list[int] | None:
+    """count(*) and, per rule, its applicable rows (``which`` 0) or hits (1) in ``table``;
+    None when the query fails (the caller then takes the rule-by-rule path)."""
+    import duckdb
+
+    cols: list[exp.Expression] = [exp.alias_(exp.Count(this=exp.Star()), "n")]
+    cols.extend(r.compiled.stats_projections(i)[which] for i, r in enumerate(rules))
+    try:
+        return [int(v) for v in con.execute(
+            exp.select(*cols).from_(exp.to_table(table)).sql(DIALECT)).fetchall()[0]]
+    except duckdb.Error:
+        return None
+
+
+def _stats_and_hits(con: Any, view: str, source: str, rules: Sequence[Rule]
+                    ) -> tuple[dict[str, tuple[int, int, int] | str], str | None]:
+    """(rule id -> (rows, applicable, hits) or error, the shared hit rows table or None).
+
+    The rules' conditions cost most of a scan, so they are evaluated once: applicability is
+    counted over the view, the hit rows are collected with all conditions at once, and each
+    rule's hits are counted on those few rows. Anything failing takes the rule-by-rule path.
+    """
+    if len(rules) >= 2:
+        applicable = _counts(con, source, rules, 0)
+        hits_table = _hit_rows(con, view, source, rules) if applicable is not None else None
+        hits = _counts(con, hits_table, rules, 1) if hits_table is not None else None
+        if hits is not None:
+            return {r.id: (applicable[0], applicable[1 + i], hits[1 + i])
+                    for i, r in enumerate(rules)}, hits_table
+        if hits_table is not None:
+            _drop(con, hits_table)
+    stats = _stats(con, source, rules)
+    return stats, _hit_rows(con, view, source, [r for r in rules
+                                                if not isinstance(stats[r.id], str)])
+
+
 def _plain(value: Any) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
@@ -349,9 +385,7 @@ def _run_view(con: Any, view: str, view_rules: Sequence[Rule], run_id: str,
     hits_name = _hits_table_name(view)
 
     def prepare() -> tuple[dict, str | None]:
-        stats = _stats(con, source, view_rules)
-        return stats, _hit_rows(con, view, source, [r for r in view_rules
-                                                    if not isinstance(stats[r.id], str)])
+        return _stats_and_hits(con, view, source, view_rules)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-rules") as duck:
         try:

@@ -177,3 +177,20 @@ def test_streamed_file_that_cannot_be_read_to_the_end_is_a_file_error(files, mon
     assert not (batch.items["source_file"] == str(path)).any()  # none of its rows kept
     assert len(batch.items) == 3
     assert [e for e in batch.errors if str(path) in e]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["duckdb-read", "streamed"])
+def test_a_nul_byte_deep_in_a_large_file_is_refused_like_the_general_reader_does(
+        files, monkeypatch, stream):
+    rows = _long_table(2000, tail=0)  # the NUL lies far beyond the sampled first 64 KB
+    data = "\n".join(",".join(r) for r in rows).encode()
+    cut = data.index(b"\n", len(data) - 200)
+    path = files.raw("nul.csv", data[:cut] + b"\x00" + data[cut:])
+    general = ingest([path])
+    monkeypatch.setattr(ingest_module, "LARGE_TEXT_BYTES", 0)
+    if stream:
+        monkeypatch.setattr(ingest_module, "STREAM_TEXT_BYTES", 0)
+    large = ingest([path])
+    assert general.files["status"].tolist() == large.files["status"].tolist() == ["error"]
+    assert general.errors == large.errors
+    assert "NUL byte on line" in large.errors[0]

@@ -401,6 +401,16 @@ class TextScan:
     blank_lines: bool
     #: a carriage return not followed by a line feed (old Mac line ends)
     lone_cr: bool
+    #: the line of the first NUL byte, if any (a damaged file: refused, as the general
+    #: reader refuses it, rather than a cell with a NUL in it)
+    nul_line: int | None = None
+
+    def check_nul(self) -> None:
+        """Refuse a file holding a NUL byte, with the message the general reader gives."""
+        if self.nul_line is not None:
+            raise FileReadError(
+                f"cannot read: NUL byte on line {self.nul_line} (a damaged text file); "
+                "remove it and read the file again")
 
 
 def scan_text(path: Path) -> TextScan:
@@ -413,6 +423,7 @@ def scan_text(path: Path) -> TextScan:
     blank = False
     tail = b""
     size = 0
+    nul_line = None
     with open(path, "rb") as f:
         while chunk := f.read(_SCAN_CHUNK):
             digest.update(chunk)
@@ -420,6 +431,8 @@ def scan_text(path: Path) -> TextScan:
                 head = chunk[:_SAMPLE_BYTES]
                 blank = chunk.startswith((b"\n", b"\r\n"))
             size += len(chunk)
+            if nul_line is None and (at := chunk.find(b"\x00")) >= 0:
+                nul_line = newlines + chunk.count(b"\n", 0, at) + 1
             newlines += chunk.count(b"\n")
             crs += chunk.count(b"\r")
             joined = tail + chunk  # patterns across the chunk boundary
@@ -427,7 +440,7 @@ def scan_text(path: Path) -> TextScan:
             blank = blank or b"\n\n" in joined or b"\n\r\n" in joined
             tail = chunk[-2:]
     return TextScan(digest.hexdigest(), size, head, newlines, tail.endswith(b"\n"), blank,
-                    crs != crlfs)
+                    crs != crlfs, nul_line)
 
 
 _local = threading.local()
@@ -534,6 +547,7 @@ def read_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
     if cols is None:
         return None
     scan = scan.result() if hasattr(scan, "result") else scan
+    scan.check_nul()
     if scan.blank_lines or scan.lone_cr:
         return None  # DuckDB skips empty lines: its row numbers would be off
     out, spans = _blank_to_null(cols)
@@ -585,6 +599,7 @@ def stream_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: st
     """A very large CSV/TSV as a :class:`TextStream`, or None when DuckDB cannot read it."""
     import duckdb
 
+    scan.check_nul()
     if scan.blank_lines or scan.lone_cr:
         return None
     sampled = _text_sample(scan.head, delimiter)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -68,17 +68,13 @@ _TEXT_FIELDS = ("item_name", "brand", "model", "spec", "unit", "supplier", "cond
 
 @dataclass
 class TableResult:
-    """A table's rows split three ways; ``problem`` says why it held no line-item table."""
+    """A sheet without a line-item table: its rows as non-items, and ``problem`` saying why."""
 
-    items: pd.DataFrame
-    rejects: pd.DataFrame
     non_items: pd.DataFrame
     rows_read: int
-    is_table: bool
-    problem: str | None = None
+    problem: str
     #: a header row was found but required columns are missing (worth telling the user)
     header_found: bool = False
-    title: TitleInfo = field(default_factory=TitleInfo)
 
 
 def empty_frame(columns: list[str]) -> pd.DataFrame:
@@ -336,18 +332,6 @@ def _all_null(cols: list[pa.Array], n: int) -> np.ndarray:
         return np.ones(n, dtype=bool)
     valid = [pc.is_valid(c).to_numpy(zero_copy_only=False) for c in cols]
     return ~np.logical_or.reduce(valid)
-
-
-def normalise(
-    raw: RawTable, source_file: str, stem: str, mapping: dict[str, str] | None
-) -> TableResult:
-    """Split one table into line items, rejects and non-items (every row exactly once)."""
-    plan = plan_table(raw, source_file, stem, mapping)
-    if isinstance(plan, TableResult):
-        return plan
-    out = normalise_plans([plan])
-    return TableResult(out.items.to_pandas(), out.rejects, out.non_items, plan.rows_read, True,
-                       title=plan.title)
 
 
 @dataclass
@@ -754,9 +738,4 @@ def _not_a_table(
         "text": text,
     }
     non_items = pd.DataFrame({c: values[c] for c in NON_ITEM_COLUMNS}, copy=False)
-    return TableResult(_EMPTY_ITEMS, _EMPTY_REJECTS, non_items, n, False, problem,
-                       header_found=header_found)
-
-
-_EMPTY_ITEMS = empty_frame(ITEM_COLUMNS)
-_EMPTY_REJECTS = empty_frame(REJECT_COLUMNS)
+    return TableResult(non_items, n, problem, header_found=header_found)

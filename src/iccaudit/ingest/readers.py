@@ -446,17 +446,38 @@ def scan_text(path: Path) -> TextScan:
 _local = threading.local()
 
 
-def _duckdb() -> Any:
-    """One in-memory DuckDB connection per thread for reading large text files."""
+def _new_duckdb(large_strings: bool) -> Any:
     import duckdb
 
-    con = getattr(_local, "con", None)
-    if con is None:
-        con = _local.con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    if large_strings:
         # large_string buffers: the type the normaliser works in, so no cast and no copy
         con.execute("SET arrow_large_buffer_size = true")
     return con
+
+
+def duckdb_connection(large_strings: bool = False) -> Any:
+    """One in-memory DuckDB connection per thread (and per Arrow string width) for ingest.
+
+    Opening a connection costs about 20 ms: once per sheet that was most of the time of a small
+    tender file. It holds no data between calls.
+    """
+    key = "large" if large_strings else "plain"
+    con = getattr(_local, key, None)
+    if con is None:
+        con = _new_duckdb(large_strings)
+        setattr(_local, key, con)
+    return con
+
+
+def _read_csv_sql(width: int, parallel: bool) -> str:
+    """DuckDB's exact reading of a delimited file (parameters: path, delimiter): every cell
+    text, short rows padded, a row wider than ``width`` an error rather than a silent cut."""
+    columns = "{" + ", ".join(f"'c{j}': 'VARCHAR'" for j in range(width)) + "}"
+    return (f"SELECT * FROM read_csv(?, header = false, delim = ?, quote = '\"', escape = '\"', "
+            f"columns = {columns}, null_padding = true, auto_detect = false, "
+            f"strict_mode = true, parallel = {str(parallel).lower()})")
 
 
 def _duckdb_cells(path: Path, delim: str, width: int) -> list | None:
@@ -464,20 +485,17 @@ def _duckdb_cells(path: Path, delim: str, width: int) -> list | None:
     exactly (then the pandas reader does, or says why not)."""
     import duckdb
 
-    con = _duckdb()
-    parallel = "true"
+    from iccaudit.store import fetch_arrow
+
+    con = duckdb_connection(large_strings=True)
+    parallel = True
     for _ in range(3):
-        columns = "{" + ", ".join(f"'c{j}': 'VARCHAR'" for j in range(width)) + "}"
-        sql = (f"SELECT * FROM read_csv(?, header = false, delim = ?, quote = '\"', "
-               f"escape = '\"', columns = {columns}, null_padding = true, auto_detect = false, "
-               f"strict_mode = true, parallel = {parallel})")
         try:
-            rel = con.sql(sql, params=[str(path), delim])
-            table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+            table = fetch_arrow(con, _read_csv_sql(width, parallel), [str(path), delim])
         except duckdb.Error as exc:
             message = str(exc).lower()
-            if parallel == "true" and "parallel" in message:
-                parallel = "false"  # quoted line breaks need the serial reader
+            if parallel and "parallel" in message:
+                parallel = False  # quoted line breaks need the serial reader
             elif "expected number of columns" in message and width < 4096:
                 width = width * 4 + 8  # a row wider than the sample: strict mode said so
             else:
@@ -606,26 +624,21 @@ def stream_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: st
     if sampled is None:
         return None
     delim, width = sampled
-    columns = "{" + ", ".join(f"'c{j}': 'VARCHAR'" for j in range(width)) + "}"
     # quoted line breaks need DuckDB's serial reader (the parallel one says so at once)
-    con = duckdb.connect()  # its own: the stream outlives this call
-    con.execute("SET enable_progress_bar = false")
-    con.execute("SET arrow_large_buffer_size = true")
+    con = _new_duckdb(large_strings=True)  # its own: the stream outlives this call
 
-    def open_reader(parallel: str):
-        sql = (f"SELECT * FROM read_csv(?, header = false, delim = ?, quote = '\"', "
-               f"escape = '\"', columns = {columns}, null_padding = true, auto_detect = false, "
-               f"strict_mode = true, parallel = {parallel})")
-        reader = con.sql(sql, params=[str(path), delim]).to_arrow_reader(STREAM_BATCH_ROWS)
+    def open_reader(parallel: bool):
+        reader = con.sql(_read_csv_sql(width, parallel), params=[str(path), delim]
+                         ).to_arrow_reader(STREAM_BATCH_ROWS)
         return reader, reader.read_next_batch()
 
     try:
         try:
-            reader, first = open_reader("true")
+            reader, first = open_reader(True)
         except duckdb.Error as exc:
             if "parallel" not in str(exc).lower():
                 raise
-            reader, first = open_reader("false")
+            reader, first = open_reader(False)
     except StopIteration:
         con.close()
         return None

@@ -14,10 +14,8 @@ The steps, all set-at-a-time over the table's rows:
 from __future__ import annotations
 
 import dataclasses
-import threading
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -34,7 +32,8 @@ from iccaudit.ingest.headers import (
     missing_required,
     read_title,
 )
-from iccaudit.ingest.readers import RawTable
+from iccaudit.ingest.readers import RawTable, duckdb_connection
+from iccaudit.store import fetch_arrow
 
 #: Cells longer than this are not read as values: the row becomes a value_too_long reject.
 MAX_CELL_CHARS = 32 * 1024
@@ -135,30 +134,14 @@ def _raw_json(cols: list[pa.Array], names: list[str]) -> pa.Array:
         return pa.array([], pa.string())
     table = pa.table({f"c{j}": c for j, c in enumerate(cols)})
     pairs = ", ".join(f"${j + 1}::VARCHAR, c{j}" for j in range(len(cols)))
-    con = _json_connection()
+    con = duckdb_connection()
     con.register("cells", table)
     try:
-        rel = con.sql(f"SELECT json_object({pairs})::VARCHAR AS j FROM cells", params=names)
-        out = (rel.to_arrow_table() if hasattr(rel, "to_arrow_table")
-               else rel.fetch_arrow_table()).column("j")
+        out = fetch_arrow(con, f"SELECT json_object({pairs})::VARCHAR AS j FROM cells",
+                          names).column("j")
     finally:
         con.unregister("cells")
     return out  # chunked as DuckDB made it: no copy of the JSON text
-
-
-_local = threading.local()
-
-
-def _json_connection() -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB connection per thread for :func:`_raw_json`.
-
-    Opening a connection costs about 20 ms: once per sheet that was most of the time spent on a
-    small tender file (2,000 files, 40 s). It holds no data between calls.
-    """
-    con = getattr(_local, "con", None)
-    if con is None:
-        con = _local.con = duckdb.connect()
-    return con
 
 
 def _find_header(head: list[tuple], mapping: dict[str, str] | None):
@@ -705,14 +688,12 @@ def _raw_json_batch(plans: list[TablePlan], acols: list[pa.Array], tid: np.ndarr
                                    pa.string()) for j in range(W)})
     pairs = ", ".join(f"CASE WHEN k{j} IS NOT NULL THEN to_json(k{j}) || ':' || "
                       f"coalesce(to_json(c{j}), 'null') END" for j in range(W))
-    con = _json_connection()
+    con = duckdb_connection()
     con.register("cells", pa.table(cells))
     con.register("layouts", pa.table(keys))
     try:
-        rel = con.sql(f"SELECT '{{' || concat_ws(',', {pairs}) || '}}' AS j "
-                      "FROM cells JOIN layouts USING (t) ORDER BY rn")
-        out = (rel.to_arrow_table() if hasattr(rel, "to_arrow_table")
-               else rel.fetch_arrow_table()).column("j")
+        out = fetch_arrow(con, f"SELECT '{{' || concat_ws(',', {pairs}) || '}}' AS j "
+                          "FROM cells JOIN layouts USING (t) ORDER BY rn").column("j")
     finally:
         con.unregister("cells")
         con.unregister("layouts")

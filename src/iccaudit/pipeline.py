@@ -165,13 +165,12 @@ def _numbered(items: Any, run_id: str) -> Any:
 
     Arrow throughout: the pandas frame of Python strings took several times the memory.
     """
-    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    order = pc.sort_indices(items, sort_keys=[
-        (c, "ascending", "at_start") for c in ("source_file", "source_sheet", "source_row")])
-    if not (order.to_numpy() == np.arange(items.num_rows)).all():  # one file: in order already
+    from iccaudit.ingest import item_order
+
+    order = item_order(items)
+    if order is not None:  # one file comes in order already
         items = items.take(order)
     n = items.num_rows
     items = items.add_column(0, "item_id", pa.array(range(1, n + 1), pa.int64()))
@@ -212,7 +211,7 @@ def _with_run(frame: Any, run_id: str) -> Any:
     return frame
 
 
-def _warm_models(opts: DetectOptions) -> Any:
+def _warm_models(opts: DetectOptions, input_bytes: int) -> Any:
     """Import and compile the outlier detectors in a thread while the files are read.
 
     PyOD pulls in numba, scikit-learn and matplotlib (about a second here) and numba loads
@@ -221,7 +220,7 @@ def _warm_models(opts: DetectOptions) -> Any:
     """
     # Only for inputs whose reading takes a while: a small or refused input would pay the
     # imports (and their memory) for nothing.
-    if not opts.models or _input_bytes(opts.paths) < WARM_MODELS_BYTES:
+    if not opts.models or input_bytes < WARM_MODELS_BYTES:
         return None
     import threading
 
@@ -293,15 +292,15 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
     """Run the whole pipeline and write the run; raise PipelineError with a one-line message."""
     import tempfile
 
-    large = opts.large if opts.large is not None else (
-        _input_bytes(opts.paths) > LARGE_RUN_BYTES)
+    size = _input_bytes(opts.paths)
+    large = opts.large if opts.large is not None else size > LARGE_RUN_BYTES
     if not large:
-        return _score(opts, None)
+        return _score(opts, None, size)
     with tempfile.TemporaryDirectory(prefix="iccaudit-", dir=opts.work_dir) as work:
-        return _score(opts, Path(work))
+        return _score(opts, Path(work), size)
 
 
-def _score(opts: ScoreOptions, work: Path | None) -> ScoreResult:
+def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResult:
     """The pipeline; ``work``: a folder for out-of-core files (None: all in memory)."""
     import pandas as pd
 
@@ -315,7 +314,7 @@ def _score(opts: ScoreOptions, work: Path | None) -> ScoreResult:
     # Rules first: an invalid pack is refused before any file is read.
     rule_dirs, ruleset = _load_rules(opts.rules_dirs, opts.skip_invalid, warnings)
 
-    warm = _warm_models(opts)
+    warm = _warm_models(opts, input_bytes)
     t0 = time.perf_counter()
     sink = ParquetSink(work / "incoming.parquet") if work is not None else None
     try:

@@ -117,8 +117,8 @@ class ParquetRows:
     """Rows in a Parquet file, read by DuckDB as a stream: a table larger than memory.
 
     Quacks like an Arrow table where the store and the sandbox need it (``column_names``,
-    ``num_rows``, ``len()``, ``select()``); both read it with DuckDB's ``read_parquet``
-    (three times faster and leaner than scanning the Arrow dataset) through :meth:`sql`.
+    ``num_rows``, ``len()``); both read it with DuckDB's ``read_parquet`` (three times faster
+    and leaner than scanning the Arrow dataset) through :meth:`sql`.
     ``constants`` adds columns of one value each (the run id) and ``item_ids_from`` numbers
     the rows from a column of the file (``seq + 1``), so that staged rows already in order
     need no rewrite.
@@ -141,11 +141,6 @@ class ParquetRows:
 
     def __len__(self) -> int:
         return self.num_rows
-
-    def select(self, columns: list[str]) -> Any:  # pragma: no cover - read through sql()
-        import pyarrow.dataset as ds
-
-        return ds.dataset(self.path, format="parquet")
 
     def sql(self) -> str:
         """A FROM item with every column (paths and values quoted as SQL literals)."""

@@ -99,10 +99,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _fetch(con: Any, sql: str) -> Any:
-    rel = con.sql(sql)
-    # Arrow keeps big results cheap; duckdb 2 calls it to_arrow_table, duckdb 1 arrow
-    fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
-    return fetch().to_pandas()
+    from iccaudit.store import fetch_frame  # via Arrow: big results stay cheap
+
+    return fetch_frame(con, sql)
 
 
 def _materialise(con: Any, view: str, rules: Sequence[Rule]) -> str | None:

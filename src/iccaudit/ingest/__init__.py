@@ -440,16 +440,11 @@ class ParquetSink(ItemSink):
         n = items.num_rows
         if not n:
             return
-        keys = [(c, "ascending", "at_start") for c in ("source_file", "source_sheet",
-                                                       "source_row")]
         if self.in_order:
-            order = pc.sort_indices(items, sort_keys=keys).to_numpy()
-            first = tuple(items[c][0].as_py() for c in ("source_file", "source_sheet",
-                                                        "source_row"))
-            self.in_order = bool((order == np.arange(n)).all()) and (
+            first = tuple(items[c][0].as_py() for c in ITEM_ORDER)
+            self.in_order = item_order(items) is None and (
                 self._last is None or _key(self._last) <= _key(first))
-            self._last = tuple(items[c][n - 1].as_py() for c in ("source_file", "source_sheet",
-                                                                 "source_row"))
+            self._last = tuple(items[c][n - 1].as_py() for c in ITEM_ORDER)
         seq = pa.array(np.arange(self.rows, self.rows + n, dtype="int64"))
         table = items.append_column("seq", seq)
         if self._writer is None:
@@ -467,6 +462,16 @@ class ParquetSink(ItemSink):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+#: The order line items are numbered in (item_id): file, sheet (none first), row.
+ITEM_ORDER = ("source_file", "source_sheet", "source_row")
+
+
+def item_order(items: pa.Table) -> pa.Array | None:
+    """The indices that put ``items`` in :data:`ITEM_ORDER`, or None when they are in it."""
+    order = pc.sort_indices(items, sort_keys=[(c, "ascending", "at_start") for c in ITEM_ORDER])
+    return None if (order.to_numpy() == np.arange(items.num_rows)).all() else order
 
 
 def _key(k: tuple) -> tuple:

@@ -450,7 +450,10 @@ def _new_duckdb(large_strings: bool) -> Any:
     import duckdb
 
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    try:
+        con.execute("SET enable_progress_bar = false")  # no DuckDB bars on the CLI's stderr
+    except duckdb.InvalidInputException:
+        pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting at all
     if large_strings:
         # large_string buffers: the type the normaliser works in, so no cast and no copy
         con.execute("SET arrow_large_buffer_size = true")

@@ -337,6 +337,13 @@ def _per_row(values: list, sizes: np.ndarray, dtype=object) -> np.ndarray:
     return np.repeat(np.asarray(values, dtype=dtype), sizes)
 
 
+def _per_table(tid: np.ndarray, values: list[str | None]) -> pa.Array:
+    """Per row: the text of its table (``values[tid]``), built in Arrow, not as objects."""
+    dictionary = pa.array(values, type=pa.large_string())
+    return pa.DictionaryArray.from_arrays(pa.array(tid, pa.int32()),
+                                          dictionary).dictionary_decode()
+
+
 def _concat(arrays: list[pa.Array]) -> pa.Array:
     if len(arrays) == 1:
         return arrays[0]
@@ -400,7 +407,8 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     valid = [pc.is_valid(c).to_numpy(zero_copy_only=False) for c in acols]
     blank = ~np.logical_or.reduce(valid) if acols else np.ones(m, dtype=bool)
     first_a = pc.coalesce(*acols) if acols else _nulls(m)
-    first_p = V.prepared(first_a)
+    first_u, first_inv = V.distinct(first_a)
+    first_p = V.prepared(first_u)  # per distinct text: index with first_inv
     # "single": every non-empty cell equals the first (one text, possibly merged across).
     single = ~blank
     same_as_header = np.zeros(m, dtype=int)
@@ -408,8 +416,7 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         single &= ~valid[j] | pc.equal(c, first_a).fill_null(True).to_numpy(zero_copy_only=False)
         htext = [p.infos[j].text.strip() if j < len(p.infos) else "" for p in plans]
         if any(htext):
-            h = pa.array(_per_row(htext, sizes), type=pa.large_string())
-            h = pc.if_else(pc.equal(h, ""), pa.scalar(None, pa.large_string()), h)
+            h = _per_table(tid, [x or None for x in htext])
             same_as_header += pc.equal(pc.utf8_trim_whitespace(c), h).fill_null(
                 False).to_numpy(zero_copy_only=False)
     n_fields = _per_row([len({x.field for x in p.infos if x.field}) for p in plans], sizes,
@@ -422,11 +429,12 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     qty = V.Parsed(qty_value, qty_status)
     price_ok = (up.status == V.OK) | (tot.status == V.OK)
     qty_ok = qty.status == V.OK
-    totals = np.zeros(m, dtype=bool)
-    for t in (first_p, V.prepared(field("item_name")), V.prepared(field("line_no"))):
-        totals |= V.fullmatch(t, _TOTAL_RE)
-    notes = V.fullmatch(first_p, _NOTE_RE) & ~(price_ok | qty_ok)
-    sections = V.fullmatch(first_p, _SECTION_RE) & single & ~(price_ok | qty_ok)
+    totals = V.fullmatch(first_p, _TOTAL_RE)[first_inv]
+    for f in ("item_name", "line_no"):
+        uniq, inv = V.distinct(field(f))
+        totals |= V.fullmatch(V.prepared(uniq), _TOTAL_RE)[inv]
+    notes = V.fullmatch(first_p, _NOTE_RE)[first_inv] & ~(price_ok | qty_ok)
+    sections = V.fullmatch(first_p, _SECTION_RE)[first_inv] & single & ~(price_ok | qty_ok)
     # free text after the last row with a value (per table) is a note
     valued_pos = np.where(price_ok | qty_ok, pos, -1)
     last_valued = np.full(T, -1, dtype="int64")
@@ -546,9 +554,7 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         return pc.if_else(pc.equal(t, ""), pa.scalar(None, t.type), t)
 
     def per_table_text(values: list[str | None]) -> pa.Array:
-        dictionary = pa.array(values, type=pa.large_string())
-        return pa.DictionaryArray.from_arrays(pa.array(tid[it], pa.int32()),
-                                              dictionary).dictionary_decode()
+        return _per_table(tid[it], values)
 
     unit_price = np.where(up.status == V.OK, up.value, tot.value / qty.value)[it]
     cap_kw = np.where(cap.status == V.OK, cap.value, np.nan)[it]

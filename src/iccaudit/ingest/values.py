@@ -114,6 +114,17 @@ def arrow(s: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
 
 
+def distinct(s: pd.Series | pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The distinct cell texts (null among them) and, per row, the position of its text.
+
+    Tender columns repeat their values (quantities, units, dates, catalogue prices), so the
+    parsers below do their text work once per distinct text and spread the results with
+    ``inverse``: the same values as parsing every row, at a fraction of the cost.
+    """
+    enc = pc.dictionary_encode(arrow(s), null_encoding="encode")
+    return enc.dictionary, enc.indices.to_numpy(zero_copy_only=False)
+
+
 def _null_if_blank(t: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(t, ""), pa.scalar(None, t.type), t)
 
@@ -183,28 +194,29 @@ def parse_money(s: pd.Series | pa.Array, scale: float | np.ndarray = 1.0) -> Par
     ``scale`` is the column's unit (10,000 for a 万元 column), one number or one per row. A unit written in the cell wins
     over the column's: "245万" is 2,450,000 in any column, "3000元" is 3,000 even under 万元.
     """
-    t = prepared(s)
+    uniq, inv = distinct(s)
+    t = prepared(uniq)
     m = extract(t, _MONEY_RE)
-    num = _float(m["num"])
-    mult = _lookup(m["mult"], _MULT)
-    yuan = pc.is_valid(m["yuan"]).to_numpy(zero_copy_only=False)
+    num = _float(m["num"])[inv]
+    mult = _lookup(m["mult"], _MULT)[inv]
+    yuan = pc.is_valid(m["yuan"]).to_numpy(zero_copy_only=False)[inv]
     factor = np.where(~np.isnan(mult), mult, np.where(yuan, 1.0, scale))
     with np.errstate(over="ignore", invalid="ignore"):
         value = num * factor
-    negative = _is(m["s1"], "-") | _is(m["s2"], "-")
-    status = np.full(len(t), OK, dtype="int8")
+    negative = (_is(m["s1"], "-") | _is(m["s2"], "-"))[inv]
+    status = np.full(len(inv), OK, dtype="int8")
     bad = ~np.isfinite(value)
     status[bad] = BAD
     status[~bad & negative & (value != 0)] = NEGATIVE
-    status[fullmatch(t, NO_VALUE_WORDS)] = WORDS
-    status[_empty(t)] = EMPTY
+    status[fullmatch(t, NO_VALUE_WORDS)[inv]] = WORDS
+    status[_empty(t)[inv]] = EMPTY
     value = np.where(status == OK, value, np.nan)
     return Parsed(value, status)
 
 
 def quantity_units(s: pd.Series | pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """:func:`parse_quantity` with the cell units as an Arrow array (no Python objects)."""
-    raw = arrow(s)
+    raw, inv = distinct(s)
     t = prepared(raw)
     # Matched case-preserved so the unit keeps its spelling ("10 PCS" -> "PCS").
     cased = pc.replace_substring(pc.utf8_normalize(raw, "NFKC"), "\u2212", "-")
@@ -218,7 +230,7 @@ def quantity_units(s: pd.Series | pa.Array) -> tuple[np.ndarray, np.ndarray, pa.
     status[_empty(t)] = EMPTY
     value = np.where(status == OK, value, np.nan)
     unit = pc.if_else(pa.array(status == OK), m["unit"], pa.scalar(None, m["unit"].type))
-    return value, status, unit
+    return value[inv], status[inv], unit.take(pa.array(inv))
 
 
 def parse_quantity(s: pd.Series | pa.Array) -> Quantity:
@@ -231,25 +243,27 @@ def parse_quantity(s: pd.Series | pa.Array) -> Quantity:
 
 def _number_with_unit(s: pd.Series | pa.Array, pattern: str, units: dict[str, float],
                       scale: float | np.ndarray
-                      ) -> tuple[Any, Any, np.ndarray]:
-    """(text, regex groups, value): a number times its cell unit, else the column's ``scale``.
+                      ) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+    """(distinct texts prepared, their regex groups, the row's text position, value per row):
+    a number times its cell unit, else the column's ``scale``.
 
     Overflow gives inf, which the callers reject.
     """
-    t = prepared(s)
+    uniq, inv = distinct(s)
+    t = prepared(uniq)
     m = extract(t, pattern)
-    unit = _lookup(m["unit"], units)
+    unit = _lookup(m["unit"], units)[inv]
     with np.errstate(over="ignore", invalid="ignore"):
-        value = _float(m["num"]) * np.where(np.isnan(unit), scale, unit)
-    return t, m, value
+        value = _float(m["num"])[inv] * np.where(np.isnan(unit), scale, unit)
+    return t, m, inv, value
 
 
 def parse_capacity(s: pd.Series | pa.Array, scale: float | np.ndarray = 1.0) -> Parsed:
     """A capacity column to kW; ``scale`` is the column unit (1000 for MW). Cell units win."""
-    t, m, value = _number_with_unit(s, _CAP_COL_RE, _CAP_UNITS, scale)
-    status = np.full(len(t), OK, dtype="int8")
-    status[~np.isfinite(value) | _is(m["sign"], "-")] = BAD
-    status[fullmatch(t, NO_VALUE_WORDS) | _empty(t)] = EMPTY
+    t, m, inv, value = _number_with_unit(s, _CAP_COL_RE, _CAP_UNITS, scale)
+    status = np.full(len(inv), OK, dtype="int8")
+    status[~np.isfinite(value) | _is(m["sign"], "-")[inv]] = BAD
+    status[(fullmatch(t, NO_VALUE_WORDS) | _empty(t))[inv]] = EMPTY
     value = np.where(status == OK, value, np.nan)
     return Parsed(value, status)
 
@@ -316,10 +330,10 @@ def capacity_from_text(s: pd.Series | pa.Array) -> np.ndarray:
 
 def parse_pflops(s: pd.Series | pa.Array, scale: float | np.ndarray = 1.0) -> Parsed:
     """Compute claims to PFLOPS ("500", "500P", "≥500 PFLOPS", "1.2E"); ``scale`` = column unit."""
-    t, _, value = _number_with_unit(s, _PFLOPS_RE, _PFLOPS_UNITS, scale)
-    status = np.full(len(t), OK, dtype="int8")
+    t, _, inv, value = _number_with_unit(s, _PFLOPS_RE, _PFLOPS_UNITS, scale)
+    status = np.full(len(inv), OK, dtype="int8")
     status[~np.isfinite(value)] = BAD
-    status[_empty(t)] = EMPTY
+    status[_empty(t)[inv]] = EMPTY
     value = np.where(status == OK, value, np.nan)
     return Parsed(value, status)
 
@@ -327,9 +341,16 @@ def parse_pflops(s: pd.Series | pa.Array, scale: float | np.ndarray = 1.0) -> Pa
 def parse_date_days(s: pd.Series | pa.Array) -> Parsed:
     """:func:`parse_date` with the values as ``datetime64[D]`` (NaT where not OK).
 
-    The form the batch normaliser uses: no Python ``date`` object per row.
+    The form the batch normaliser uses: no Python ``date`` object per row. Each distinct
+    text is parsed once.
     """
-    t = prepared(s, spaces=" ")
+    uniq, inv = distinct(s)
+    days, status = _date_days(prepared(uniq, spaces=" "))
+    return Parsed(days[inv], status[inv])
+
+
+def _date_days(t: pa.Array) -> Parsed:
+    """:func:`parse_date_days` of prepared text."""
     n = len(t)
     y = np.full(n, np.nan)
     mo = y.copy()

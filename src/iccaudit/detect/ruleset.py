@@ -340,6 +340,11 @@ def _walk_marks(node: Any, path: tuple, marks: dict, dupes: list) -> None:
 MAX_YAML_DEPTH = 32
 
 
+#: libyaml's parser when PyYAML was built with it (several times faster), else PyYAML's own;
+#: both report the same marks, and only safe types are ever constructed.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path, shown: str) -> tuple[_Doc | None, list[RuleError]]:
     def err(code: str, message: str, line: int = 1, col: int = 1, text: str | None = None
             ) -> tuple[None, list[RuleError]]:
@@ -369,7 +374,7 @@ def _read_yaml(path: Path, shown: str) -> tuple[_Doc | None, list[RuleError]]:
     # constructed, so neither object construction nor alias expansion can happen.
     depth = 0  # the composer below recurses per level: refuse deep nesting here, iteratively
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_SafeLoader):
             mark = event.start_mark
             where = (mark.line + 1, mark.column + 1, text)
             depth += isinstance(event, yaml.CollectionStartEvent)
@@ -393,7 +398,7 @@ def _read_yaml(path: Path, shown: str) -> tuple[_Doc | None, list[RuleError]]:
             return err("E100", f"YAML syntax error: {problem}")
         return err("E100", f"YAML syntax error: {problem}", mark.line + 1, mark.column + 1, text)
 
-    loader = yaml.SafeLoader(text)
+    loader = _SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -135,3 +135,64 @@ def test_rescore_reruns_rules_on_stored_lines(scored, tmp_path):
     options = json.loads(con.execute("SELECT options FROM runs ORDER BY started_at DESC LIMIT 1"
                                      ).fetchall()[0][0])
     assert options["rescore_of"] == summary["run_id"]
+
+
+RAW_RULE = """\
+id: raw-mentions-h100
+title: Raw cells mention H100
+title_zh: 原始单元格提到 H100
+mechanism: price_outlier
+severity: low
+status: experimental
+description: A rule that reads the raw JSON of a line.
+rationale: The sandbox carries raw only when a rule of the run reads it.
+view: items
+where: raw LIKE '%H100%'
+message:
+  zh: "原始数据提到 H100"
+  en: "raw cells mention H100"
+tests:
+  - name: mentions
+    expect: hit
+    row: {raw: '{"型号": "H100 80GB"}'}
+  - name: silent
+    expect: miss
+    row: {raw: '{"型号": "A800"}'}
+"""
+
+
+def test_a_rule_reading_raw_gets_it_and_the_sandbox_leaves_raw_out_otherwise(scored, tmp_path):
+    from iccaudit import store
+    from iccaudit.enrich import build_sandbox
+    from iccaudit.paths import bundled_rules_dir, reference_dir
+
+    pack = tmp_path / "extra" / "raw_rules"
+    pack.mkdir(parents=True)
+    (pack / "raw-mentions-h100.yaml").write_text(RAW_RULE, encoding="utf-8")
+    db = tmp_path / "raw.duckdb"
+    result = CliRunner().invoke(cli, ["score", str(SAMPLES), "--db", str(db), "--no-models",
+                                      "--rules", str(pack), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(db), read_only=True)
+    expected = con.execute("SELECT count(*) FROM line_items WHERE raw LIKE '%H100%'"
+                           ).fetchall()[0][0]
+    found = con.execute("SELECT count(*), count(DISTINCT item_id) FROM findings "
+                        "WHERE detector = 'raw-mentions-h100'").fetchall()[0]
+    status = con.execute("SELECT status FROM rule_runs WHERE detector = 'raw-mentions-h100'"
+                         ).fetchall()
+    assert expected > 0 and found == (expected, expected) and status == [("ok",)]
+
+    # without such a rule the sandbox has no raw column, and everything else is the same
+    lines = store.fetch_arrow(con, "SELECT * FROM line_items")
+    con.close()
+    full = build_sandbox(lines, reference_dir(bundled_rules_dir()))
+    lean = build_sandbox(lines, reference_dir(bundled_rules_dir()), raw=False)
+    for view in ("items", "line_items"):
+        cols = [d[0] for d in full.execute(f"SELECT * FROM {view} LIMIT 0").description]
+        lean_cols = [d[0] for d in lean.execute(f"SELECT * FROM {view} LIMIT 0").description]
+        assert "raw" in cols and lean_cols == [c for c in cols if c != "raw"]
+        same = ", ".join(f'"{c}"' for c in lean_cols)
+        assert (full.execute(f"SELECT {same} FROM {view} ORDER BY item_id").fetchall()
+                == lean.execute(f"SELECT {same} FROM {view} ORDER BY item_id").fetchall())
+    full.close()
+    lean.close()

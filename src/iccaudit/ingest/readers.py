@@ -504,7 +504,7 @@ def _duckdb_cells(path: Path, delim: str, width: int) -> list | None:
             else:
                 return None
             continue
-        return [c.combine_chunks() for c in table.columns]
+        return table.columns  # chunked as DuckDB made them: _blank_to_null combines them
     return None
 
 
@@ -528,18 +528,30 @@ def _text_sample(head: bytes, delimiter: str | None) -> tuple[str, int] | None:
     return delim, max((len(r) for r in sample), default=1)
 
 
-def _blank_to_null(cols: list[pa.Array]) -> tuple[list[pa.Array], np.ndarray]:
-    """Whitespace-only cells to null, and each row's span in editor lines (a quoted cell's
-    line breaks make its row span several)."""
-    n = len(cols[0]) if cols else 0
-    spans = np.ones(n, dtype="int64")
-    out = []
-    for c in cols:
+def _blank_to_null(cols: list[pa.Array | pa.ChunkedArray]) -> tuple[list[pa.Array], np.ndarray]:
+    """Each column as one array with whitespace-only cells null, and each row's span in
+    editor lines (a quoted cell's line breaks make its row span several).
+
+    Two columns at a time, in threads: the Arrow kernels release the GIL, and this runs
+    before the file's rows can be normalised.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(c: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray | None]:
+        c = c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
         c = _null_where_blank(c.cast(pa.large_string()))
-        if pc.any(pc.match_substring(c, "\n")).as_py():
-            spans += pc.count_substring(c, "\n").fill_null(0).to_numpy(zero_copy_only=False)
-        out.append(c)
-    return out, spans
+        if not pc.any(pc.match_substring(c, "\n")).as_py():
+            return c, None
+        return c, pc.count_substring(c, "\n").fill_null(0).to_numpy(zero_copy_only=False)
+
+    n = len(cols[0]) if cols else 0
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="iccaudit-cells") as pool:
+        done = list(pool.map(one, cols))
+    spans = np.ones(n, dtype="int64")
+    for _, breaks in done:
+        if breaks is not None:
+            spans += breaks
+    return [c for c, _ in done], spans
 
 
 def _expected_lines(scan: TextScan) -> int:

@@ -196,3 +196,15 @@ def test_a_rule_reading_raw_gets_it_and_the_sandbox_leaves_raw_out_otherwise(sco
                 == lean.execute(f"SELECT {same} FROM {view} ORDER BY item_id").fetchall())
     full.close()
     lean.close()
+
+
+def test_a_run_failing_after_its_transaction_opened_leaves_no_database(tmp_path):
+    # the models' settings are read once the lines are being written: a bad file stops the
+    # run there, and the database it would have created does not exist afterwards
+    bad = tmp_path / "models.yaml"
+    bad.write_text("version: 1\nensemble: [no-such-detector]\n", encoding="utf-8")
+    db = tmp_path / "f.duckdb"
+    result = CliRunner().invoke(cli, ["score", str(SAMPLES), "--db", str(db),
+                                      "--models-config", str(bad)])
+    assert result.exit_code == 3, result.output
+    assert not db.exists() and not db.with_name("f.duckdb.wal").exists()

@@ -67,6 +67,54 @@ def test_failed_run_leaves_database_as_it_was(tmp_path):
     assert con.execute("SELECT count(*) FROM line_items").fetchone()[0] == 3
 
 
+def test_lines_written_in_the_background_commit_with_the_run(tmp_path):
+    db = tmp_path / "f.duckdb"
+    writer = store.RunWriter(db)
+    writer.insert_in_background({"line_items": _items("r1", 50_000)})
+    writer.insert({"runs": _run_frame("r1")})  # waits for the background insert first
+    writer.commit()
+    con = store.connect(db, read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT item_id) FROM line_items"
+                       ).fetchone() == (50_000, 50_000)
+    assert writer.background_s > 0
+
+
+def test_an_aborted_run_removes_the_database_it_created_and_spares_an_existing_one(tmp_path):
+    new = tmp_path / "new.duckdb"
+    writer = store.RunWriter(new)
+    writer.insert_in_background({"line_items": _items("r1", 50_000)})
+    writer.abort()
+    assert not new.exists() and not new.with_name("new.duckdb.wal").exists()
+
+    old = tmp_path / "old.duckdb"
+    store.write_run(old, {"runs": _run_frame("r1"), "line_items": _items("r1", 3)})
+    writer = store.RunWriter(old)
+    writer.insert_in_background({"line_items": _items("r2", 50_000)})
+    writer.abort()
+    con = store.connect(old, read_only=True)
+    assert con.execute("SELECT list(DISTINCT run_id) FROM line_items").fetchone()[0] == ["r1"]
+    assert con.execute("SELECT count(*) FROM line_items").fetchone()[0] == 3
+
+
+def test_a_background_insert_error_is_raised_by_the_next_call(tmp_path):
+    writer = store.RunWriter(tmp_path / "f.duckdb")
+    bad = _items("r1", 3).drop(columns=["raw"])  # raw is NOT NULL
+    writer.insert_in_background({"line_items": bad})
+    with pytest.raises(duckdb.Error):
+        writer.commit()
+    assert not (tmp_path / "f.duckdb").exists()
+
+
+def test_raw_json_is_stored_with_zstd(tmp_path):
+    db = tmp_path / "f.duckdb"
+    store.write_run(db, {"runs": _run_frame("r1"), "line_items": _items("r1", 200_000)})
+    con = store.connect(db, read_only=True)
+    used = {r[0] for r in con.execute(
+        "SELECT compression FROM pragma_storage_info('line_items') WHERE column_name = 'raw' "
+        "AND segment_type = 'VARCHAR'").fetchall()}
+    assert used == {"ZSTD"}
+
+
 def test_unknown_columns_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown columns"):
         store.write_run(tmp_path / "f.duckdb",

@@ -41,6 +41,9 @@ class DetectOptions:
 #: a DuckDB file with a memory limit (it spills), and the store copies from the Parquet file.
 #: One million lines of CSV are about 250 MB.
 LARGE_RUN_BYTES = 1024**3
+#: DuckDB's memory limit for the store of an out-of-core run, which writes the lines while
+#: the sandbox (with its own limit) scores them: the insert streams from the Parquet file.
+STORE_MEMORY_LIMIT = "1GB"
 #: Inputs from this size on import the outlier detectors in a thread while files are read.
 WARM_MODELS_BYTES = 16 * 1024**2
 #: DuckDB's memory limit for the out-of-core sandbox and numbering: a quarter of the machine's
@@ -359,7 +362,7 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
     # any scoring), and the lines are written in a thread while the rules and models run: the
     # write is DuckDB's work outside the GIL, and those stages leave a core mostly idle.
     try:
-        writer = store.RunWriter(opts.db)
+        writer = store.RunWriter(opts.db, memory_limit=STORE_MEMORY_LIMIT if work else None)
     except store.StoreError as exc:
         raise PipelineError(str(exc)) from None
     try:

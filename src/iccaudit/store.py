@@ -192,7 +192,7 @@ class RunWriter:
     a reader before the commit, and a process killed midway leaves the database as it was.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, memory_limit: str | None = None) -> None:
         import threading
 
         self.path = Path(path)
@@ -206,6 +206,8 @@ class RunWriter:
             # the row groups in parallel halves the time of a large run's write (1 M lines:
             # 4 -> 2 s) and the file (the checkpoint at close has nothing left to rewrite).
             self.con.execute("SET preserve_insertion_order = false")
+            if memory_limit:  # beside an out-of-core sandbox with its own limit
+                self.con.execute("SET memory_limit = ?", [memory_limit])
             self.con.execute("BEGIN TRANSACTION")
             ensure_schema(self.con)
         except BaseException:
@@ -256,8 +258,9 @@ class RunWriter:
             raise error
 
     def commit(self) -> None:
-        self.wait()
+        """Wait for the background insert and commit; on any error, :meth:`abort` and raise."""
         try:
+            self.wait()
             self.con.execute("COMMIT")
         except BaseException:
             self.abort()

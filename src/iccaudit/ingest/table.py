@@ -123,52 +123,25 @@ def _unique_names(infos: list[HeaderInfo]) -> list[str]:
     return names
 
 
-#: Cell text JSON must escape: a quote, a backslash or a control character.
-_JSON_SPECIAL = r'["\\\x00-\x1f]'
-
-
 def _raw_json(cols: list[pa.Array], names: list[str]) -> pa.Array:
-    """Each row as JSON {original header: cell text}: the text DuckDB's json_object writes.
+    """Each row as JSON {original header: cell text}, built by DuckDB's json_object.
 
-    Built by Arrow string joins: ``"header":"cell"`` per column, ``null`` for an empty cell,
-    the columns joined by commas inside braces. The headers, and the few cells that need
-    escaping (a quote, a backslash, a control character), are escaped by DuckDB's
-    ``to_json``, so the text is json_object's own; the header texts are bound as
-    parameters, never formatted into the SQL. No Python string per row.
+    The header texts are bound as parameters, never formatted into the SQL. The result stays
+    in Arrow (no Python string per row).
     """
     n = len(cols[0]) if cols else 0
     if n == 0:
         return pa.array([], pa.string())
+    table = pa.table({f"c{j}": c for j, c in enumerate(cols)})
+    pairs = ", ".join(f"${j + 1}::VARCHAR, c{j}" for j in range(len(cols)))
     con = duckdb_connection()
-    if not cols:
-        return pa.array(["{}"] * n, pa.large_string())
-    keys = con.execute("SELECT [" + ", ".join(f"to_json(${j + 1}::VARCHAR)::VARCHAR"
-                                               for j in range(len(names))) + "]",
-                       names).fetchall()[0][0]
-    def text(value: str) -> pa.Scalar:
-        return pa.scalar(value, pa.large_string())
-
-    parts = []
-    last = len(cols) - 1
-    quote, nothing = text('"'), text("")
-    for j, c in enumerate(cols):
-        c = c.cast(pa.large_string())
-        head = text(("{" if j == 0 else "") + keys[j] + ":")
-        tail = text("}" if j == last else "")
-        value = pc.binary_join_element_wise(quote, c, quote, nothing)
-        special = pc.match_substring_regex(c, _JSON_SPECIAL)
-        if pc.any(special).as_py():
-            mask = special.fill_null(False)
-            con.register("special", pa.table({"c": c.filter(mask)}))
-            try:
-                escaped = fetch_arrow(con, "SELECT to_json(c)::VARCHAR AS j FROM special"
-                                      ).column("j").cast(pa.large_string())
-            finally:
-                con.unregister("special")
-            value = pc.replace_with_mask(value, mask, escaped.combine_chunks())
-        parts.append(pc.binary_join_element_wise(head, value.fill_null(text("null")), tail,
-                                                 nothing))
-    return pc.binary_join_element_wise(*parts, text(",")) if len(parts) > 1 else parts[0]
+    con.register("cells", table)
+    try:
+        out = fetch_arrow(con, f"SELECT json_object({pairs})::VARCHAR AS j FROM cells",
+                          names).column("j")
+    finally:
+        con.unregister("cells")
+    return out  # chunked as DuckDB made it: no copy of the JSON text
 
 
 def _find_header(head: list[tuple], mapping: dict[str, str] | None):

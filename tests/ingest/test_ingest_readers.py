@@ -225,3 +225,27 @@ def test_content_hash_and_progress(files, table, capsys):
 
     assert batch.files.loc[0, "content_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert capsys.readouterr().out == ""  # the progress bar goes to stderr only
+
+
+@pytest.mark.parametrize("chunk", [2, 3, 5, 64])
+def test_text_scan_matches_a_whole_file_reading_at_any_chunk_size(tmp_path, monkeypatch, chunk):
+    """Line ends, blank lines and lone CRs are found across chunk boundaries (the scan reads
+    in chunks and skips its CR searches in chunks without a CR)."""
+    import hashlib
+    import random
+
+    from iccaudit.ingest import readers
+
+    monkeypatch.setattr(readers, "_SCAN_CHUNK", chunk)
+    rng = random.Random(chunk)
+    for i in range(60):
+        data = bytes(rng.choice(b"ab\n\r\n,") for _ in range(rng.randint(0, 40)))
+        path = tmp_path / f"f{i}.csv"
+        path.write_bytes(data)
+        scan = readers.scan_text(path)
+        assert scan.sha256 == hashlib.sha256(data).hexdigest()
+        assert scan.newlines == data.count(b"\n")
+        assert scan.ends_with_newline == data.endswith(b"\n")
+        assert scan.blank_lines == (data.startswith((b"\n", b"\r\n")) or b"\n\n" in data
+                                    or b"\n\r\n" in data), data
+        assert scan.lone_cr == (data.count(b"\r") != data.count(b"\r\n")), data

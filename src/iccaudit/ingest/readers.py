@@ -434,10 +434,13 @@ def scan_text(path: Path) -> TextScan:
             if nul_line is None and (at := chunk.find(b"\x00")) >= 0:
                 nul_line = newlines + chunk.count(b"\n", 0, at) + 1
             newlines += chunk.count(b"\n")
-            crs += chunk.count(b"\r")
+            chunk_crs = chunk.count(b"\r")
+            crs += chunk_crs
+            cr = chunk_crs > 0 or b"\r" in tail  # CR-free text (most of it) skips two scans
             joined = tail + chunk  # patterns across the chunk boundary
-            crlfs += joined.count(b"\r\n") - tail.count(b"\r\n")
-            blank = blank or b"\n\n" in joined or b"\n\r\n" in joined
+            if cr:
+                crlfs += joined.count(b"\r\n") - tail.count(b"\r\n")
+            blank = blank or b"\n\n" in joined or (cr and b"\n\r\n" in joined)
             tail = chunk[-2:]
     return TextScan(digest.hexdigest(), size, head, newlines, tail.endswith(b"\n"), blank,
                     crs != crlfs, nul_line)

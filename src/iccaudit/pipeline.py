@@ -130,7 +130,7 @@ def _reads_raw(rules: list[Any]) -> bool:
 def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             timings: dict[str, float], spill: Path | None = None,
             enriched: Any = None) -> tuple[Any, Any, Any]:
-    """Enrich and detect on one batch of line items: rules, then models.
+    """Enrich and detect on one batch of line items: the rules and the models side by side.
 
     Returns (findings, rule_runs, line_items): two frames and the line items as given (an
     Arrow table or :class:`iccaudit.store.ParquetRows`), which the store casts to the schema
@@ -152,26 +152,62 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     try:
         if enriched is not None:
             enriched()
-        t0 = time.perf_counter()
-        findings, rule_runs = run_rules(con, ruleset.rules, run_id)
-        timings["rules_s"] = time.perf_counter() - t0
-        if opts.models:
-            from iccaudit.detect.models import ModelConfigError, run_models
-
+        if not opts.models:
             t0 = time.perf_counter()
-            try:
-                model_findings, model_runs = run_models(
-                    con, run_id, config=opts.models_config, seed=opts.seed, rule_findings=findings
-                )
-            except ModelConfigError as exc:
-                raise PipelineError(str(exc), exit_code=3) from None
-            timings["models_s"] = time.perf_counter() - t0
-            findings = pd.concat([f for f in (findings, model_findings) if len(f)] or [findings],
-                                 ignore_index=True)
-            rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
+            findings, rule_runs = run_rules(con, ruleset.rules, run_id)
+            timings["rules_s"] = time.perf_counter() - t0
+            return findings, rule_runs, items
+        findings, rule_runs, model_findings, model_runs = _rules_and_models(
+            con, ruleset, run_id, opts, timings)
+        findings = pd.concat([f for f in (findings, model_findings) if len(f)] or [findings],
+                             ignore_index=True)
+        rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
     finally:
         con.close()
     return findings, rule_runs, items
+
+
+def _rules_and_models(con: Any, ruleset: Any, run_id: str, opts: DetectOptions,
+                      timings: dict[str, float]) -> tuple[Any, Any, Any, Any]:
+    """The rules on ``con`` and the models on a cursor of it, at the same time.
+
+    The models' scoring is numpy on one core; the rules are DuckDB queries and message
+    formatting that leave the other core idle much of the time. The models need the rules'
+    findings only at the end (a model finding on a line a rule flagged corroborates it), so
+    they get them through a future. Timings are each stage's own (they overlap).
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from iccaudit.detect.models import ModelConfigError, run_models
+    from iccaudit.detect.runner import run_rules
+
+    rules_done: Future = Future()
+
+    def models() -> tuple[Any, Any]:
+        t0 = time.perf_counter()
+        cursor = con.cursor()  # a connection of its own to the sandbox, for this thread
+        try:
+            return run_models(cursor, run_id, config=opts.models_config, seed=opts.seed,
+                              rule_findings=rules_done.result)
+        finally:
+            cursor.close()
+            timings["models_s"] = time.perf_counter() - t0
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models") as pool:
+        scoring = pool.submit(models)
+        t0 = time.perf_counter()
+        try:
+            findings, rule_runs = run_rules(con, ruleset.rules, run_id)
+        except BaseException as exc:
+            rules_done.set_exception(exc)  # the models stop at their end, without them
+            raise
+        timings["rules_s"] = time.perf_counter() - t0
+        rules_done.set_result(findings)
+        try:
+            model_findings, model_runs = scoring.result()
+        except ModelConfigError as exc:
+            raise PipelineError(str(exc), exit_code=3) from None
+    return findings, rule_runs, model_findings, model_runs
 
 
 def _numbered(items: Any, run_id: str) -> Any:

@@ -49,7 +49,7 @@ from iccaudit.detect.models.config import ModelConfigError, ModelSettings, load_
 from iccaudit.detect.models.detectors import DETECTORS, OutlierDetector
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import duckdb
     import numpy as np
@@ -186,9 +186,13 @@ def run_models(
     run_id: str,
     config: Path | None = None,
     seed: int = 0,
-    rule_findings: pd.DataFrame | None = None,
+    rule_findings: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score the ``items`` view and return (findings, rule_runs) frames.
+
+    ``rule_findings`` (the rules' findings, which a model finding on the same line
+    corroborates) may be a function giving them: it is called once the lines are scored,
+    so that the models can score while the rules still run.
 
     Raises :class:`ModelConfigError` (one line) for an invalid settings file. When the items
     view cannot be read, returns no findings and one ``not_evaluated`` rule_runs row.
@@ -209,6 +213,8 @@ def run_models(
     scored = score_items(items.pop(), settings, seed=seed)
     flagged = scored.flagged_lines()
     locations = read_locations(con, flagged["item_id"].to_numpy())
+    if callable(rule_findings):
+        rule_findings = rule_findings()
     findings = build_findings(run_id, settings, flagged, scored.drivers, locations,
                               rule_findings)
     return findings, build_rule_runs(run_id, settings, scored.groups)

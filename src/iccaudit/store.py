@@ -142,16 +142,24 @@ class ParquetRows:
     def __len__(self) -> int:
         return self.num_rows
 
-    def sql(self) -> str:
-        """A FROM item with every column (paths and values quoted as SQL literals)."""
+    def sql(self, position: str | None = None) -> str:
+        """A FROM item with every column (paths and values quoted as SQL literals), and each
+        row's position in the file as column ``position`` when that is given."""
         def literal(text: str) -> str:
             return "'" + str(text).replace("'", "''") + "'"
 
         extra = [f"{literal(v)}::VARCHAR AS \"{k}\"" for k, v in self.constants.items()]
         if self.item_ids_from:
             extra.append(f'"{self.item_ids_from}" + 1 AS item_id')
-        star = "*" if not self.item_ids_from else f'* EXCLUDE ("{self.item_ids_from}")'
-        return (f"(SELECT {', '.join([*extra, star])} FROM read_parquet({literal(self.path)}))")
+        hidden = [f'"{self.item_ids_from}"'] if self.item_ids_from else []
+        options = ""
+        if position:
+            hidden.append("file_row_number")
+            extra.append(f'file_row_number AS "{position}"')
+            options = ", file_row_number = true"
+        star = f"* EXCLUDE ({', '.join(hidden)})" if hidden else "*"
+        return (f"(SELECT {', '.join([*extra, star])} "
+                f"FROM read_parquet({literal(self.path)}{options}))")
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pandas as pd
-
-if TYPE_CHECKING:
-    import pyarrow as pa
+import pyarrow as pa
 
 from iccaudit import schema
 from iccaudit.enrich.reference import Reference, load_reference, load_reference_tables
@@ -35,13 +33,20 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
     types = {name: schema.sql_type(f.annotation)
              for name, f in schema.LineItem.model_fields.items()}
     select = ", ".join(f'CAST("{c}" AS {types[c]}) AS "{c}"' for c in cols)
+    # __row: each row's position, by which enrich joins the figures back to the rows
     if hasattr(line_items, "sql"):
         # rows in a Parquet file (store.ParquetRows, an out-of-core run): DuckDB's own reader
         # streams them within its memory limit; scanning the Arrow dataset took 3x the time
         # and memory outside the limit. Read while building, before external access is off.
-        return f"(SELECT {select} FROM {line_items.sql()})"
-    con.register(_SOURCE, line_items.select(cols) if is_arrow else line_items[cols])
-    return f"(SELECT {select} FROM {_SOURCE})"
+        return f"(SELECT {select}, __row FROM {line_items.sql(position='__row')})"
+    import numpy as np
+
+    rows = np.arange(len(line_items), dtype="int64")
+    if is_arrow:
+        con.register(_SOURCE, line_items.select(cols).append_column("__row", pa.array(rows)))
+    else:
+        con.register(_SOURCE, line_items[cols].assign(__row=rows))
+    return f"(SELECT {select}, __row FROM {_SOURCE})"
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> None:
@@ -133,6 +138,9 @@ def build_sandbox(
     ref = reference if reference is not None else load_reference(Path(reference_dir))
     con = _connect(database, memory_limit, temp_directory)
     try:
+        # every step joins by keys and positions, none relies on the order rows are stored
+        # in: DuckDB may then write its tables in parallel
+        con.execute("SET preserve_insertion_order = false")
         source = _typed_source(con, line_items)
         try:
             load_reference_tables(con, ref)
@@ -147,6 +155,7 @@ def build_sandbox(
             con.execute("SET enable_progress_bar = false")  # no DuckDB bars on the CLI's stderr
         except duckdb.InvalidInputException:
             pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting at all
+        con.execute("SET preserve_insertion_order = true")  # readers get DuckDB's default
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:

@@ -589,9 +589,11 @@ def read_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
     out, spans = _blank_to_null(cols)
     if int(spans.sum()) != _expected_lines(scan):
         return None  # DuckDB saw the lines differently: the general reader decides
-    used = [j for j, c in enumerate(cols)
-            if pc.any(pc.not_equal(c, "")).as_py()]  # as the general reader: text, not blanks
-    out = out[: (used[-1] + 1) if used else 0]
+    # trailing columns without text are dropped, as the general reader drops them (a cell of
+    # spaces counts as text here, as there); found from the right, usually at the first try
+    last = next((j for j in range(len(cols) - 1, -1, -1)
+                 if pc.any(pc.not_equal(cols[j], "")).as_py()), -1)
+    out = out[: last + 1]
     rows = (np.cumsum(spans) - spans + 1).astype("int64")
     return ReadResult(fmt, _encoding(scan), [RawTable(sheet=None, columns=out, rows=rows)])
 

@@ -550,8 +550,7 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         return a if every else a.take(take)
 
     def text(f: str) -> pa.Array:
-        t = pc.utf8_trim_whitespace(sub(field(f)))
-        return pc.if_else(pc.equal(t, ""), pa.scalar(None, t.type), t)
+        return V.null_if_blank(pc.utf8_trim_whitespace(sub(field(f))))
 
     def per_table_text(values: list[str | None]) -> pa.Array:
         return _per_table(tid[it], values)

@@ -125,8 +125,12 @@ def distinct(s: pd.Series | pa.Array) -> tuple[pa.Array, np.ndarray]:
     return enc.dictionary, enc.indices.to_numpy(zero_copy_only=False)
 
 
-def _null_if_blank(t: pa.Array) -> pa.Array:
-    return pc.if_else(pc.equal(t, ""), pa.scalar(None, t.type), t)
+def null_if_blank(t: pa.Array) -> pa.Array:
+    """Empty strings to null (whitespace is the caller's to trim)."""
+    blank = pc.equal(t, "")
+    if not pc.any(blank).as_py():
+        return t  # the usual case: no copy of the text
+    return pc.if_else(blank, pa.scalar(None, t.type), t)
 
 
 def prepared(s: pd.Series | pa.Array, spaces: str = "") -> pa.Array:
@@ -136,7 +140,7 @@ def prepared(s: pd.Series | pa.Array, spaces: str = "") -> pa.Array:
     t = pc.replace_substring(t, "\u2212", "-")  # NFKC keeps the minus sign U+2212
     t = pc.replace_substring_regex(t, r"\s+", spaces)
     t = pc.utf8_trim_whitespace(pc.utf8_lower(t))
-    return _null_if_blank(t)
+    return null_if_blank(t)
 
 
 def prepare(s: pd.Series) -> pd.Series:
@@ -158,7 +162,7 @@ def extract(t: pa.Array, pattern: str) -> dict[str, pa.Array]:
     for i in range(found.type.num_fields):
         name = found.type.field(i).name
         part = pc.struct_field(found, [i])
-        out[name] = _null_if_blank(pc.if_else(valid, part, pa.scalar(None, part.type)))
+        out[name] = null_if_blank(pc.if_else(valid, part, pa.scalar(None, part.type)))
     return out
 
 
@@ -220,7 +224,7 @@ def quantity_units(s: pd.Series | pa.Array) -> tuple[np.ndarray, np.ndarray, pa.
     t = prepared(raw)
     # Matched case-preserved so the unit keeps its spelling ("10 PCS" -> "PCS").
     cased = pc.replace_substring(pc.utf8_normalize(raw, "NFKC"), "\u2212", "-")
-    m = extract(_null_if_blank(pc.replace_substring_regex(cased, r"\s+", "")), _QTY_RE)
+    m = extract(null_if_blank(pc.replace_substring_regex(cased, r"\s+", "")), _QTY_RE)
     value = _float(m["num"])
     value = np.where(_is(m["sign"], "-"), -value, value)
     status = np.full(len(t), OK, dtype="int8")
@@ -297,9 +301,11 @@ _MAY_HOLD_UNIT = rf"(?i)kw|mw|[{_UNIT_CHARS}]"
 
 
 def may_hold_power_unit(s: pd.Series | pa.Array) -> np.ndarray:
-    """Cells that can mention kW/MW/千瓦/兆瓦 after preparation (a cheap test on the raw text)."""
-    return pc.match_substring_regex(arrow(s), _MAY_HOLD_UNIT).fill_null(False).to_numpy(
-        zero_copy_only=False)
+    """Cells that can mention kW/MW/千瓦/兆瓦 after preparation (a cheap test on the raw text,
+    once per distinct text)."""
+    uniq, inv = distinct(s)
+    return pc.match_substring_regex(uniq, _MAY_HOLD_UNIT).fill_null(False).to_numpy(
+        zero_copy_only=False)[inv]
 
 
 def capacity_from_text(s: pd.Series | pa.Array) -> np.ndarray:
@@ -413,7 +419,7 @@ def split_serials(s: pd.Series) -> pd.Series:
 def line_numbers(s: pd.Series | pa.Array) -> pa.Array:
     """序号 as Arrow text: stripped, "3.0" (an Excel number) shown as "3"; null when empty."""
     t = pc.utf8_trim_whitespace(arrow(s))
-    return _null_if_blank(pc.replace_substring_regex(t, r"^(\d+)\.0+$", r"\1"))
+    return null_if_blank(pc.replace_substring_regex(t, r"^(\d+)\.0+$", r"\1"))
 
 
 def clean_line_no(s: pd.Series) -> pd.Series:

@@ -537,7 +537,10 @@ WITH modules AS (
             UNION ALL
             SELECT FALSE, NULL, NULL, c.accel_model, c.cards_per_unit, c.purchase_date,
                 c.unit_price_cny
-            FROM items c
+            -- only the models (and card counts) some pair has: a window partition without
+            -- a pair would be computed for nothing
+            FROM items c SEMI JOIN (SELECT DISTINCT accel_model, cards_per_unit FROM pairs) k
+                ON k.accel_model = c.accel_model AND k.cards_per_unit = c.cards_per_unit
             WHERE c.category = 'gpu_server' AND c.accel_model IS NOT NULL
                 AND c.cards_per_unit IS NOT NULL AND c.purchase_date IS NOT NULL
                 AND NOT c.is_lump_sum AND NOT c.spec_says_assembled
@@ -618,29 +621,29 @@ FROM ranked r
 WHERE r.tender_id <> r.first_tender_id
 GROUP BY ALL"""
 
-    # Windows only over the lines whose key repeats (a GROUP BY finds them, NULL-safe like
-    # the window partitions), not over every line.
+    # Windows only over the lines whose key may repeat (a GROUP BY of a hash of the key finds
+    # them; NULLs hash alike, as the window partitions group them), not over every line.
     duplicates = """
 CREATE TABLE duplicate_lines AS
 WITH keyed AS (
     SELECT item_id, tender_id, item_name, model, quantity, unit_price_cny, line_total_cny,
         lower(trim(item_name)) AS name_key, lower(trim(coalesce(model, ''))) AS model_key
     FROM items
+), hashed AS (
+    SELECT *, hash(tender_id, name_key, model_key, quantity, unit_price_cny) AS key_hash
+    FROM keyed
 ), repeated AS (
-    SELECT tender_id, name_key, model_key, quantity, unit_price_cny
-    FROM keyed GROUP BY ALL HAVING count(*) > 1
+    -- candidates: lines whose key hash repeats. Grouping a million lines by one integer is
+    -- far cheaper than by the five values (nearly every line is a group of its own); the
+    -- windows below count by the values themselves, so a hash collision adds nothing.
+    SELECT key_hash FROM hashed GROUP BY key_hash HAVING count(*) > 1
 ), k AS (
     SELECT item_id, tender_id, item_name, model, quantity, unit_price_cny, line_total_cny,
         row_number() OVER w AS dup_ordinal,
         count(*) OVER (PARTITION BY tender_id, name_key, model_key, quantity, unit_price_cny)
             AS dup_count,
         first_value(item_id) OVER w AS first_item_id
-    FROM keyed SEMI JOIN repeated r
-        ON r.tender_id IS NOT DISTINCT FROM keyed.tender_id
-        AND r.name_key IS NOT DISTINCT FROM keyed.name_key
-        AND r.model_key IS NOT DISTINCT FROM keyed.model_key
-        AND r.quantity IS NOT DISTINCT FROM keyed.quantity
-        AND r.unit_price_cny IS NOT DISTINCT FROM keyed.unit_price_cny
+    FROM hashed SEMI JOIN repeated r ON r.key_hash = hashed.key_hash
     WINDOW w AS (PARTITION BY tender_id, name_key, model_key, quantity, unit_price_cny
                  ORDER BY item_id)
 )

@@ -136,78 +136,79 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     Arrow table or :class:`iccaudit.store.ParquetRows`), which the store casts to the schema
     as the sandbox did. ``spill``: a folder for an out-of-core sandbox to spill into.
     ``enriched``: called once the sandbox is built (the pipeline starts the store then).
+
+    The models read only ``items``: they start scoring, on a cursor of the sandbox in a
+    thread, as soon as enrich has built it, while enrich builds the other views and then the
+    rules run (numpy on one core beside DuckDB and message formatting on the other). They
+    need the rules' findings only at the end (a model finding on a line a rule flagged
+    corroborates it) and get them through a future. Stage timings overlap.
     """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import pandas as pd
 
     from iccaudit.detect.runner import run_rules
     from iccaudit.enrich import build_sandbox
     from iccaudit.paths import bundled_rules_dir, reference_dir
 
-    t0 = time.perf_counter()
-    # out of core: an in-memory sandbox that spills into ``spill`` beyond the memory limit
-    con = build_sandbox(items, reference_dir(bundled_rules_dir()),
-                        memory_limit=_memory_limit() if spill is not None else None,
-                        temp_directory=spill, raw=_reads_raw(ruleset.rules))
-    timings["enrich_s"] = time.perf_counter() - t0
+    pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models")
+            if opts.models else None)
+    rules_done: Future = Future()
+    scoring: list[Future] = []
+
+    def start_models(con: Any) -> None:
+        if pool is not None and not scoring:
+            scoring.append(pool.submit(_models, con.cursor(), run_id, opts, timings,
+                                       rules_done.result))
+
+    con = None
     try:
+        t0 = time.perf_counter()
+        # out of core: an in-memory sandbox that spills into ``spill`` beyond the memory limit
+        con = build_sandbox(items, reference_dir(bundled_rules_dir()),
+                            memory_limit=_memory_limit() if spill is not None else None,
+                            temp_directory=spill, raw=_reads_raw(ruleset.rules),
+                            on_built=lambda name, c: start_models(c) if name == "items"
+                            else None)
+        timings["enrich_s"] = time.perf_counter() - t0
+        start_models(con)  # (if enrich did not say when items was ready)
         if enriched is not None:
             enriched()
-        if not opts.models:
-            t0 = time.perf_counter()
-            findings, rule_runs = run_rules(con, ruleset.rules, run_id)
-            timings["rules_s"] = time.perf_counter() - t0
-            return findings, rule_runs, items
-        findings, rule_runs, model_findings, model_runs = _rules_and_models(
-            con, ruleset, run_id, opts, timings)
-        findings = pd.concat([f for f in (findings, model_findings) if len(f)] or [findings],
-                             ignore_index=True)
-        rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
+        t0 = time.perf_counter()
+        findings, rule_runs = run_rules(con, ruleset.rules, run_id)
+        timings["rules_s"] = time.perf_counter() - t0
+        rules_done.set_result(findings)
+        if scoring:
+            model_findings, model_runs = scoring[0].result()
+            findings = pd.concat([f for f in (findings, model_findings) if len(f)]
+                                 or [findings], ignore_index=True)
+            rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
+    except BaseException as exc:
+        if not rules_done.done():
+            rules_done.set_exception(exc)  # the models stop at their end, without them
+        raise
     finally:
-        con.close()
+        if pool is not None:
+            pool.shutdown(wait=True)  # the models' cursor is closed before the sandbox
+        if con is not None:
+            con.close()
     return findings, rule_runs, items
 
 
-def _rules_and_models(con: Any, ruleset: Any, run_id: str, opts: DetectOptions,
-                      timings: dict[str, float]) -> tuple[Any, Any, Any, Any]:
-    """The rules on ``con`` and the models on a cursor of it, at the same time.
-
-    The models' scoring is numpy on one core; the rules are DuckDB queries and message
-    formatting that leave the other core idle much of the time. The models need the rules'
-    findings only at the end (a model finding on a line a rule flagged corroborates it), so
-    they get them through a future. Timings are each stage's own (they overlap).
-    """
-    from concurrent.futures import Future, ThreadPoolExecutor
-
+def _models(cursor: Any, run_id: str, opts: DetectOptions, timings: dict[str, float],
+            rule_findings: Any) -> tuple[Any, Any]:
+    """The models on their own cursor of the sandbox (run in a thread by :func:`_detect`)."""
     from iccaudit.detect.models import ModelConfigError, run_models
-    from iccaudit.detect.runner import run_rules
 
-    rules_done: Future = Future()
-
-    def models() -> tuple[Any, Any]:
-        t0 = time.perf_counter()
-        cursor = con.cursor()  # a connection of its own to the sandbox, for this thread
-        try:
-            return run_models(cursor, run_id, config=opts.models_config, seed=opts.seed,
-                              rule_findings=rules_done.result)
-        finally:
-            cursor.close()
-            timings["models_s"] = time.perf_counter() - t0
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models") as pool:
-        scoring = pool.submit(models)
-        t0 = time.perf_counter()
-        try:
-            findings, rule_runs = run_rules(con, ruleset.rules, run_id)
-        except BaseException as exc:
-            rules_done.set_exception(exc)  # the models stop at their end, without them
-            raise
-        timings["rules_s"] = time.perf_counter() - t0
-        rules_done.set_result(findings)
-        try:
-            model_findings, model_runs = scoring.result()
-        except ModelConfigError as exc:
-            raise PipelineError(str(exc), exit_code=3) from None
-    return findings, rule_runs, model_findings, model_runs
+    t0 = time.perf_counter()
+    try:
+        return run_models(cursor, run_id, config=opts.models_config, seed=opts.seed,
+                          rule_findings=rule_findings)
+    except ModelConfigError as exc:
+        raise PipelineError(str(exc), exit_code=3) from None
+    finally:
+        cursor.close()
+        timings["models_s"] = time.perf_counter() - t0
 
 
 def _numbered(items: Any, run_id: str) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from iccaudit.enrich.reference import Reference, load_reference, load_reference_
 from iccaudit.enrich.views import view_statements
 
 _SOURCE = "_incoming_line_items"
+#: The name a statement creates.
+_MADE = re.compile(r"\s*CREATE (?:TABLE|VIEW) (\w+)")
 
 
 def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
@@ -91,6 +95,7 @@ def build_sandbox(
     memory_limit: str | None = None,
     temp_directory: Path | None = None,
     raw: bool = True,
+    on_built: Callable[[str, duckdb.DuckDBPyConnection], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with this run's lines, the reference book and the views.
 
@@ -118,6 +123,10 @@ def build_sandbox(
         Keep each line's ``raw`` JSON in ``items`` and ``line_items``. The pipeline leaves it
         out when no rule of the run reads it: it is the widest column (a third of the bytes
         of 1 M generated lines) and nothing else in the sandbox uses it.
+    on_built
+        Called with the name of each table or view once it is built, and the connection: a
+        caller may start reading a finished view (on a cursor of its own, in a thread) while
+        the others are built. The pipeline starts its models once ``items`` is there.
 
     Returns
     -------
@@ -147,6 +156,8 @@ def build_sandbox(
             columns = [c for c in schema.columns("line_items") if raw or c != "raw"]
             for statement in view_statements(ref, source, columns):
                 con.execute(statement)
+                if on_built is not None and (made := _MADE.match(statement)):
+                    on_built(made.group(1), con)
         finally:
             con.unregister(_SOURCE)
         # on the built table, not the source: a Parquet source would be read once more

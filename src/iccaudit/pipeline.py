@@ -365,7 +365,9 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
     # Rules first: an invalid pack is refused before any file is read.
     rule_dirs, ruleset = _load_rules(opts.rules_dirs, opts.skip_invalid, warnings)
 
-    warm = _warm_models(opts, input_bytes)
+    # not joined: the models import the same modules once enrich has built items, and wait on
+    # Python's import lock for any the thread is still importing; enrich need not wait
+    _warm_models(opts, input_bytes)
     t0 = time.perf_counter()
     sink = ParquetSink(work / "incoming.parquet") if work is not None else None
     try:
@@ -409,8 +411,6 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
             "rejects": _with_run(batch.rejects, run_id),
             "non_items": _with_run(batch.non_items, run_id),
         }
-        if warm is not None:
-            warm.join()
         # started once enrich is done: enrich keeps both cores busy, rules and models do not
         findings, rule_runs, items = _detect(
             items, ruleset, run_id, opts, timings,

@@ -531,9 +531,11 @@ def _text_sample(head: bytes, delimiter: str | None) -> tuple[str, int] | None:
     return delim, max((len(r) for r in sample), default=1)
 
 
-def _blank_to_null(cols: list[pa.Array | pa.ChunkedArray]) -> tuple[list[pa.Array], np.ndarray]:
+def _blank_to_null(cols: list[pa.Array | pa.ChunkedArray], line_breaks: bool = True
+                   ) -> tuple[list[pa.Array], np.ndarray]:
     """Each column as one array with whitespace-only cells null, and each row's span in
-    editor lines (a quoted cell's line breaks make its row span several).
+    editor lines (a quoted cell's line breaks make its row span several; with
+    ``line_breaks=False`` the caller knows no cell holds one, and every span is 1).
 
     Two columns at a time, in threads: the Arrow kernels release the GIL, and this runs
     before the file's rows can be normalised.
@@ -543,7 +545,7 @@ def _blank_to_null(cols: list[pa.Array | pa.ChunkedArray]) -> tuple[list[pa.Arra
     def one(c: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray | None]:
         c = c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
         c = _null_where_blank(c.cast(pa.large_string()))
-        if not pc.any(pc.match_substring(c, "\n")).as_py():
+        if not line_breaks or not pc.any(pc.match_substring(c, "\n")).as_py():
             return c, None
         return c, pc.count_substring(c, "\n").fill_null(0).to_numpy(zero_copy_only=False)
 
@@ -586,7 +588,10 @@ def read_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
     scan.check_nul()
     if scan.blank_lines or scan.lone_cr:
         return None  # DuckDB skips empty lines: its row numbers would be off
-    out, spans = _blank_to_null(cols)
+    # as many rows as the file has lines: no cell can hold a line break (each would add a
+    # line and no row), so the per-cell search for them is skipped
+    out, spans = _blank_to_null(cols, line_breaks=len(cols[0]) != _expected_lines(scan)
+                                if cols else True)
     if int(spans.sum()) != _expected_lines(scan):
         return None  # DuckDB saw the lines differently: the general reader decides
     # trailing columns without text are dropped, as the general reader drops them (a cell of

@@ -344,6 +344,35 @@ def _per_table(tid: np.ndarray, values: list[str | None]) -> pa.Array:
                                           dictionary).dictionary_decode()
 
 
+def _equals_header(c: pa.Array, htext: list[str], tid: np.ndarray) -> np.ndarray:
+    """Per row: the cell, stripped, is its table's header text for this column."""
+    if len(set(htext)) > 1:  # tables of several layouts: the header text per row
+        h = _per_table(tid, [x or None for x in htext])
+        return pc.equal(pc.utf8_trim_whitespace(c), h).fill_null(False).to_numpy(
+            zero_copy_only=False)
+    # one header text: only cells that contain it can equal it stripped (no copy of the rest)
+    out = np.zeros(len(c), dtype=bool)
+    if not htext[0]:
+        return out
+    hit = np.flatnonzero(pc.match_substring(c, htext[0]).fill_null(False).to_numpy(
+        zero_copy_only=False))
+    if len(hit):
+        out[hit] = pc.equal(pc.utf8_trim_whitespace(c.take(pa.array(hit))), htext[0]
+                            ).fill_null(False).to_numpy(zero_copy_only=False)
+    return out
+
+
+def _trimmed(c: pa.Array) -> pa.Array:
+    """Cell text stripped, empty as null; the column itself (no copy) when no distinct text
+    needs either."""
+    uniq, inv = V.distinct(c)
+    trimmed = V.null_if_blank(pc.utf8_trim_whitespace(uniq))
+    if (trimmed.null_count == uniq.null_count
+            and pc.all(pc.equal(trimmed, uniq).fill_null(True)).as_py()):
+        return c
+    return trimmed.take(pa.array(inv))
+
+
 def _concat(arrays: list[pa.Array]) -> pa.Array:
     if len(arrays) == 1:
         return arrays[0]
@@ -416,9 +445,7 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         single &= ~valid[j] | pc.equal(c, first_a).fill_null(True).to_numpy(zero_copy_only=False)
         htext = [p.infos[j].text.strip() if j < len(p.infos) else "" for p in plans]
         if any(htext):
-            h = _per_table(tid, [x or None for x in htext])
-            same_as_header += pc.equal(pc.utf8_trim_whitespace(c), h).fill_null(
-                False).to_numpy(zero_copy_only=False)
+            same_as_header += _equals_header(c, htext, tid)
     n_fields = _per_row([len({x.field for x in p.infos if x.field}) for p in plans], sizes,
                         dtype="int64")
     repeat_header = same_as_header >= np.minimum(3, n_fields)
@@ -550,7 +577,7 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         return a if every else a.take(take)
 
     def text(f: str) -> pa.Array:
-        return V.null_if_blank(pc.utf8_trim_whitespace(sub(field(f))))
+        return _trimmed(sub(field(f)))
 
     def per_table_text(values: list[str | None]) -> pa.Array:
         return _per_table(tid[it], values)

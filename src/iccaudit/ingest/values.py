@@ -402,13 +402,17 @@ def parse_date(s: pd.Series | pa.Array) -> Parsed:
 
 
 def serial_lists(s: pd.Series | pa.Array) -> pa.Array:
-    """序列号 cells to an Arrow list of serial numbers per row (see :func:`split_serials`)."""
-    t = pc.utf8_normalize(arrow(s), "NFKC")
+    """序列号 cells to an Arrow list of serial numbers per row (see :func:`split_serials`).
+
+    Split once per distinct cell text."""
+    uniq, inv = distinct(s)
+    t = pc.utf8_normalize(uniq, "NFKC")
     t = pc.utf8_trim(pc.replace_substring_regex(t, r"[,;、\s]+", ","), ",")
     t = pc.if_else(pc.is_valid(t), t, "")
     parts = pc.split_pattern(t, ",")
     # "" splits to [""]; an empty cell is an empty list.
-    return pc.if_else(pc.equal(t, ""), pa.scalar([], parts.type), parts)
+    lists = pc.if_else(pc.equal(t, ""), pa.scalar([], parts.type), parts)
+    return lists.take(pa.array(inv))
 
 
 def split_serials(s: pd.Series) -> pd.Series:

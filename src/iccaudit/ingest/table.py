@@ -344,6 +344,17 @@ def _per_table(tid: np.ndarray, values: list[str | None]) -> pa.Array:
                                           dictionary).dictionary_decode()
 
 
+def _max_bytes(c: pa.Array) -> int:
+    """The longest cell of a string column in bytes, read from its offsets."""
+    if len(c) == 0:
+        return 0
+    if c.type not in (pa.large_string(), pa.string()):
+        return np.iinfo("int64").max  # not plain text: count characters
+    width = "int64" if c.type == pa.large_string() else "int32"
+    offsets = np.frombuffer(c.buffers()[1], dtype=width)[c.offset: c.offset + len(c) + 1]
+    return int(np.diff(offsets).max())
+
+
 def _equals_header(c: pa.Array, htext: list[str], tid: np.ndarray) -> np.ndarray:
     """Per row: the cell, stripped, is its table's header text for this column."""
     if len(set(htext)) > 1:  # tables of several layouts: the header text per row
@@ -516,7 +527,10 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
             return out.to_numpy(dtype=object)
         return build
 
-    longest = [pc.max(pc.utf8_length(c)).as_py() or 0 for c in acols]
+    # a cell has no more characters than bytes: the byte lengths (from the offsets, no pass
+    # over the text) rule most columns out before any character is counted
+    longest = [pc.max(pc.utf8_length(c)).as_py() or 0 for c in acols
+               if _max_bytes(c) > MAX_CELL_CHARS]
     if max(longest, default=0) > MAX_CELL_CHARS:
         lengths = np.column_stack(
             [pc.utf8_length(c).fill_null(0).to_numpy(zero_copy_only=False) for c in acols]

@@ -200,3 +200,13 @@ def test_run_killed_midway_leaves_only_complete_runs(tmp_path):
     con = store.connect(db, read_only=True)
     assert con.execute("SELECT list(run_id ORDER BY run_id) FROM runs").fetchone()[0] == ["r1"]
     assert con.execute("SELECT count(*) FROM line_items").fetchone()[0] == 3
+
+
+def test_abort_after_a_commit_leaves_the_run_in_place(tmp_path):
+    db = tmp_path / "f.duckdb"
+    writer = store.RunWriter(db)
+    writer.insert({"runs": _run_frame("r1"), "line_items": _items("r1", 3)})
+    writer.commit()
+    writer.abort()  # a caller's blanket clean-up after the commit must not undo it
+    con = store.connect(db, read_only=True)
+    assert con.execute("SELECT count(*) FROM line_items").fetchone()[0] == 3

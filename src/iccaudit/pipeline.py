@@ -38,7 +38,8 @@ class DetectOptions:
 
 
 #: Inputs above this size are scored out of core: line items go to Parquet, the sandbox is
-#: a DuckDB file with a memory limit (it spills), and the store copies from the Parquet file.
+#: an in-memory DuckDB that spills beyond a memory limit, and the store copies from the
+#: Parquet file.
 #: One million lines of CSV are about 250 MB.
 LARGE_RUN_BYTES = 1024**3
 #: DuckDB's memory limit for the store of an out-of-core run, which writes the lines while
@@ -411,7 +412,7 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
             "rejects": _with_run(batch.rejects, run_id),
             "non_items": _with_run(batch.non_items, run_id),
         }
-        # started once enrich is done: enrich keeps both cores busy, rules and models do not
+        # the store's write starts once enrich is done (enrich keeps both cores busy)
         findings, rule_runs, items = _detect(
             items, ruleset, run_id, opts, timings,
             spill=work / "spill" if work is not None else None,

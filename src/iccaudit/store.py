@@ -208,6 +208,7 @@ class RunWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self.background_s = 0.0
+        self._closed = False
         self.con = connect(self.path)
         try:
             # Rows are identified by run_id/item_id, never by position: letting DuckDB write
@@ -273,12 +274,17 @@ class RunWriter:
         except BaseException:
             self.abort()
             raise
+        self._closed = True
         self.con.close()
 
     def abort(self) -> None:
-        """Stop, roll back and close; a database file this writer created is removed."""
+        """Stop, roll back and close; a database file this writer created is removed.
+        Safe to call again (a failed commit has aborted already)."""
         import duckdb
 
+        if self._closed:
+            return
+        self._closed = True
         if self._thread is not None:
             self.con.interrupt()  # a long insert stops at its next chunk
             self._thread.join()

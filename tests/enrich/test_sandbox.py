@@ -151,3 +151,24 @@ def test_build_sandbox_reports_reference_errors(tmp_path):
     _edit(ref_dir / "cooling.yaml", "retrofit_per_server:", "retrofit_per_srv:")
     with pytest.raises(ReferenceError, match=r"cooling\.yaml:\d+: .*retrofit"):
         build_sandbox(frame([]), ref_dir)
+
+
+def test_on_built_names_each_view_once_built_and_items_is_readable_then():
+    rows = [line("GPU服务器", 2_400_000, spec="8*H100"), line("IB交换机", 300_000)]
+    seen: list[tuple[str, int | None]] = []
+
+    def built(name, con):
+        count = None
+        if name == "items":  # readable at once, on a cursor of its own
+            cursor = con.cursor()
+            count = cursor.execute("SELECT count(*) FROM items").fetchall()[0][0]
+            cursor.close()
+        seen.append((name, count))
+
+    con = build_sandbox(frame(rows), REFERENCE_DIR, on_built=built)
+    names = [n for n, _ in seen]
+    assert ("items", 2) in seen
+    for view in ("tender_assemblies", "serial_reuse", "duplicate_lines", "tender_compute",
+                 "line_items"):
+        assert names.count(view) == 1 and names.index("items") < names.index(view), view
+    con.close()

@@ -189,6 +189,12 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
     return len(frame)
 
 
+def _check_tables(tables: Mapping[str, Any]) -> None:
+    unknown = set(tables) - set(schema.TABLES)
+    if unknown:
+        raise ValueError(f"unknown tables {sorted(unknown)}")
+
+
 class RunWriter:
     """One run's transaction: opened early, so that the lines can be written while the run
     is still being scored, and committed (or rolled back) as one.
@@ -225,9 +231,7 @@ class RunWriter:
 
     def insert(self, tables: Mapping[str, Any]) -> None:
         """Append each table's rows (table name -> frame), in the schema's table order."""
-        unknown = set(tables) - set(schema.TABLES)
-        if unknown:
-            raise ValueError(f"unknown tables {sorted(unknown)}")
+        _check_tables(tables)
         self.wait()
         self._insert(tables)
 
@@ -241,9 +245,7 @@ class RunWriter:
         import threading
         import time
 
-        unknown = set(tables) - set(schema.TABLES)
-        if unknown:
-            raise ValueError(f"unknown tables {sorted(unknown)}")
+        _check_tables(tables)
         self.wait()
 
         def work() -> None:
@@ -302,9 +304,7 @@ class RunWriter:
 
 def write_run(path: str | Path, tables: Mapping[str, Any]) -> None:
     """Write one run's rows (table name -> frame) to the database in a single transaction."""
-    unknown = set(tables) - set(schema.TABLES)
-    if unknown:
-        raise ValueError(f"unknown tables {sorted(unknown)}")
+    _check_tables(tables)  # before the file is opened (or created)
     writer = RunWriter(path)
     try:
         writer.insert(tables)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -198,6 +199,15 @@ class _FileRead:
     failed: bool = False
     stream: TextStream | None = None  # a streamed file: its batches after the first plan
 
+    def fail(self, message: str, line: str | None = None) -> _FileRead:
+        """The file is an error: none of its rows count, ``line`` (default ``file: message``)
+        is what the user reads."""
+        self.record.update(status="error", sheets=0, rows_read=0, line_items=0, rejects=0,
+                           non_items=0, error=message)
+        self.errors = [line or f"{self.record['source_file']}: {message}"]
+        self.failed, self.plans, self.others, self.stream = True, [], [], None
+        return self
+
 
 def _new_record(path: Path) -> dict:
     record = dict.fromkeys(FILE_COLUMNS)
@@ -211,13 +221,7 @@ def _read_one(path: Path, mapping: dict[str, str] | None) -> _FileRead:
     source = str(path)
     out = _FileRead(_new_record(path))
     reader = READERS[path.suffix.lower()]
-
-    def fail(message: str, line: str | None = None) -> _FileRead:
-        out.record["error"] = message
-        out.errors = [line or f"{source}: {message}"]
-        out.failed = True
-        out.plans, out.others = [], []
-        return out
+    fail = out.fail
 
     suffix = path.suffix.lower()
     result = None
@@ -297,16 +301,12 @@ def _open_stream(out: _FileRead, stream: TextStream, source: str, stem: str,
     except StopIteration:
         plan = None
     except FileReadError as exc:
-        out.record["error"] = str(exc)
-        out.errors, out.failed = [f"{source}: {exc}"], True
-        return out
+        return out.fail(str(exc))
     if not isinstance(plan, TablePlan):
         stream.tables.close()
         message = (plan.problem if plan is not None and plan.problem
                    else f"{source}: no line-item table in the first rows")
-        out.record["error"] = message
-        out.errors, out.failed = [message], True
-        return out
+        return out.fail(message, line=message)
     out.plans, out.stream = [plan], stream
     out.record.update(rows_read=plan.rows_read, sheets=1, status="ok")
     return out
@@ -333,7 +333,7 @@ def _pieces(r: _FileRead, size: int):
 
         # one piece of look-ahead: only the very last one may hold the table's trailing text
         held = None
-        for part in _chain(parts, rest()):
+        for part in itertools.chain(parts, rest()):
             if held is not None:
                 yield dataclasses.replace(held, valued_later=True), k
             held = part
@@ -349,11 +349,6 @@ def _even_chunks(n: int, size: int) -> int:
     count = -(-n // size)
     count += -count % WORKERS
     return -(-n // count)
-
-
-def _chain(first: list, rest):
-    yield from first
-    yield from rest
 
 
 def _internal(exc: BaseException) -> str:
@@ -549,7 +544,7 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
                 try:
                     normalise_plans(mine)
                 except Exception as exc:  # noqa: BLE001
-                    _fail_internal(reads[owner], exc)
+                    reads[owner].fail(_internal(exc))
             good = [i for i, o in enumerate(job.owners) if not reads[o].failed]
             if not good:
                 return
@@ -609,9 +604,7 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
             except FileReadError as exc:
                 problem = str(exc)
             if problem:  # a streamed file that could not be read to the end: none of it
-                r.failed, r.plans = True, []
-                r.record.update(status="error", sheets=0, rows_read=0, error=problem)
-                r.errors = [f"{r.record['source_file']}: {problem}"]
+                r.fail(problem)
             r.plans, r.stream = [], None  # the pieces hold the cells now
             if bar is not None:
                 bar.advance(task)
@@ -649,13 +642,6 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
         errors=errors,
         n_items=sink.rows,
     )
-
-
-def _fail_internal(r: _FileRead, exc: BaseException) -> None:
-    r.failed, r.plans, r.others = True, [], []
-    r.record.update(status="error", sheets=0, rows_read=0, line_items=0, rejects=0,
-                    non_items=0, error=_internal(exc))
-    r.errors = [f"{r.record['source_file']}: {_internal(exc)}"]
 
 
 def _trailing_notes(tail: pd.DataFrame, chunk_valued: dict[int, list[bool]],

@@ -588,11 +588,11 @@ def read_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
     scan.check_nul()
     if scan.blank_lines or scan.lone_cr:
         return None  # DuckDB skips empty lines: its row numbers would be off
+    expected = _expected_lines(scan)
     # as many rows as the file has lines: no cell can hold a line break (each would add a
     # line and no row), so the per-cell search for them is skipped
-    out, spans = _blank_to_null(cols, line_breaks=len(cols[0]) != _expected_lines(scan)
-                                if cols else True)
-    if int(spans.sum()) != _expected_lines(scan):
+    out, spans = _blank_to_null(cols, line_breaks=not cols or len(cols[0]) != expected)
+    if int(spans.sum()) != expected:
         return None  # DuckDB saw the lines differently: the general reader decides
     # trailing columns without text are dropped, as the general reader drops them (a cell of
     # spaces counts as text here, as there); found from the right, usually at the first try

@@ -292,7 +292,7 @@ def plan_table(
     pre = None
     if data_start:
         shown = row_text_arrow(top, limit=200) if top else pa.nulls(data_start, pa.string())
-        shown = pc.if_else(pc.equal(shown, ""), pa.scalar(None, shown.type), shown)
+        shown = V.null_if_blank(shown)
         pre = {"source_row": np.asarray(raw.rows[:data_start], dtype="int64"),
                "kind": pre_kind, "text": shown.to_numpy(zero_copy_only=False)}
 
@@ -392,11 +392,6 @@ def _concat(arrays: list[pa.Array]) -> pa.Array:
 
 def _nulls(n: int) -> pa.Array:
     return pa.nulls(n, pa.large_string())
-
-
-def _masked(values: np.ndarray, mask: np.ndarray) -> pa.Array:
-    """An Arrow array of ``values`` with nulls where ``mask`` is False."""
-    return pa.array(values, mask=~mask)
 
 
 def normalise_plans(plans: list[TablePlan]) -> BatchResult:
@@ -653,11 +648,12 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     }
     items = pa.table([columns[f.name] for f in ITEM_SCHEMA], schema=ITEM_SCHEMA)
 
+    files = np.asarray([p.source_file for p in plans], dtype=object)
+    sheets = np.asarray([p.sheet for p in plans], dtype=object)
     rj = np.flatnonzero(is_reject)
     rejects = pd.DataFrame({
-        "source_file": pd.Series(_per_row([p.source_file for p in plans], sizes)[rj],
-                                 dtype=object),
-        "source_sheet": pd.Series(_per_row([p.sheet for p in plans], sizes)[rj], dtype=object),
+        "source_file": pd.Series(files[tid[rj]], dtype=object),
+        "source_sheet": pd.Series(sheets[tid[rj]], dtype=object),
         "source_row": rows[rj],
         "reason": pd.Series(reason[rj], dtype=object),
         "column": pd.Series(rcol[rj], dtype=object),
@@ -675,8 +671,6 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     pres = [(i, p.pre) for i, p in enumerate(plans) if p.pre is not None]
     pre_t = np.concatenate([np.full(len(x["kind"]), i) for i, x in pres] + [tid[nk]])
     order = np.argsort(pre_t, kind="stable")
-    files = np.asarray([p.source_file for p in plans], dtype=object)
-    sheets = np.asarray([p.sheet for p in plans], dtype=object)
 
     def joined(key: str, data: np.ndarray) -> np.ndarray:
         return np.concatenate([x[key] for _, x in pres] + [data])[order]
@@ -754,9 +748,8 @@ def _not_a_table(
     blank = _all_null(raw.columns, n)
     text = np.full(n, None, dtype=object)
     if raw.columns and n:
-        joined = row_text_arrow(raw.columns, limit=200)
-        text = pc.if_else(pc.equal(joined, ""), pa.scalar(None, joined.type), joined
-                          ).to_numpy(zero_copy_only=False)
+        text = V.null_if_blank(row_text_arrow(raw.columns, limit=200)).to_numpy(
+            zero_copy_only=False)
     values = {
         "source_file": np.full(n, source_file, dtype=object),
         "source_sheet": np.full(n, raw.sheet, dtype=object),

@@ -194,3 +194,28 @@ def test_a_nul_byte_deep_in_a_large_file_is_refused_like_the_general_reader_does
     assert general.files["status"].tolist() == large.files["status"].tolist() == ["error"]
     assert general.errors == large.errors
     assert "NUL byte on line" in large.errors[0]
+
+
+def test_a_file_whose_rows_do_not_add_up_is_an_error_and_none_of_its_rows_are_kept(
+        files, monkeypatch):
+    good = files.text("a.csv", _long_table(6, tail=1))
+    bad = files.text("b.csv", _long_table(6, tail=1))
+    real = ingest_module.normalise_plans
+
+    def miscounting(plans):  # our bug, simulated: one row of b.csv counted twice
+        out = real(plans)
+        for i, p in enumerate(plans):
+            if p.source_file == str(bad):
+                out.counts[i, 0] += 1
+        return out
+
+    monkeypatch.setattr(ingest_module, "normalise_plans", miscounting)
+    batch = ingest([good, bad])
+    rec = batch.files.set_index("source_file")
+    assert rec.loc[str(good), "status"] == "ok" and rec.loc[str(bad), "status"] == "error"
+    assert "rows do not add up" in rec.loc[str(bad), "error"]
+    for frame in (batch.items, batch.non_items):
+        assert str(good) in set(frame["source_file"])
+    for frame in (batch.items, batch.rejects, batch.non_items):
+        assert str(bad) not in set(frame["source_file"])
+    assert any("rows do not add up" in e for e in batch.errors)

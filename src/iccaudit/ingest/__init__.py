@@ -621,13 +621,14 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
         rejects_frame, non_items_frame = _trailing_notes(
             pd.concat(tails, ignore_index=True), chunk_valued, chunk_owner, reads,
             rejects_frame, non_items_frame)
+    for r in reads:
+        _account(r)  # first: a file whose rows do not add up is failed, none of its rows kept
     failed = {r.record["source_file"] for r in reads if r.failed}
     if failed:
         sink.discard(failed)
         rejects_frame = rejects_frame[~rejects_frame["source_file"].isin(failed)]
         non_items_frame = non_items_frame[~non_items_frame["source_file"].isin(failed)]
     for r in reads:
-        _account(r)
         errors.extend(r.errors)
     files_frame = pd.DataFrame([r.record for r in reads], columns=FILE_COLUMNS)
     if len(files_frame):

@@ -124,11 +124,23 @@ def _materialise(con: Any, view: str, rules: Sequence[Rule]) -> str | None:
         is_table = False
     if is_table:
         return None
+    select = exp.select(*_columns_read(rules)).from_(exp.to_table(view))
+    return _temp_table(con, f"__rules_{view}", select)
+
+
+def _columns_read(rules: Sequence[Rule]) -> list[exp.Expression]:
+    """The view columns any of ``rules`` reads, sorted, as quoted column references."""
     cols = sorted(set().union(*(r.compiled.columns_used() for r in rules)))
-    table = f"__rules_{view}"
-    select = exp.select(*[exp.column(c, quoted=True) for c in cols]).from_(exp.to_table(view))
+    return [exp.column(c, quoted=True) for c in cols]
+
+
+def _temp_table(con: Any, table: str, select: exp.Select, replace: bool = False) -> str | None:
+    """``CREATE TEMP TABLE table AS select``; the table's name, or None when it failed."""
+    import duckdb
+
     create = exp.Create(this=exp.to_table(table), kind="TABLE", expression=select,
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                        replace=replace)
     try:
         con.execute(create.sql(DIALECT))
     except duckdb.Error:
@@ -148,23 +160,11 @@ def _hit_rows(con: Any, view: str, source: str, rules: Sequence[Rule]) -> str | 
     table holds every row any rule's condition keeps). Returns None for a single rule (no
     gain) or when the query fails (each rule then reads the view and reports its own error).
     """
-    import duckdb
-
     if len(rules) < 2:
         return None
-    cols = sorted(set().union(*(r.compiled.columns_used() for r in rules)))
-    select = (exp.select(*[exp.column(c, quoted=True) for c in cols])
-              .from_(exp.to_table(source))
+    select = (exp.select(*_columns_read(rules)).from_(exp.to_table(source))
               .where(exp.or_(*[r.compiled.condition() for r in rules])))
-    table = _hits_table_name(view)
-    create = exp.Create(this=exp.to_table(table), kind="TABLE", expression=select,
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                        replace=True)
-    try:
-        con.execute(create.sql(DIALECT))
-    except duckdb.Error:
-        return None
-    return table
+    return _temp_table(con, _hits_table_name(view), select, replace=True)
 
 
 def _drop(con: Any, table: str) -> None:

@@ -5,7 +5,7 @@ peer key) runs once per distinct text of the six text columns (``_text_class``);
 per-line figures, peer statistics and windows run on narrow rows (``_lines``: numbers and
 keys, no raw JSON, no texts); tenders and peers come in by GROUP BY + join. The one wide
 copy of the lines is ``items``: the caller's rows beside their figures (by row position). A
-million lines cost about two seconds on two cores.
+million lines cost about three seconds on two cores.
 
 Internal steps start with ``_`` and are dropped at the end. The public views (described in
 :mod:`iccaudit.enrich.dictionary`) ``items``, ``tender_assemblies``, ``serial_reuse``,

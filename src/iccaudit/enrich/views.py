@@ -416,19 +416,31 @@ FROM _lines
 WHERE peer_price_cny > 0
 GROUP BY ALL"""
 
+    # The one wide copy of the lines: the caller's rows beside their figures (by row position,
+    # rid = __row), the recognition of their text (by tid), the peer statistics and windows.
+    # One statement, its joins in the order written (DuckDB's join-order optimiser is off for
+    # it): the caller's rows probe and the figures are the build sides. Left to the
+    # optimiser, the rows (two dozen columns, their texts) were the hash table's payload and
+    # every per-line figure went through a table of its own first (1 M lines: 2.1 -> 1.4
+    # CPU-seconds). The rows come out in no particular order; nothing reads items by position.
     # robust z: (log p - median) / (1.4826 MAD); when MAD is 0 (more than half the peers at
     # one price) fall back to 1.2533 x mean absolute deviation (Iglewicz & Hoaglin's
     # modified z); when both are 0 every peer has the same price and z is 0.
-    # Every per-line figure but its manufacture age, by rid. The recognition of the line's
-    # text (tid) comes in with items: this table carries numbers and keys, not the text and
-    # its two dozen classes (items' hash join holds it whole: at 10 M lines, width is time).
-    final = """
-CREATE TABLE _final AS
-SELECT l.rid, l.tid,
-    l.line_total_cny, l.total_diff_cny, l.card_count, l.capacity_scope, l.price_per_kw,
-    l.retrofit_servers, l.purchase_date, l.basis_price_cny, l.ratio_to_ref_high,
-    l.ratio_to_ref_low, l.line_value_share, l.tender_total_cny, l.peer_price_cny,
-    l.peer_basis,
+    line_cols = ",\n    ".join(f'src."{c}"' for c in line_item_columns)
+    items_table = f"""
+CREATE TABLE items AS
+SELECT {line_cols},
+    c.text, c.accel_model, c.accel_vendor, c.is_domestic, c.export_controlled,
+    c.export_control_date, c.fp16_dense_tflops, c.tdp_w, c.category, c.ref_basis,
+    c.cards_per_unit, c.condition_class, c.condition_conflict, c.cooling_type, c.shell_wording,
+    c.spec_says_assembled, c.is_lump_sum, l.line_total_cny, l.total_diff_cny, l.card_count,
+    l.capacity_scope, l.price_per_kw, l.retrofit_servers, l.purchase_date, c.brand_canonical,
+    c.brand_tier, l.basis_price_cny, c.ref_low_cny, c.ref_high_cny, c.ref_peak_cny,
+    c.ref_source, l.ratio_to_ref_high, l.ratio_to_ref_low, l.line_value_share,
+    l.tender_total_cny, l.peer_price_cny, l.peer_basis, c.peer_key,
+    CASE WHEN c.export_control_date IS NOT NULL AND l.purchase_date IS NOT NULL
+         THEN l.purchase_date >= c.export_control_date END AS after_export_control,
+    date_diff('day', src.manufacture_date, l.purchase_date) AS manufacture_age_days,
     s.peer_count,
     s.peer_tender_count,
     s.peer_median,
@@ -444,45 +456,20 @@ SELECT l.rid, l.tid,
     w.peer_count_90d,
     tm.tender_mainstream_median,
     tm.tender_mainstream_count
-FROM _lines l
+FROM {source} src
+JOIN _lines l ON l.rid = src.__row
+JOIN _text_class c ON c.tid = l.tid
+-- category and peer key come with the text (_lines has the same, from the same tid), the
+-- tender with the row: the figures' hash table carries numbers, not these texts
 LEFT JOIN _peer_stats s
-    ON l.peer_price_cny > 0 AND s.category = l.category AND s.peer_basis = l.peer_basis
-    AND s.peer_key = l.peer_key
+    ON l.peer_price_cny > 0 AND s.category = c.category AND s.peer_basis = l.peer_basis
+    AND s.peer_key = c.peer_key
 LEFT JOIN _peer_near w ON w.rid = l.rid
 LEFT JOIN _tender_mainstream tm
-    ON l.peer_price_cny > 0 AND tm.tender_id IS NOT DISTINCT FROM l.tender_id
-    AND tm.category IS NOT DISTINCT FROM l.category
-    AND tm.peer_key IS NOT DISTINCT FROM l.peer_key
+    ON l.peer_price_cny > 0 AND tm.tender_id IS NOT DISTINCT FROM src.tender_id
+    AND tm.category IS NOT DISTINCT FROM c.category
+    AND tm.peer_key IS NOT DISTINCT FROM c.peer_key
     AND tm.peer_basis IS NOT DISTINCT FROM l.peer_basis"""
-
-    # The one wide copy of the lines: the caller's rows, typed, beside their figures, joined
-    # by position in the source, and the recognition of their text, joined by tid (parallel
-    # hash joins with the figures and the distinct texts as build sides; they replaced a
-    # single-threaded POSITIONAL JOIN of the rows with all figures sorted by position: 1 M
-    # lines 1.7 s -> 1.2 s, 10 M lines 56 s -> 33 s). The rows come out in no particular
-    # order; nothing reads items by position.
-    line_cols = ",\n    ".join(f'src."{c}"' for c in line_item_columns)
-    items_table = f"""
-CREATE TABLE items AS
-SELECT {line_cols},
-    c.text, c.accel_model, c.accel_vendor, c.is_domestic, c.export_controlled,
-    c.export_control_date, c.fp16_dense_tflops, c.tdp_w, c.category, c.ref_basis,
-    c.cards_per_unit, c.condition_class, c.condition_conflict, c.cooling_type, c.shell_wording,
-    c.spec_says_assembled, c.is_lump_sum, f.line_total_cny, f.total_diff_cny, f.card_count,
-    f.capacity_scope, f.price_per_kw, f.retrofit_servers, f.purchase_date, c.brand_canonical,
-    c.brand_tier, f.basis_price_cny, c.ref_low_cny, c.ref_high_cny, c.ref_peak_cny,
-    c.ref_source, f.ratio_to_ref_high, f.ratio_to_ref_low, f.line_value_share,
-    f.tender_total_cny, f.peer_price_cny, f.peer_basis, c.peer_key,
-    CASE WHEN c.export_control_date IS NOT NULL AND f.purchase_date IS NOT NULL
-         THEN f.purchase_date >= c.export_control_date END AS after_export_control,
-    date_diff('day', src.manufacture_date, f.purchase_date) AS manufacture_age_days,
-    f.peer_count, f.peer_tender_count, f.peer_median, f.ratio_to_peer_median,
-    f.mainstream_peer_count, f.mainstream_peer_median, f.ratio_to_mainstream_median,
-    f.robust_z, f.peer_median_90d, f.peer_count_90d, f.tender_mainstream_median,
-    f.tender_mainstream_count
-FROM {source} src
-JOIN _final f ON f.rid = src.__row
-JOIN _text_class c ON c.tid = f.tid"""
 
     assemblies = """
 CREATE TABLE tender_assemblies AS
@@ -674,15 +661,17 @@ GROUP BY tender_id"""
 
     # The public views are tables: every rule and model reads them, so each is computed
     # once here rather than once per reader. The internal steps are dropped, and line_items
-    # becomes a view of items' first columns: one wide copy of the lines, not two.
-    # Everything _final was made of goes before items is built (its hash join holds _final
-    # and the new table at once: the memory peak of enrich), _final and the texts after.
-    drop_chain = ["DROP VIEW _items_class", "DROP VIEW _items_accel", "DROP VIEW _items_text"] + [
-        f"DROP TABLE {t}" for t in ("_tender_mainstream", "_peer_near", "_peer_stats", "_lines",
-                                    "_li")]
+    # becomes a view of items' first columns: one wide copy of the lines, not two. What items
+    # does not read goes before it is built (its hash joins hold the figures and the new
+    # table at once: the memory peak of enrich), the rest after.
+    early_drops = ["DROP VIEW _items_class", "DROP VIEW _items_accel", "DROP VIEW _items_text",
+                   "DROP TABLE _li"]
+    late_drops = [f"DROP TABLE {t}" for t in ("_tender_mainstream", "_peer_near", "_peer_stats",
+                                              "_lines", "_text_class", "_text_keys")]
     line_items_view = ("CREATE VIEW line_items AS SELECT "
                        + ", ".join(f'"{c}"' for c in line_item_columns) + " FROM items")
     return [li, text_keys, text_view, accel_view, class_view, text_class, lines, peer_stats,
-            near, tender_mainstream, final, *drop_chain, items_table, "DROP TABLE _final",
-            "DROP TABLE _text_class", "DROP TABLE _text_keys", line_items_view, assemblies,
-            serials, duplicates, compute]
+            near, tender_mainstream, *early_drops,
+            "SET disabled_optimizers = 'join_order,build_side_probe_side'", items_table,
+            "RESET disabled_optimizers", *late_drops, line_items_view, assemblies, serials,
+            duplicates, compute]

@@ -208,3 +208,33 @@ def test_a_run_failing_after_its_transaction_opened_leaves_no_database(tmp_path)
                                       "--models-config", str(bad)])
     assert result.exit_code == 3, result.output
     assert not db.exists() and not db.with_name("f.duckdb.wal").exists()
+
+
+def test_items_are_numbered_in_file_sheet_row_order():
+    """item_id follows (file, sheet, row), whatever order the batch came in; the quick path
+    for one sheet read in order and the sort agree."""
+    import pyarrow as pa
+
+    from iccaudit.ingest import item_order
+    from iccaudit.pipeline import _numbered
+
+    def table(files, sheets, rows):
+        return pa.table({"source_file": pa.array(files, pa.string()),
+                         "source_sheet": pa.array(sheets, pa.string()),
+                         "source_row": pa.array(rows, pa.int64())})
+
+    in_order = table(["a.csv"] * 4, [None] * 4, [2, 3, 5, 9])
+    assert item_order(in_order) is None
+    numbered = _numbered(in_order, "run-1")
+    assert numbered.column("item_id").to_pylist() == [1, 2, 3, 4]
+    assert numbered.column("run_id").to_pylist() == ["run-1"] * 4
+
+    # one sheet, rows out of order: sorted by row
+    shuffled = table(["a.csv"] * 3, ["S"] * 3, [7, 3, 5])
+    assert item_order(shuffled).to_pylist() == [1, 2, 0]
+    # rows in order but two files, or a sheet beside none: the sort decides (None first)
+    two_files = table(["b.xlsx", "a.csv"], [None, None], [2, 3])
+    assert item_order(two_files).to_pylist() == [1, 0]
+    sheets = table(["a.xlsx"] * 3, ["S2", None, "S1"], [2, 3, 4])
+    assert item_order(sheets).to_pylist() == [1, 2, 0]
+    assert _numbered(sheets, "r").column("source_sheet").to_pylist() == [None, "S1", "S2"]

@@ -475,8 +475,21 @@ ITEM_ORDER = ("source_file", "source_sheet", "source_row")
 
 def item_order(items: pa.Table) -> pa.Array | None:
     """The indices that put ``items`` in :data:`ITEM_ORDER`, or None when they are in it."""
+    if items.num_rows > 1 and _one_sheet_in_row_order(items):
+        return None  # one large file, as read: a look at the row numbers, no sort
     order = pc.sort_indices(items, sort_keys=[(c, "ascending", "at_start") for c in ITEM_ORDER])
     return None if (order.to_numpy() == np.arange(items.num_rows)).all() else order
+
+
+def _one_sheet_in_row_order(items: pa.Table) -> bool:
+    """Whether every row is of one file and one sheet (or none), rows numbered upwards."""
+    file, sheet = items.column("source_file"), items.column("source_sheet")
+    if file.null_count or pc.count_distinct(file).as_py() != 1:
+        return False
+    if sheet.null_count not in (0, len(sheet)) or pc.count_distinct(sheet).as_py() > 1:
+        return False
+    rows = items.column("source_row")
+    return not rows.null_count and bool((np.diff(rows.to_numpy()) > 0).all())
 
 
 def _key(k: tuple) -> tuple:

@@ -238,3 +238,25 @@ def test_items_are_numbered_in_file_sheet_row_order():
     sheets = table(["a.xlsx"] * 3, ["S2", None, "S1"], [2, 3, 4])
     assert item_order(sheets).to_pylist() == [1, 2, 0]
     assert _numbered(sheets, "r").column("source_sheet").to_pylist() == [None, "S1", "S2"]
+
+
+def test_imports_run_with_the_collector_paused_and_their_objects_frozen():
+    import gc
+
+    from iccaudit.pipeline import _gc_paused
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with _gc_paused():
+            assert not gc.isenabled()
+            made = [{"k": [i]} for i in range(1000)]  # noqa: F841 - objects to freeze
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + 1000
+        gc.disable()  # a caller that had it off keeps it off
+        with _gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()

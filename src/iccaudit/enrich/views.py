@@ -406,14 +406,15 @@ WINDOW near AS (PARTITION BY category, peer_key, peer_basis ORDER BY purchase_da
 
     # What the same buyer paid tier-1 makers for the same thing in the same tender: the most
     # direct yardstick for an off-brand line (same date, same buyer, no drift). A GROUP BY
-    # over the priced lines; every priced line of the group gets it (count 0 when none).
+    # over the priced mainstream lines only (a group of every priced line was nearly one per
+    # line); every priced line of a group gets it, count 0 when the group has none.
     tender_mainstream = """
 CREATE TABLE _tender_mainstream AS
 SELECT tender_id, category, peer_key, peer_basis,
-    median(peer_price_cny) FILTER (WHERE brand_tier = 'mainstream') AS tender_mainstream_median,
-    count(*) FILTER (WHERE brand_tier = 'mainstream') AS tender_mainstream_count
+    median(peer_price_cny) AS tender_mainstream_median,
+    count(*) AS tender_mainstream_count
 FROM _lines
-WHERE peer_price_cny > 0
+WHERE peer_price_cny > 0 AND brand_tier = 'mainstream'
 GROUP BY ALL"""
 
     # The one wide copy of the lines: the caller's rows beside their figures (by row position,
@@ -455,7 +456,8 @@ SELECT {line_cols},
     w.peer_median_90d,
     w.peer_count_90d,
     tm.tender_mainstream_median,
-    tm.tender_mainstream_count
+    CASE WHEN l.peer_price_cny > 0 THEN coalesce(tm.tender_mainstream_count, 0) END
+        AS tender_mainstream_count
 FROM {source} src
 JOIN _lines l ON l.rid = src.__row
 JOIN _text_class c ON c.tid = l.tid

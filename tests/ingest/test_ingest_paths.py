@@ -219,3 +219,49 @@ def test_a_file_whose_rows_do_not_add_up_is_an_error_and_none_of_its_rows_are_ke
     for frame in (batch.items, batch.rejects, batch.non_items):
         assert str(bad) not in set(frame["source_file"])
     assert any("rows do not add up" in e for e in batch.errors)
+
+
+@pytest.mark.parametrize("batch_rows", [4, 200])
+def test_duckdb_reader_in_several_buffers_equals_general_reader(files, monkeypatch, batch_rows):
+    """A large CSV comes back in one Arrow chunk per read buffer; the normaliser cuts its
+    pieces inside those chunks (never across two) and nothing changes."""
+    from iccaudit.ingest import readers
+
+    path = files.text("long.csv", _long_table(90, tail=5))
+    general = ingest([path])
+    taken = _large(monkeypatch)
+    monkeypatch.setattr(readers, "MIN_READ_BUFFER", 600)  # a few hundred bytes per buffer
+    monkeypatch.setattr(readers, "READ_BUFFERS", 8)
+    monkeypatch.setattr(ingest_module, "BATCH_ROWS", batch_rows)
+    fast = ingest([path])
+    assert taken and taken[0] is not None  # DuckDB read it
+    first = taken[0].tables[0].columns[0]
+    assert first.num_chunks > 3  # in several buffers, kept apart
+    check_accounting(fast)
+    _same(general, fast)
+    assert (fast.non_items["kind"] == "note").sum() == 5
+
+
+def test_pieces_of_a_chunked_table_never_straddle_two_chunks():
+    import numpy as np
+    import pyarrow as pa
+
+    from iccaudit.ingest.table import TablePlan, chunks
+
+    col = pa.chunked_array([pa.array([str(i) for i in range(a, b)], pa.large_string())
+                            for a, b in [(0, 7), (7, 7), (7, 12), (12, 20)]])
+    plan = TablePlan(source_file="f", sheet=None, stem="f", rows_read=20,
+                     rows=np.arange(20), cols=[col, col], shown=None, infos=[], names=[],
+                     col={}, title=None, pre=None)
+    parts = chunks(plan, 3)
+    assert all(isinstance(c, pa.Array) for p in parts for c in p.cols)
+    cut = [(int(p.rows[0]), int(p.rows[-1]) + 1) for p in parts]
+    assert cut == [(0, 3), (3, 6), (6, 7), (7, 10), (10, 12), (12, 15), (15, 18), (18, 20)]
+    assert [p.cols[0].to_pylist() for p in parts][3] == ["7", "8", "9"]
+    assert [p.valued_later for p in parts] == [True] * 7 + [False]
+    # a short chunked table comes back whole, as one array
+    whole = chunks(plan, 100)
+    assert len(whole) == 3  # still cut at its chunks (the empty one holds no rows)
+    short = TablePlan(**{**plan.__dict__, "cols": [col.slice(0, 5)], "rows": np.arange(5)})
+    (one,) = chunks(short, 100)
+    assert isinstance(one.cols[0], pa.Array) and one.cols[0].to_pylist() == list("01234")

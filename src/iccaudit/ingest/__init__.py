@@ -74,6 +74,7 @@ from iccaudit.ingest.table import (
     empty_frame,
     normalise_plans,
     plan_table,
+    segments,
 )
 
 #: Text suffixes the large-file reader takes, and their fixed delimiter (None: sniffed).
@@ -318,7 +319,10 @@ def _pieces(r: _FileRead, size: int):
     Every piece of a long table but its last is marked ``valued_later``.
     """
     for k, plan in enumerate(r.plans):
-        parts = chunks(plan, _even_chunks(len(plan.rows), size))
+        # a chunked table (a large CSV, one chunk per reader thread) is cut chunk by chunk
+        per = (size if len(segments(plan.cols, len(plan.rows))) > 1
+               else _even_chunks(len(plan.rows), size))
+        parts = chunks(plan, per)
         if r.stream is None:
             for part in parts:
                 yield part, k if len(parts) > 1 else None

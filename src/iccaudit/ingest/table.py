@@ -211,22 +211,55 @@ class TablePlan:
     valued_later: bool = False
 
 
-def chunks(plan: TablePlan, size: int) -> list[TablePlan]:
-    """A long table as consecutive chunks of at most ``size`` data rows (zero-copy slices).
+def segments(cols: list[pa.Array | pa.ChunkedArray], n: int) -> list[int]:
+    """Row counts of the stretches in which a table's columns are contiguous: one for arrays,
+    one per chunk for the chunked columns of a large CSV (DuckDB's buffers)."""
+    first = cols[0] if cols else None
+    if isinstance(first, pa.ChunkedArray):
+        return [len(c) for c in first.chunks if len(c)] or [n]
+    return [n]
 
-    Every chunk but the last is marked ``valued_later`` (optimistically: the caller re-runs a
-    chunk unmarked when the chunks after it turn out to hold no valued row).
+
+def contiguous(c: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array: a chunk itself when the rows lie in one (no copy)."""
+    if not isinstance(c, pa.ChunkedArray):
+        return c
+    parts = [x for x in c.chunks if len(x)]
+    if len(parts) == 1:
+        return parts[0]
+    return c.combine_chunks() if parts else pa.array([], c.type)
+
+
+def chunks(plan: TablePlan, size: int) -> list[TablePlan]:
+    """A table as consecutive chunks of at most ``size`` data rows (zero-copy slices), each
+    with contiguous columns.
+
+    A chunked column (a large CSV, one chunk per DuckDB buffer) is cut inside its chunks,
+    each into pieces of even size, so no chunk of the table straddles two and nothing is
+    copied. Every chunk but the last is marked ``valued_later`` (optimistically: the caller
+    re-runs a chunk unmarked when the chunks after it turn out to hold no valued row).
     """
     n = len(plan.rows)
-    if n <= size:
+    spans = segments(plan.cols, n)
+    if n <= size and len(spans) == 1:
+        if isinstance(plan.cols[0] if plan.cols else None, pa.ChunkedArray):
+            return [dataclasses.replace(
+                plan, cols=[contiguous(c) for c in plan.cols],
+                shown=None if plan.shown is None else [contiguous(c) for c in plan.shown])]
         return [plan]
+    bounds = []
+    at = 0
+    for length in spans:
+        k = -(-length // size)
+        step = -(-length // k)
+        bounds += [(start, min(at + length, start + step)) for start in range(at, at + length, step)]
+        at += length
     out = []
-    for start in range(0, n, size):
-        end = min(n, start + size)
+    for start, end in bounds:
         out.append(dataclasses.replace(
             plan, rows=plan.rows[start:end],
-            cols=[c.slice(start, end - start) for c in plan.cols],
-            shown=None if plan.shown is None else [c.slice(start, end - start)
+            cols=[contiguous(c.slice(start, end - start)) for c in plan.cols],
+            shown=None if plan.shown is None else [contiguous(c.slice(start, end - start))
                                                    for c in plan.shown],
             pre=plan.pre if start == 0 else None,
             rows_read=plan.rows_read if start == 0 else 0,

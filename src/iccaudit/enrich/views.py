@@ -610,29 +610,29 @@ FROM ranked r
 WHERE r.tender_id <> r.first_tender_id
 GROUP BY ALL"""
 
-    # Windows only over the lines whose key may repeat (a GROUP BY of a hash of the key finds
-    # them; NULLs hash alike, as the window partitions group them), not over every line.
+    # Windows only over the lines whose key may repeat, not over every line: a GROUP BY of a
+    # hash of the tender, quantity and unit price (numbers and one text: no lower() or trim()
+    # of a million names) finds the candidates, and NULLs hash alike, as the window
+    # partitions group them. The windows count by the full key, so a hash collision or a
+    # candidate with another name adds nothing (1 M lines: 0.40 -> 0.10 CPU-s).
     duplicates = """
 CREATE TABLE duplicate_lines AS
-WITH keyed AS (
+WITH repeated AS (
+    SELECT hash(tender_id, quantity, unit_price_cny) AS key_hash
+    FROM items GROUP BY key_hash HAVING count(*) > 1
+), keyed AS (
     SELECT item_id, tender_id, item_name, model, quantity, unit_price_cny, line_total_cny,
         lower(trim(item_name)) AS name_key, lower(trim(coalesce(model, ''))) AS model_key
     FROM items
-), hashed AS (
-    SELECT *, hash(tender_id, name_key, model_key, quantity, unit_price_cny) AS key_hash
-    FROM keyed
-), repeated AS (
-    -- candidates: lines whose key hash repeats. Grouping a million lines by one integer is
-    -- far cheaper than by the five values (nearly every line is a group of its own); the
-    -- windows below count by the values themselves, so a hash collision adds nothing.
-    SELECT key_hash FROM hashed GROUP BY key_hash HAVING count(*) > 1
+    SEMI JOIN repeated r ON r.key_hash = hash(items.tender_id, items.quantity,
+                                              items.unit_price_cny)
 ), k AS (
     SELECT item_id, tender_id, item_name, model, quantity, unit_price_cny, line_total_cny,
         row_number() OVER w AS dup_ordinal,
         count(*) OVER (PARTITION BY tender_id, name_key, model_key, quantity, unit_price_cny)
             AS dup_count,
         first_value(item_id) OVER w AS first_item_id
-    FROM hashed SEMI JOIN repeated r ON r.key_hash = hashed.key_hash
+    FROM keyed
     WINDOW w AS (PARTITION BY tender_id, name_key, model_key, quantity, unit_price_cny
                  ORDER BY item_id)
 )

@@ -79,6 +79,30 @@ def test_lines_written_in_the_background_commit_with_the_run(tmp_path):
     assert writer.background_s > 0
 
 
+def test_the_background_writer_takes_an_arrow_table_over_and_frees_it_as_it_writes(tmp_path):
+    """Handed over with no other reference, the rows' memory comes back once written."""
+    import gc
+
+    import pyarrow as pa
+
+    n = 300_000
+    lines = pa.Table.from_pandas(_items("r1", n), preserve_index=False)
+    lines = lines.append_column("capacity_kw", pa.array(range(n), pa.float64()))
+    before = pa.total_allocated_bytes()
+    writer = store.RunWriter(tmp_path / "f.duckdb")
+    tables = {"line_items": lines, "runs": _run_frame("r1")}
+    del lines
+    writer.insert_in_background(tables)
+    writer.wait()
+    gc.collect()
+    assert tables == {}  # taken over
+    assert pa.total_allocated_bytes() < before - 2_000_000  # the rows' buffers are gone
+    writer.commit()
+    con = store.connect(tmp_path / "f.duckdb", read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT item_id), sum(capacity_kw) "
+                       "FROM line_items").fetchone() == (n, n, float(sum(range(n))))
+
+
 def test_an_aborted_run_removes_the_database_it_created_and_spares_an_existing_one(tmp_path):
     new = tmp_path / "new.duckdb"
     writer = store.RunWriter(new)

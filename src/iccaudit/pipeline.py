@@ -133,13 +133,14 @@ def _reads_raw(rules: list[Any]) -> bool:
 
 def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             timings: dict[str, float], spill: Path | None = None,
-            enriched: Any = None) -> tuple[Any, Any, Any]:
+            enriched: Any = None) -> tuple[Any, Any]:
     """Enrich and detect on one batch of line items: the rules and the models side by side.
 
-    Returns (findings, rule_runs, line_items): two frames and the line items as given (an
-    Arrow table or :class:`iccaudit.store.ParquetRows`), which the store casts to the schema
-    as the sandbox did. ``spill``: a folder for an out-of-core sandbox to spill into.
-    ``enriched``: called once the sandbox is built (the pipeline starts the store then).
+    Returns (findings, rule_runs). ``items``: an Arrow table or
+    :class:`iccaudit.store.ParquetRows`; it is not referenced once the sandbox holds its copy
+    (a caller that hands its rows on to the store can have their memory back as they are
+    written). ``spill``: a folder for an out-of-core sandbox to spill into. ``enriched``:
+    called once the sandbox is built (the pipeline starts the store then).
 
     The models read only ``items``: they start scoring, on a cursor of the sandbox in a
     thread, as soon as enrich has built it, while enrich builds the other views and then the
@@ -174,6 +175,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
                             temp_directory=spill, raw=_reads_raw(ruleset.rules),
                             on_built=lambda name, c: start_models(c) if name == "items"
                             else None)
+        del items  # the sandbox has its copy; the store may free the rows as it writes them
         timings["enrich_s"] = time.perf_counter() - t0
         start_models(con)  # (if enrich did not say when items was ready)
         if enriched is not None:
@@ -196,7 +198,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             pool.shutdown(wait=True)  # the models' cursor is closed before the sandbox
         if con is not None:
             con.close()
-    return findings, rule_runs, items
+    return findings, rule_runs
 
 
 def _models(cursor: Any, run_id: str, opts: DetectOptions, timings: dict[str, float],
@@ -440,8 +442,9 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
             "non_items": _with_run(batch.non_items, run_id),
         }
         # the store's write starts once enrich is done (enrich keeps both cores busy)
-        findings, rule_runs, items = _detect(
-            items, ruleset, run_id, opts, timings,
+        del items  # the store's copy of the table is the only one: it frees what it has written
+        findings, rule_runs = _detect(
+            stored["line_items"], ruleset, run_id, opts, timings,
             spill=work / "spill" if work is not None else None,
             enriched=lambda: writer.insert_in_background(stored))
         warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
@@ -526,7 +529,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
 
     items = items.set_column(items.schema.get_field_index("run_id"), "run_id",
                              pa.array([run_id] * items.num_rows, pa.string()))
-    findings, rule_runs, items = _detect(items, ruleset, run_id, opts, timings)
+    findings, rule_runs = _detect(items, ruleset, run_id, opts, timings)
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
     files = _with_run(frames["files"], run_id)
     options = {"rescore_of": source, "rules_dirs": [str(d) for d in rule_dirs],

@@ -163,16 +163,21 @@ class ParquetRows:
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
-    """Append a pandas DataFrame or Arrow table to ``table`` by column name, set-at-a-time.
+    """Append a pandas DataFrame, Arrow table or Arrow record batch reader to ``table`` by
+    column name, set-at-a-time; the number of rows (-1 for a reader: not counted).
 
     Columns of the table that the frame lacks are NULL; extra frame columns are an error.
     """
+    import pyarrow as pa
+
     cols = schema.columns(table)
-    names = list(frame.column_names if hasattr(frame, "column_names") else frame.columns)
+    reader = isinstance(frame, pa.RecordBatchReader)
+    names = list(frame.schema.names if reader else frame.column_names
+                 if hasattr(frame, "column_names") else frame.columns)
     extra = [c for c in names if c not in cols]
     if extra:
         raise ValueError(f"{table}: unknown columns {extra}")
-    if len(frame) == 0:
+    if not reader and len(frame) == 0:
         return 0
     # by name, so a migrated table whose columns were appended in another order still fits
     target = ", ".join(f'"{c}"' for c in cols)
@@ -186,7 +191,23 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
         con.execute(f"INSERT INTO {table} ({target}) SELECT {select} FROM {view}")
     finally:
         con.unregister(view)
-    return len(frame)
+    return -1 if reader else len(frame)
+
+
+def _drained(table: Any) -> Any:
+    """An Arrow table as a reader of its record batches that lets go of each batch once read:
+    the memory of rows already written comes back while the rest are being written (when
+    nothing else holds the table)."""
+    import pyarrow as pa
+
+    batches = table.to_batches()
+    batches.reverse()  # popped from the end: first batch first
+
+    def each() -> Any:
+        while batches:
+            yield batches.pop()
+
+    return pa.RecordBatchReader.from_batches(table.schema, each())
 
 
 def _check_tables(tables: Mapping[str, Any]) -> None:
@@ -240,8 +261,14 @@ class RunWriter:
             if table in tables and tables[table] is not None:
                 insert_frame(self.con, table, tables[table])
 
-    def insert_in_background(self, tables: Mapping[str, Any]) -> None:
-        """:meth:`insert` in a thread; its error, if any, is raised by the next call."""
+    def insert_in_background(self, tables: dict[str, Any]) -> None:
+        """:meth:`insert` in a thread; its error, if any, is raised by the next call.
+
+        The writer takes the tables over: each leaves ``tables`` as its write begins, and an
+        Arrow table is written batch by batch, each batch let go once written. A caller that
+        keeps no other reference gets the memory of the rows back while they are written
+        (1 M lines: the rows and their raw JSON, most of a gigabyte).
+        """
         import threading
         import time
 
@@ -249,9 +276,17 @@ class RunWriter:
         self.wait()
 
         def work() -> None:
+            import pyarrow as pa
+
             t0 = time.perf_counter()
             try:
-                self._insert(tables)
+                for table in schema.TABLES:  # creation order: runs first
+                    frame = tables.pop(table, None)
+                    if isinstance(frame, pa.Table):
+                        frame = _drained(frame)
+                    if frame is not None:
+                        insert_frame(self.con, table, frame)
+                    del frame
             except BaseException as exc:  # noqa: BLE001 - handed to the caller by wait()
                 self._error = exc
             self.background_s = time.perf_counter() - t0

@@ -256,12 +256,14 @@ def _is_null(value: Any) -> bool:
 
 
 def _format_column(values: Any, spec: str) -> Any:
-    """Format one placeholder's column (output formatting; one call per column).
+    """Format one placeholder's column (output formatting; one call per column) as an Arrow
+    string array.
 
     Each distinct value is formatted once: findings repeat medians, counts and names.
     """
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     def one(v: Any) -> str:
         if _is_null(v):
@@ -286,33 +288,41 @@ def _format_column(values: Any, spec: str) -> Any:
         uniques = [float(x) for x in numbers[first]]
         codes = np.where(np.isnan(numbers), -1, bits)
     else:
-        return values.map(one)
-    texts = np.array([one(u) for u in uniques] + ["—"], dtype=object)
-    return pd.Series(texts[codes], index=values.index, dtype=object)
+        return pa.array([one(v) for v in values], pa.large_string())
+    texts = pa.array([one(u) for u in uniques] + ["—"], pa.large_string())
+    return texts.take(pa.array(np.where(codes < 0, len(uniques), codes)))
 
 
 def render_messages(template: str, frame: Any, formatted: dict | None = None) -> Any:
     """Render a message template for every row of ``frame`` (columns ``f_<name>``).
 
-    ``formatted`` caches formatted columns by (column, format): the Chinese and English
-    messages of a finding show the same values.
+    The pieces (literal text and formatted columns) are joined by one Arrow kernel, not by
+    a pandas string concatenation per piece. ``formatted`` caches formatted columns by
+    (column, format): the Chinese and English messages of a finding show the same values.
     """
     import string
 
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     formatted = {} if formatted is None else formatted
-    out = pd.Series([""] * len(frame), index=frame.index, dtype=object)
+    pieces: list[Any] = []
     for literal, name, spec, _conv in string.Formatter().parse(template):
-        out = out + literal
+        if literal:
+            pieces.append(pa.scalar(literal, pa.large_string()))
         if name is None:
             continue
         source = {"est_excess_cny": "__excess", "score": "__score"}.get(name, f"f_{name}")
         key = (source, spec or "")
         if key not in formatted:
             formatted[key] = _format_column(frame[source].astype(object), spec or "")
-        out = out + formatted[key]
-    return out
+        pieces.append(formatted[key])
+    if not any(isinstance(p, pa.Array) for p in pieces):  # no placeholder: the text itself
+        text = "".join(p.as_py() for p in pieces)
+        return pd.Series([text] * len(frame), index=frame.index, dtype=object)
+    joined = pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
+    return pd.Series(joined.to_numpy(zero_copy_only=False), index=frame.index, dtype=object)
 
 
 def _findings(rule: Rule, hits: Any, run_id: str) -> Any:

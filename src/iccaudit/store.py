@@ -182,6 +182,12 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
     # by name, so a migrated table whose columns were appended in another order still fits
     target = ", ".join(f'"{c}"' for c in cols)
     select = ", ".join(f'"{c}"' if c in names else f'NULL AS "{c}"' for c in cols)
+    arrow_schema = getattr(frame, "schema", None)
+    if (isinstance(arrow_schema, pa.Schema) and "raw" in names
+            and pa.types.is_struct(arrow_schema.field("raw").type)):
+        # the cells under their header names (a large file's ingest): the JSON text is
+        # written here, as the rows are (to_json: the text json_object writes)
+        select = select.replace('"raw"', 'to_json("raw")::VARCHAR AS "raw"', 1)
     if isinstance(frame, ParquetRows):  # DuckDB's own reader: parallel, within its memory limit
         con.execute(f"INSERT INTO {table} ({target}) SELECT {select} FROM {frame.sql()}")
         return len(frame)

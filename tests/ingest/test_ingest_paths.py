@@ -265,3 +265,53 @@ def test_pieces_of_a_chunked_table_never_straddle_two_chunks():
     short = TablePlan(**{**plan.__dict__, "cols": [col.slice(0, 5)], "rows": np.arange(5)})
     (one,) = chunks(short, 100)
     assert isinstance(one.cols[0], pa.Array) and one.cols[0].to_pylist() == list("01234")
+
+
+def test_one_layout_keeps_the_cells_as_raw_and_every_path_writes_the_same_json(files, tmp_path):
+    """A batch of one header layout keeps ``raw`` as the cells themselves (a struct, no JSON
+    text made during ingest); the pandas view, a batch mixed with other layouts, and the
+    store all give the very JSON text json_object writes."""
+    import json
+
+    import pyarrow as pa
+
+    from iccaudit import store
+
+    rows = _long_table(12, tail=0)
+    rows[4][8] = '含"引号"\\反斜杠'  # escaped in the JSON text
+    path = files.text("one.csv", rows)
+    other = files.text("other.csv", [["序号", "货物名称", "数量", "单价(元)"],
+                                     ["1", "GPU服务器", "1", "100"]])
+    alone = ingest([path])
+    assert pa.types.is_struct(alone.items_arrow.schema.field("raw").type)
+    texts = alone.items["raw"].tolist()
+    assert sum('含"引号"\\反斜杠' in json.loads(t).values() for t in texts) == 1
+    mixed = ingest([path, other])  # two layouts in one batch: JSON text throughout
+    assert not pa.types.is_struct(mixed.items_arrow.schema.field("raw").type)
+    assert mixed.items[mixed.items["source_file"] == str(path)]["raw"].tolist() == texts
+
+    db = tmp_path / "f.duckdb"
+    writer = store.RunWriter(db)
+    lines = alone.items_arrow
+    lines = lines.add_column(0, "item_id", pa.array(range(1, lines.num_rows + 1), pa.int64()))
+    lines = lines.add_column(0, "run_id", pa.array(["r"] * lines.num_rows, pa.string()))
+    store.insert_frame(writer.con, "line_items", lines)
+    writer.commit()
+    con = store.connect(db, read_only=True)
+    assert [r[0] for r in con.execute("SELECT raw FROM line_items ORDER BY item_id")
+            .fetchall()] == texts
+
+
+def test_a_header_name_a_struct_cannot_hold_keeps_raw_as_text(files):
+    """Repeated names after de-duplication, or a NUL in a name: raw is JSON text at once."""
+    import json
+
+    import pyarrow as pa
+
+    path = files.json("odd.json", [{"货物名称": "GPU服务器", "数量": "2", "单价": "100",
+                                    "备\u0000注": "x"}])
+    batch = ingest([path])
+    assert len(batch.items) == 1
+    assert not pa.types.is_struct(batch.items_arrow.schema.field("raw").type)
+    assert json.loads(batch.items["raw"][0]) == {"货物名称": "GPU服务器", "数量": "2",
+                                                 "单价": "100", "备\u0000注": "x"}

@@ -75,6 +75,7 @@ from iccaudit.ingest.table import (
     normalise_plans,
     plan_table,
     segments,
+    with_raw_text,
 )
 
 #: Text suffixes the large-file reader takes, and their fixed delimiter (None: sniffed).
@@ -387,7 +388,7 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
 
 def _typed_items(items: pa.Table) -> pd.DataFrame:
     """Line items as pandas with stable dtypes whatever mix of files produced them."""
-    frame = items.to_pandas(date_as_object=True)
+    frame = with_raw_text(items).to_pandas(date_as_object=True)
     frame["serial_numbers"] = frame["serial_numbers"].map(list)
     frame["source_row"] = frame["source_row"].astype("int64")
     for c in ("quantity", "unit_price_cny", "total_cny", "capacity_kw", "claimed_pflops"):
@@ -423,8 +424,17 @@ class ItemSink:
         self.rows = sum(t.num_rows for t in self.tables)
 
     def result(self) -> pa.Table | None:
-        """All items in one table (None for a sink that keeps them elsewhere)."""
-        return pa.concat_tables(self.tables) if self.tables else ITEM_SCHEMA.empty_table()
+        """All items in one table (None for a sink that keeps them elsewhere).
+
+        ``raw`` stays the cells themselves (a struct column, see :func:`table.raw_text`)
+        when every batch has the same header layout, as the pieces of one large file do;
+        batches of different kinds have it as JSON text.
+        """
+        if not self.tables:
+            return ITEM_SCHEMA.empty_table()
+        if len({t.schema.field("raw").type for t in self.tables}) > 1:
+            self.tables = [with_raw_text(t) for t in self.tables]
+        return pa.concat_tables(self.tables)
 
 
 class ParquetSink(ItemSink):
@@ -455,7 +465,7 @@ class ParquetSink(ItemSink):
                 self._last is None or _key(self._last) <= _key(first))
             self._last = tuple(items[c][n - 1].as_py() for c in ITEM_ORDER)
         seq = pa.array(np.arange(self.rows, self.rows + n, dtype="int64"))
-        table = items.append_column("seq", seq)
+        table = with_raw_text(items).append_column("seq", seq)  # one schema for the file
         if self._writer is None:
             # snappy, no dictionary for the wide text: this file is written once, read twice
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="snappy",

@@ -58,7 +58,9 @@ _ARROW_TYPES = {
     "total_cny": pa.float64(), "capacity_kw": pa.float64(), "claimed_pflops": pa.float64(),
     "date": pa.date32(), "manufacture_date": pa.date32(), "price_includes_vat": pa.bool_(),
     "serial_numbers": pa.large_list(pa.large_string()),
-    "raw": pa.string(),  # DuckDB's JSON text as it comes (batches stay far below 2 GB)
+    # DuckDB's JSON text as it comes (batches stay far below 2 GB); a batch of one header
+    # layout keeps the cells themselves, a struct under the header names (see raw_text)
+    "raw": pa.string(),
 }
 #: The Arrow types of the line items :func:`normalise_plans` returns (text: large_string).
 ITEM_SCHEMA = pa.schema([(c, _ARROW_TYPES.get(c, pa.large_string())) for c in ITEM_COLUMNS])
@@ -142,6 +144,30 @@ def _raw_json(cols: list[pa.Array], names: list[str]) -> pa.Array:
     finally:
         con.unregister("cells")
     return out  # chunked as DuckDB made it: no copy of the JSON text
+
+
+def raw_text(raw: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A ``raw`` column as JSON text: a struct column (the cells under their header names,
+    as the large-file path keeps them) is written by DuckDB's ``to_json``, the text
+    ``json_object`` writes for the same cells; text passes through."""
+    if not pa.types.is_struct(raw.type):
+        return raw
+    if len(raw) == 0:
+        return pa.array([], pa.string())
+    con = duckdb_connection()
+    con.register("raw_cells", pa.table({"raw": raw}))
+    try:
+        return fetch_arrow(con, "SELECT to_json(raw)::VARCHAR AS j FROM raw_cells").column("j")
+    finally:
+        con.unregister("raw_cells")
+
+
+def with_raw_text(items: pa.Table) -> pa.Table:
+    """``items`` with its ``raw`` column as JSON text (see :func:`raw_text`)."""
+    i = items.schema.get_field_index("raw")
+    if i < 0 or not pa.types.is_struct(items.schema.field(i).type):
+        return items
+    return items.set_column(i, "raw", raw_text(items.column(i)))
 
 
 def _find_header(head: list[tuple], mapping: dict[str, str] | None):
@@ -679,7 +705,10 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         "raw": (raw_json if len(it) == len(keep_rows) else raw_json.take(pa.array(raw_pos)))
         if len(it) else pa.array([], pa.string()),
     }
-    items = pa.table([columns[f.name] for f in ITEM_SCHEMA], schema=ITEM_SCHEMA)
+    schema = ITEM_SCHEMA
+    if pa.types.is_struct(columns["raw"].type):  # the cells themselves (see _raw_json_batch)
+        schema = schema.set(schema.get_field_index("raw"), pa.field("raw", columns["raw"].type))
+    items = pa.table([columns[f.name] for f in schema], schema=schema)
 
     files = np.asarray([p.source_file for p in plans], dtype=object)
     sheets = np.asarray([p.sheet for p in plans], dtype=object)
@@ -691,8 +720,8 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         "reason": pd.Series(reason[rj], dtype=object),
         "column": pd.Series(rcol[rj], dtype=object),
         "detail": pd.Series(detail[rj], dtype=object),
-        "raw": pd.Series(raw_json.take(pa.array(np.searchsorted(keep_rows, rj))).to_numpy(
-            zero_copy_only=False) if len(rj) else [], dtype=object),
+        "raw": pd.Series(raw_text(raw_json.take(pa.array(np.searchsorted(keep_rows, rj))))
+                         .to_numpy(zero_copy_only=False) if len(rj) else [], dtype=object),
     })[REJECT_COLUMNS]
 
     nk = np.flatnonzero(~cand)
@@ -748,8 +777,15 @@ def _raw_json_batch(plans: list[TablePlan], acols: list[pa.Array], tid: np.ndarr
     if len(layouts) == 1:
         names = next(iter(layouts))
         whole = len(rows) == len(tid)
-        return _raw_json([c if whole else c.take(pa.array(rows)) for c in acols[: len(names)]],
-                         list(names))
+        cols = [c if whole else c.take(pa.array(rows)) for c in acols[: len(names)]]
+        names = list(names)[: len(cols)]
+        # (a struct's field names must be unique, and DuckDB cuts them at a NUL)
+        if cols and len(set(names)) == len(names) and not any("\x00" in n for n in names):
+            # The cells under their header names, no copy: the store writes the JSON text
+            # (to_json of the struct, the text json_object writes) as it writes the lines.
+            # Made here, the text was a third of the ingest and went through Arrow twice.
+            return pa.StructArray.from_arrays(cols, names=names)
+        return _raw_json(cols, names)
     # Several layouts: one query, each row's keys joined from its table's headers.
     width = max(len(names) for names in layouts)
     W = min(width, len(acols))

@@ -68,6 +68,7 @@ from iccaudit.ingest.table import (
     ITEM_SCHEMA,
     NON_ITEM_COLUMNS,
     REJECT_COLUMNS,
+    BatchResult,
     TablePlan,
     TableResult,
     chunks,
@@ -346,6 +347,14 @@ def _pieces(r: _FileRead, size: int):
             yield dataclasses.replace(held, valued_later=False), k
 
 
+def _normalised(plans: list[TablePlan], raw_as_text: bool) -> BatchResult:
+    """:func:`table.normalise_plans`, with ``raw`` as JSON text when the sink wants it."""
+    out = normalise_plans(plans)
+    if raw_as_text:
+        out.items = with_raw_text(out.items)
+    return out
+
+
 def _even_chunks(n: int, size: int) -> int:
     """Rows per chunk of a table of ``n`` rows: at most ``size``, in a number of chunks the
     workers share evenly (1 M rows: six of 167 k, not five of 200 k, the last one alone)."""
@@ -407,6 +416,10 @@ class ItemSink:
     sink writing to a DuckDB file when a run is larger than memory.
     """
 
+    #: whether ``add`` wants ``raw`` as JSON text (a file sink, one schema for every batch):
+    #: the normaliser's threads then write it, in parallel, rather than the sink
+    raw_as_text = False
+
     def __init__(self) -> None:
         self.tables: list[pa.Table] = []
         self.rows = 0
@@ -444,6 +457,8 @@ class ParquetSink(ItemSink):
     order is already (source_file, source_sheet, source_row) order, so numbering the items
     needs no sort.
     """
+
+    raw_as_text = True
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -557,8 +572,8 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
         nonlocal pending, pending_rows
         if pending:
             plans = [p for _, p, _ in pending]
-            jobs.append(_Job(pool.submit(normalise_plans, plans), [o for o, _, _ in pending],
-                             plans, [c for _, _, c in pending]))
+            jobs.append(_Job(pool.submit(_normalised, plans, sink.raw_as_text),
+                             [o for o, _, _ in pending], plans, [c for _, _, c in pending]))
         pending, pending_rows = [], 0
 
     def collect_job(job: _Job) -> None:

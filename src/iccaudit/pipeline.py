@@ -441,12 +441,18 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
             "rejects": _with_run(batch.rejects, run_id),
             "non_items": _with_run(batch.non_items, run_id),
         }
-        # the store's write starts once enrich is done (enrich keeps both cores busy)
+        # In memory the store's write starts once enrich is done (enrich keeps both cores
+        # busy, and the write frees the rows it has written). Out of core the lines are a
+        # Parquet file that both read: the write runs beside enrich, which waits on its
+        # spill files (10 M lines: 117 -> 111 s).
         del items  # the store's copy of the table is the only one: it frees what it has written
+        parquet = stored["line_items"] if work is not None else None  # a file, not the rows
+        if parquet is not None:
+            writer.insert_in_background(stored)
         findings, rule_runs = _detect(
-            stored["line_items"], ruleset, run_id, opts, timings,
-            spill=work / "spill" if work is not None else None,
-            enriched=lambda: writer.insert_in_background(stored))
+            parquet if parquet is not None else stored["line_items"], ruleset, run_id, opts,
+            timings, spill=work / "spill" if work is not None else None,
+            enriched=None if parquet is not None else lambda: writer.insert_in_background(stored))
         warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
         options = {

@@ -315,3 +315,30 @@ def test_a_header_name_a_struct_cannot_hold_keeps_raw_as_text(files):
     assert not pa.types.is_struct(batch.items_arrow.schema.field("raw").type)
     assert json.loads(batch.items["raw"][0]) == {"货物名称": "GPU服务器", "数量": "2",
                                                  "单价": "100", "备\u0000注": "x"}
+
+
+def test_a_streamed_file_is_hashed_while_it_streams_and_checked_after(files, monkeypatch):
+    """The hash and line scan of a streamed file run beside its batches; what the scan finds
+    (here a blank line DuckDB would skip) fails the file after its last batch, keeping none
+    of its rows, and both files get their content hash either way."""
+    import hashlib
+
+    from iccaudit.ingest import readers
+
+    rows = _long_table(30, tail=0)
+    good = files.text("good.csv", rows)
+    text = "\n".join(",".join(r) for r in rows) + "\n"
+    blank = files.raw("blank.csv", text.replace("\n", "\n\n", 1).encode())
+    monkeypatch.setattr(ingest_module, "LARGE_TEXT_BYTES", 0)
+    monkeypatch.setattr(ingest_module, "STREAM_TEXT_BYTES", 0)
+    monkeypatch.setattr(readers, "STREAM_BATCH_ROWS", 7)
+    monkeypatch.setattr(ingest_module, "MAX_FILE_BYTES", 10)  # no general reader to fall to
+    batch = ingest([good, blank])
+    files_ = batch.files.set_index("source_file")
+    for p in (good, blank):
+        assert files_.loc[str(p), "content_sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert files_.loc[str(good), "status"] == "ok"
+    assert files_.loc[str(blank), "status"] == "error"
+    assert "no blank lines" in files_.loc[str(blank), "error"]
+    assert set(batch.items["source_file"]) == {str(good)}
+    check_accounting(batch)

@@ -235,11 +235,18 @@ def _read_one(path: Path, mapping: dict[str, str] | None) -> _FileRead:
                 return fail(f"refused: {size / 2**30:.0f} GB is above the "
                             f"{MAX_TEXT_BYTES / 2**30:.0f} GB limit")
             if size > STREAM_TEXT_BYTES:
-                scan = scan_text(path)
-                out.record["content_sha256"] = scan.sha256
+                # hashed and counted while it streams (the checks come after its last batch)
+                scans = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-scan")
+                scan = scans.submit(scan_text, path)
+                scans.shutdown(wait=False)
                 stream = stream_large_text(path, scan, TEXT_SUFFIXES[suffix], suffix[1:])
                 if stream is not None:
-                    return _open_stream(out, stream, source, path.stem, mapping)
+                    out = _open_stream(out, stream, source, path.stem, mapping)
+                    if out.failed:  # its first rows hold no table: the file is not read on
+                        out.record["content_sha256"] = stream.sha256()
+                    return out
+                scan = scan.result()
+                out.record["content_sha256"] = scan.sha256
             else:
                 with ThreadPoolExecutor(max_workers=1) as pool:  # hash while DuckDB parses
                     scan = pool.submit(scan_text, path)
@@ -645,6 +652,8 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
                 problem = r.stream.check() if r.stream is not None else None
             except FileReadError as exc:
                 problem = str(exc)
+            if r.stream is not None:  # hashed while it streamed
+                r.record["content_sha256"] = r.stream.sha256()
             if problem:  # a streamed file that could not be read to the end: none of it
                 r.fail(problem)
             r.plans, r.stream = [], None  # the pieces hold the cells now

@@ -437,10 +437,12 @@ def scan_text(path: Path) -> TextScan:
             chunk_crs = chunk.count(b"\r")
             crs += chunk_crs
             cr = chunk_crs > 0 or b"\r" in tail  # CR-free text (most of it) skips two scans
-            joined = tail + chunk  # patterns across the chunk boundary
-            if cr:
+            if cr:  # patterns across the chunk boundary: the last two bytes of the one before
+                joined = tail + chunk
                 crlfs += joined.count(b"\r\n") - tail.count(b"\r\n")
-            blank = blank or b"\n\n" in joined or (cr and b"\n\r\n" in joined)
+                blank = blank or b"\n\n" in joined or b"\n\r\n" in joined
+            elif not blank:  # no copy of the chunk: its own bytes, then the seam
+                blank = b"\n\n" in chunk or (tail.endswith(b"\n") and chunk.startswith(b"\n"))
             tail = chunk[-2:]
     return TextScan(digest.hexdigest(), size, head, newlines, tail.endswith(b"\n"), blank,
                     crs != crlfs, nul_line)
@@ -640,28 +642,55 @@ class TextStream:
     format: str
     encoding: str
     tables: Any  # Iterator[RawTable]
-    expected_lines: int
+    #: the file's :class:`TextScan`, or a future of it (hashed and counted while it streams)
+    scan: Any
     lines_seen: int = 0
 
+    def _scanned(self) -> TextScan:
+        if hasattr(self.scan, "result"):
+            self.scan = self.scan.result()
+        return self.scan
+
+    def sha256(self) -> str:
+        """The file's SHA-256 (waits for the scan)."""
+        return self._scanned().sha256
+
     def check(self) -> str | None:
-        """None when the row numbers are right, else the one-line reason they are not."""
-        if self.lines_seen == self.expected_lines:
+        """None when every line was read as it should be, else the one-line reason why not
+        (a file error: at this size no other reader can stand in, and none of its rows
+        count). Waits for the scan of the file."""
+        scan = self._scanned()
+        try:
+            scan.check_nul()
+        except FileReadError as exc:
+            return str(exc)
+        if scan.blank_lines or scan.lone_cr:
+            return (f"refused: {scan.size / 2**20:.0f} MB is above the "
+                    f"{MAX_FILE_BYTES / 2**20:.0f} MB limit of the general reader, and the file "
+                    "is not one the large-file reader takes (UTF-8, no blank lines, no old Mac "
+                    "line ends)")
+        expected = _expected_lines(scan)
+        if self.lines_seen == expected:
             return None
         return (f"cannot read: the large-file reader counted {self.lines_seen:,} lines where "
-                f"the file has {self.expected_lines:,} (a cell with only spaces and line "
+                f"the file has {expected:,} (a cell with only spaces and line "
                 "breaks?); split the file below "
                 f"{STREAM_TEXT_BYTES / 2**20:.0f} MB or save it without such cells")
 
 
-def stream_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: str
+def stream_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
                       ) -> TextStream | None:
-    """A very large CSV/TSV as a :class:`TextStream`, or None when DuckDB cannot read it."""
+    """A very large CSV/TSV as a :class:`TextStream`, or None when DuckDB cannot read it.
+
+    ``scan`` is the file's :class:`TextScan` or a future of it: hashing and counting the
+    lines (seconds for gigabytes) then run while the file streams, and what they find (a NUL
+    byte, blank lines, lone carriage returns, a line count DuckDB did not see) fails the file
+    at :meth:`TextStream.check`, after its last batch.
+    """
     import duckdb
 
-    scan.check_nul()
-    if scan.blank_lines or scan.lone_cr:
-        return None
-    sampled = _text_sample(scan.head, delimiter)
+    head = read_head(path)
+    sampled = _text_sample(head, delimiter)
     if sampled is None:
         return None
     delim, width = sampled
@@ -686,7 +715,8 @@ def stream_large_text(path: Path, scan: TextScan, delimiter: str | None, fmt: st
     except duckdb.Error as exc:
         con.close()
         raise FileReadError(_duckdb_error(exc)) from None
-    stream = TextStream(fmt, _encoding(scan), None, _expected_lines(scan))
+    stream = TextStream(fmt, "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8",
+                        None, scan)
 
     def tables():
         batch = first

@@ -144,3 +144,32 @@ def test_tender_compute(sandbox):
     assert rows["T1"] == (158.24, pytest.approx(actual), pytest.approx(158.24 / actual),
                           3, 80 + 16 + 16, 1, 1)
     assert rows["T2"] == (None, None, None, 0, 0, 0, None)
+
+
+def test_complete_server_peers_of_a_pair_are_the_servers_within_90_days(sandbox):
+    """The median and count of branded complete servers of the pair's model bought within
+    90 days of it; none near: count 0 and no median."""
+    import datetime as dt
+
+    d = dt.date
+    con = sandbox([
+        line("机头", 400_000, quantity=2, tender_id="P1", date=d(2024, 6, 1)),
+        line("GPU模组", 1_800_000, quantity=2, tender_id="P1", spec="HGX H100",
+             date=d(2024, 6, 1)),
+        line("机头", 400_000, quantity=2, tender_id="P2", date=d(2021, 1, 1)),
+        line("GPU模组", 1_800_000, quantity=2, tender_id="P2", spec="HGX H100",
+             date=d(2021, 1, 1)),
+        # branded H100 8-card servers: three within 90 days of P1, one far off
+        line("GPU服务器", 2_300_000, brand="浪潮", spec="8*H100", tender_id="S1",
+             date=d(2024, 4, 1)),
+        line("GPU服务器", 2_500_000, brand="浪潮", spec="8*H100", tender_id="S2",
+             date=d(2024, 6, 1)),
+        line("GPU服务器", 2_600_000, brand="浪潮", spec="8*H100", tender_id="S3",
+             date=d(2024, 8, 20)),
+        line("GPU服务器", 9_900_000, brand="浪潮", spec="8*H100", tender_id="S4",
+             date=d(2024, 12, 1)),
+    ])
+    got = {r[0]: r[1:] for r in con.execute(
+        "SELECT tender_id, complete_peer_count, complete_peer_median_cny "
+        "FROM tender_assemblies").fetchall()}
+    assert got == {"P1": (3, 2_500_000.0), "P2": (0, None)}

@@ -474,6 +474,12 @@ class ParquetSink(ItemSink):
         self.in_order = True
         self._writer = None
         self._last: tuple | None = None
+        # Batches are encoded and written in a thread of their own (Parquet's encoder works
+        # outside the GIL), one at a time and in order, while the caller reads and hands out
+        # the next batch: written in the caller's thread, they held up the normalisers'
+        # supply (10 M lines: 12 s of the ingest).
+        self._writing: Future | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     def add(self, items: pa.Table) -> None:
         import pyarrow.parquet as pq
@@ -493,16 +499,30 @@ class ParquetSink(ItemSink):
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="snappy",
                                             use_dictionary=["source_file", "source_sheet",
                                                             "tender_id", "unit", "supplier"])
-        self._writer.write_table(table)
+            self._pool = ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix="iccaudit-parquet")
+        self._wait()  # one batch in flight: memory stays a batch or two
+        self._writing = self._pool.submit(self._writer.write_table, table)
         self.rows += n
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()  # a write error is raised here, in the caller's thread
 
     def discard(self, source_files: set[str]) -> None:
         self.failed |= set(source_files)  # left out when the items are numbered
 
     def result(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
 
 #: The order line items are numbered in (item_id): file, sheet (none first), row.

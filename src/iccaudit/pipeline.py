@@ -133,14 +133,16 @@ def _reads_raw(rules: list[Any]) -> bool:
 
 def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             timings: dict[str, float], spill: Path | None = None,
-            enriched: Any = None) -> tuple[Any, Any]:
+            enriched: Any = None, closing: list[Any] | None = None) -> tuple[Any, Any]:
     """Enrich and detect on one batch of line items: the rules and the models side by side.
 
     Returns (findings, rule_runs). ``items``: an Arrow table or
     :class:`iccaudit.store.ParquetRows`; it is not referenced once the sandbox holds its copy
     (a caller that hands its rows on to the store can have their memory back as they are
     written). ``spill``: a folder for an out-of-core sandbox to spill into. ``enriched``:
-    called once the sandbox is built (the pipeline starts the store then).
+    called once the sandbox is built (the pipeline starts the store then). ``closing``: when
+    given, the sandbox is closed in a thread appended to it (the caller joins it), not
+    before returning.
 
     The models read only ``items``: they start scoring, on a cursor of the sandbox in a
     thread, as soon as enrich has built it, while enrich builds the other views and then the
@@ -192,12 +194,23 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     except BaseException as exc:
         if not rules_done.done():
             rules_done.set_exception(exc)  # the models stop at their end, without them
-        raise
-    finally:
         if pool is not None:
             pool.shutdown(wait=True)  # the models' cursor is closed before the sandbox
         if con is not None:
             con.close()
+        raise
+    if pool is not None:
+        pool.shutdown(wait=True)
+    if closing is None:
+        con.close()
+    else:
+        # Freeing a large sandbox takes a while (10 M lines: 1.4 s of spill files and
+        # memory): it goes on in a thread while the caller writes the findings.
+        import threading
+
+        closer = threading.Thread(target=con.close, name="iccaudit-sandbox-close")
+        closer.start()
+        closing.append(closer)
     return findings, rule_runs
 
 
@@ -434,6 +447,7 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
         writer = store.RunWriter(opts.db, memory_limit=STORE_MEMORY_LIMIT if work else None)
     except store.StoreError as exc:
         raise PipelineError(str(exc)) from None
+    closing: list[Any] = []
     try:
         stored = {
             "files": files,
@@ -452,7 +466,8 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
         findings, rule_runs = _detect(
             parquet if parquet is not None else stored["line_items"], ruleset, run_id, opts,
             timings, spill=work / "spill" if work is not None else None,
-            enriched=None if parquet is not None else lambda: writer.insert_in_background(stored))
+            enriched=None if parquet is not None else lambda: writer.insert_in_background(stored),
+            closing=closing)
         warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
         options = {
@@ -475,6 +490,9 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
     except BaseException:
         writer.abort()
         raise
+    finally:
+        for closer in closing:  # the sandbox, closed while the findings were written
+            closer.join()
     # store_s: what the run waited for the store after scoring; the lines' write itself ran
     # alongside the scoring (store_lines_s)
     timings["store_s"] = time.perf_counter() - t0

@@ -133,7 +133,8 @@ def _reads_raw(rules: list[Any]) -> bool:
 
 def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             timings: dict[str, float], spill: Path | None = None,
-            enriched: Any = None, closing: list[Any] | None = None) -> tuple[Any, Any]:
+            enriched: Any = None, closing: list[Any] | None = None,
+            rules_found: Any = None) -> tuple[Any, Any]:
     """Enrich and detect on one batch of line items: the rules and the models side by side.
 
     Returns (findings, rule_runs). ``items``: an Arrow table or
@@ -142,7 +143,8 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     written). ``spill``: a folder for an out-of-core sandbox to spill into. ``enriched``:
     called once the sandbox is built (the pipeline starts the store then). ``closing``: when
     given, the sandbox is closed in a thread appended to it (the caller joins it), not
-    before returning.
+    before returning. ``rules_found``: called with the rules' findings as soon as the rules
+    are done (they come first in the findings returned), while the models may still run.
 
     The models read only ``items``: they start scoring, on a cursor of the sandbox in a
     thread, as soon as enrich has built it, while enrich builds the other views and then the
@@ -186,6 +188,8 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
         findings, rule_runs = run_rules(con, ruleset.rules, run_id)
         timings["rules_s"] = time.perf_counter() - t0
         rules_done.set_result(findings)
+        if rules_found is not None:
+            rules_found(findings)
         if scoring:
             model_findings, model_runs = scoring[0].result()
             findings = pd.concat([f for f in (findings, model_findings) if len(f)]
@@ -448,6 +452,7 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
     except store.StoreError as exc:
         raise PipelineError(str(exc)) from None
     closing: list[Any] = []
+    early: list[int] = []  # the rules' findings written before the models' (their number)
     try:
         stored = {
             "files": files,
@@ -467,7 +472,9 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
             parquet if parquet is not None else stored["line_items"], ruleset, run_id, opts,
             timings, spill=work / "spill" if work is not None else None,
             enriched=None if parquet is not None else lambda: writer.insert_in_background(stored),
-            closing=closing)
+            closing=closing, rules_found=lambda found: (
+                # written while the models finish (10 M lines: a second); theirs come last
+                early.append(len(found)), writer.insert_in_background({"findings": found})))
         warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
         options = {
@@ -482,7 +489,7 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
                           len(batch.non_items), findings, rule_runs)
         t0 = time.perf_counter()
         writer.insert({"runs": pd.DataFrame([run]), "rule_runs": rule_runs,
-                       "findings": findings})
+                       "findings": findings.iloc[sum(early):]})
         writer.commit()
     except store.StoreError as exc:
         writer.abort()

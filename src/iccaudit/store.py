@@ -295,7 +295,7 @@ class RunWriter:
                     del frame
             except BaseException as exc:  # noqa: BLE001 - handed to the caller by wait()
                 self._error = exc
-            self.background_s = time.perf_counter() - t0
+            self.background_s += time.perf_counter() - t0  # all background writes of the run
 
         self._thread = threading.Thread(target=work, name="iccaudit-store", daemon=True)
         self._thread.start()

@@ -48,7 +48,7 @@ LARGE_RUN_BYTES = 1024**3
 #: DuckDB's memory limit for the store of an out-of-core run, which writes the lines while
 #: the sandbox (with its own limit) scores them: the insert streams from the Parquet file.
 STORE_MEMORY_LIMIT = "1GB"
-#: Inputs from this size on import the outlier detectors in a thread while files are read.
+#: Inputs from this size on import the outlier detectors in a thread while enrich runs.
 WARM_MODELS_BYTES = 16 * 1024**2
 #: DuckDB's memory limit for the out-of-core sandbox and numbering: a quarter of the machine's
 #: memory, at least 2 GB. Sorts, joins and windows spill beyond it; the peer medians (an exact

@@ -60,6 +60,7 @@ from iccaudit.ingest.readers import (
     STREAM_TEXT_BYTES,
     FileReadError,
     TextStream,
+    not_large_readable,
     read_large_text,
     scan_text,
     stream_large_text,
@@ -254,10 +255,7 @@ def _read_one(path: Path, mapping: dict[str, str] | None) -> _FileRead:
                     scan = scan.result()
                 out.record["content_sha256"] = scan.sha256
             if result is None and size > MAX_FILE_BYTES:
-                return fail(f"refused: {size / 2**20:.0f} MB is above the "
-                            f"{MAX_FILE_BYTES / 2**20:.0f} MB limit of the general reader, "
-                            "and the file is not one the large-file reader takes (UTF-8, "
-                            "no blank lines, no old Mac line ends)")
+                return fail(not_large_readable(size, MAX_FILE_BYTES))
         elif size > MAX_FILE_BYTES:
             return fail(f"refused: {size / 2**20:.0f} MB is above the "
                         f"{MAX_FILE_BYTES / 2**20:.0f} MB limit")

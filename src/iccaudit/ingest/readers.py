@@ -584,8 +584,21 @@ def _expected_lines(scan: TextScan) -> int:
     return scan.newlines + (0 if scan.ends_with_newline or scan.size == 0 else 1)
 
 
-def _encoding(scan: TextScan) -> str:
-    return "utf-8-sig" if scan.head.startswith(codecs.BOM_UTF8) else "utf-8"
+def _encoding(head: bytes) -> str:
+    return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+
+
+def _resolved(scan: Any) -> TextScan:
+    """A :class:`TextScan`, waiting for it when it is a future."""
+    return scan.result() if hasattr(scan, "result") else scan
+
+
+def not_large_readable(size: int, general_limit: int) -> str:
+    """Why a text file beyond the general reader's limit is refused: the large-file reader
+    cannot read it exactly either."""
+    return (f"refused: {size / 2**20:.0f} MB is above the {general_limit / 2**20:.0f} MB "
+            "limit of the general reader, and the file is not one the large-file reader "
+            "takes (UTF-8, no blank lines, no old Mac line ends)")
 
 
 def read_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
@@ -605,7 +618,7 @@ def read_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
     cols = _duckdb_cells(path, delim, width)
     if cols is None:
         return None
-    scan = scan.result() if hasattr(scan, "result") else scan
+    scan = _resolved(scan)
     scan.check_nul()
     if scan.blank_lines or scan.lone_cr:
         return None  # DuckDB skips empty lines: its row numbers would be off
@@ -621,7 +634,8 @@ def read_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
                  if pc.any(pc.not_equal(cols[j], "")).as_py()), -1)
     out = out[: last + 1]
     rows = (np.cumsum(spans) - spans + 1).astype("int64")
-    return ReadResult(fmt, _encoding(scan), [RawTable(sheet=None, columns=out, rows=rows)])
+    return ReadResult(fmt, _encoding(scan.head),
+                      [RawTable(sheet=None, columns=out, rows=rows)])
 
 
 #: Text files larger than this are streamed: read in batches, never whole in memory.
@@ -650,8 +664,7 @@ class TextStream:
     lines_seen: int = 0
 
     def _scanned(self) -> TextScan:
-        if hasattr(self.scan, "result"):
-            self.scan = self.scan.result()
+        self.scan = _resolved(self.scan)
         return self.scan
 
     def sha256(self) -> str:
@@ -668,10 +681,7 @@ class TextStream:
         except FileReadError as exc:
             return str(exc)
         if scan.blank_lines or scan.lone_cr:
-            return (f"refused: {scan.size / 2**20:.0f} MB is above the "
-                    f"{MAX_FILE_BYTES / 2**20:.0f} MB limit of the general reader, and the file "
-                    "is not one the large-file reader takes (UTF-8, no blank lines, no old Mac "
-                    "line ends)")
+            return not_large_readable(scan.size, MAX_FILE_BYTES)
         expected = _expected_lines(scan)
         if self.lines_seen == expected:
             return None
@@ -718,8 +728,7 @@ def stream_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
     except duckdb.Error as exc:
         con.close()
         raise FileReadError(_duckdb_error(exc)) from None
-    stream = TextStream(fmt, "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8",
-                        None, scan)
+    stream = TextStream(fmt, _encoding(head), None, scan)
 
     def tables():
         batch = first

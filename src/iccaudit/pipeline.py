@@ -198,23 +198,21 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     except BaseException as exc:
         if not rules_done.done():
             rules_done.set_exception(exc)  # the models stop at their end, without them
+        closing = None  # a failed run closes its sandbox before it says why
+        raise
+    finally:
         if pool is not None:
             pool.shutdown(wait=True)  # the models' cursor is closed before the sandbox
-        if con is not None:
+        if con is not None and closing is None:
             con.close()
-        raise
-    if pool is not None:
-        pool.shutdown(wait=True)
-    if closing is None:
-        con.close()
-    else:
-        # Freeing a large sandbox takes a while (10 M lines: 1.4 s of spill files and
-        # memory): it goes on in a thread while the caller writes the findings.
-        import threading
+        elif con is not None:
+            # Freeing a large sandbox takes a while (10 M lines: 1.4 s of spill files and
+            # memory): it goes on in a thread while the caller writes the findings.
+            import threading
 
-        closer = threading.Thread(target=con.close, name="iccaudit-sandbox-close")
-        closer.start()
-        closing.append(closer)
+            closer = threading.Thread(target=con.close, name="iccaudit-sandbox-close")
+            closer.start()
+            closing.append(closer)
     return findings, rule_runs
 
 
@@ -559,7 +557,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
     import pyarrow as pa
 
     items = items.set_column(items.schema.get_field_index("run_id"), "run_id",
-                             pa.array([run_id] * items.num_rows, pa.string()))
+                             pa.repeat(pa.scalar(run_id, pa.string()), items.num_rows))
     findings, rule_runs = _detect(items, ruleset, run_id, opts, timings)
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
     files = _with_run(frames["files"], run_id)

@@ -9,7 +9,7 @@ defined once, here.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +20,19 @@ SCHEMA_VERSION = 1
 #: write on them; zstd writes 1 M lines' JSON three times faster into a sixth of the space
 #: and scans it faster too. A database created before keeps its own choice (same values).
 ZSTD = {"compression": "zstd"}
+
+#: DuckDB SQL giving the JSON text of a ``raw`` column held as the cells themselves (a struct
+#: under the header names, as ingest keeps a batch of one header layout): the very text
+#: ``json_object`` writes for those cells.
+RAW_CELLS_AS_JSON = 'to_json("raw")::VARCHAR'
+
+
+def raw_is_cells(arrow_schema: Any) -> bool:
+    """Whether an Arrow schema's ``raw`` column holds the cells (a struct), not JSON text."""
+    import pyarrow as pa
+
+    i = arrow_schema.get_field_index("raw")
+    return i >= 0 and pa.types.is_struct(arrow_schema.field(i).type)
 
 #: Fraud mechanisms. One vocabulary for rules, models, labels and reports.
 MECHANISMS: dict[str, str] = {

@@ -181,13 +181,12 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:
         return 0
     # by name, so a migrated table whose columns were appended in another order still fits
     target = ", ".join(f'"{c}"' for c in cols)
-    select = ", ".join(f'"{c}"' if c in names else f'NULL AS "{c}"' for c in cols)
+    # raw held as the cells (a large file's ingest): its JSON text is written here, as the
+    # rows are
     arrow_schema = getattr(frame, "schema", None)
-    if (isinstance(arrow_schema, pa.Schema) and "raw" in names
-            and pa.types.is_struct(arrow_schema.field("raw").type)):
-        # the cells under their header names (a large file's ingest): the JSON text is
-        # written here, as the rows are (to_json: the text json_object writes)
-        select = select.replace('"raw"', 'to_json("raw")::VARCHAR AS "raw"', 1)
+    cells = isinstance(arrow_schema, pa.Schema) and schema.raw_is_cells(arrow_schema)
+    select = ", ".join(f'{schema.RAW_CELLS_AS_JSON} AS "raw"' if c == "raw" and cells
+                       else f'"{c}"' if c in names else f'NULL AS "{c}"' for c in cols)
     if isinstance(frame, ParquetRows):  # DuckDB's own reader: parallel, within its memory limit
         con.execute(f"INSERT INTO {table} ({target}) SELECT {select} FROM {frame.sql()}")
         return len(frame)
@@ -260,12 +259,20 @@ class RunWriter:
         """Append each table's rows (table name -> frame), in the schema's table order."""
         _check_tables(tables)
         self.wait()
-        self._insert(tables)
+        self._insert(dict(tables))
 
-    def _insert(self, tables: Mapping[str, Any]) -> None:
+    def _insert(self, tables: dict[str, Any]) -> None:
+        """Write ``tables`` in the schema's table order, taking each out of the dict as its
+        write begins; an Arrow table batch by batch, each batch let go once written."""
+        import pyarrow as pa
+
         for table in schema.TABLES:  # creation order: runs first
-            if table in tables and tables[table] is not None:
-                insert_frame(self.con, table, tables[table])
+            frame = tables.pop(table, None)
+            if isinstance(frame, pa.Table):
+                frame = _drained(frame)
+            if frame is not None:
+                insert_frame(self.con, table, frame)
+            del frame
 
     def insert_in_background(self, tables: dict[str, Any]) -> None:
         """:meth:`insert` in a thread; its error, if any, is raised by the next call.
@@ -282,17 +289,9 @@ class RunWriter:
         self.wait()
 
         def work() -> None:
-            import pyarrow as pa
-
             t0 = time.perf_counter()
             try:
-                for table in schema.TABLES:  # creation order: runs first
-                    frame = tables.pop(table, None)
-                    if isinstance(frame, pa.Table):
-                        frame = _drained(frame)
-                    if frame is not None:
-                        insert_frame(self.con, table, frame)
-                    del frame
+                self._insert(tables)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller by wait()
                 self._error = exc
             self.background_s += time.perf_counter() - t0  # all background writes of the run

@@ -36,11 +36,11 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
         raise ValueError(f"line_items frame lacks columns {missing}")
     types = {name: schema.sql_type(f.annotation)
              for name, f in schema.LineItem.model_fields.items()}
-    select = ", ".join(f'CAST("{c}" AS {types[c]}) AS "{c}"' for c in cols)
-    if isinstance(line_items, pa.Table) and pa.types.is_struct(line_items.schema.field("raw").type):
-        # the cells under their header names (a large file's ingest): the JSON text is made
-        # here, and only when something reads raw
-        select = select.replace('CAST("raw" AS VARCHAR)', 'to_json("raw")::VARCHAR')
+    # raw held as the cells (a large file's ingest): its JSON text is made here, and only
+    # when something reads it
+    cells = isinstance(line_items, pa.Table) and schema.raw_is_cells(line_items.schema)
+    select = ", ".join(f'{schema.RAW_CELLS_AS_JSON} AS "raw"' if c == "raw" and cells
+                       else f'CAST("{c}" AS {types[c]}) AS "{c}"' for c in cols)
     # __row: each row's position, by which enrich joins the figures back to the rows
     if hasattr(line_items, "sql"):
         # rows in a Parquet file (store.ParquetRows, an out-of-core run): DuckDB's own reader

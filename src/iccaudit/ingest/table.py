@@ -157,16 +157,17 @@ def raw_text(raw: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     con = duckdb_connection()
     con.register("raw_cells", pa.table({"raw": raw}))
     try:
-        return fetch_arrow(con, "SELECT to_json(raw)::VARCHAR AS j FROM raw_cells").column("j")
+        return fetch_arrow(con, f"SELECT {schema.RAW_CELLS_AS_JSON} AS j FROM raw_cells"
+                           ).column("j")
     finally:
         con.unregister("raw_cells")
 
 
 def with_raw_text(items: pa.Table) -> pa.Table:
     """``items`` with its ``raw`` column as JSON text (see :func:`raw_text`)."""
-    i = items.schema.get_field_index("raw")
-    if i < 0 or not pa.types.is_struct(items.schema.field(i).type):
+    if not schema.raw_is_cells(items.schema):
         return items
+    i = items.schema.get_field_index("raw")
     return items.set_column(i, "raw", raw_text(items.column(i)))
 
 

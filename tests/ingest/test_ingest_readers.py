@@ -251,3 +251,23 @@ def test_text_scan_matches_a_whole_file_reading_at_any_chunk_size(tmp_path, monk
         assert scan.blank_lines == (data.startswith((b"\n", b"\r\n")) or b"\n\n" in data
                                     or b"\n\r\n" in data), data
         assert scan.lone_cr == (data.count(b"\r") != data.count(b"\r\n")), data
+
+
+def test_holds_byte_reads_only_the_cells_of_sliced_and_chunked_text():
+    """The line-break test of streamed batches: the bytes between the first and the last
+    cell's offsets, whatever the slice or the chunks (a blanked cell's bytes may count: the
+    caller then counts exactly)."""
+    import pyarrow as pa
+
+    from iccaudit.ingest import readers
+
+    cells = pa.array(["a\nb", "cd", None, "", "ef", "g\n"], pa.large_string())
+    assert readers._holds_byte(cells, 0x0A)
+    assert not readers._holds_byte(cells.slice(1, 4), 0x0A)  # "cd" .. "ef" only
+    assert readers._holds_byte(cells.slice(4), 0x0A)
+    assert not readers._holds_byte(pa.chunked_array([cells.slice(1, 2), cells.slice(3, 2)]),
+                                   0x0A)
+    assert readers._holds_byte(pa.chunked_array([cells.slice(1, 1), cells.slice(5)]), 0x0A)
+    assert not readers._holds_byte(pa.chunked_array([], pa.large_string()), 0x0A)
+    assert not readers._holds_byte(pa.nulls(3, pa.large_string()), 0x0A)
+    assert readers._holds_byte(cells, ord("e")) and not readers._holds_byte(cells, ord("z"))

@@ -139,6 +139,22 @@ def _null_where_blank(arr: pa.Array) -> pa.Array:
     return pc.if_else(blank, pa.scalar(None, arr.type), arr)
 
 
+def _holds_byte(c: pa.Array | pa.ChunkedArray, byte: int) -> bool:
+    """Whether any cell's text (large_string) holds ``byte``: one numpy pass over the text
+    bytes, three times Arrow's substring kernel. Bytes of a null cell count too, which can
+    only send the caller to its exact, per-cell count."""
+    for x in (c.chunks if isinstance(c, pa.ChunkedArray) else [c]):
+        if not len(x):
+            continue
+        offsets = np.frombuffer(x.buffers()[1], dtype=np.int64, count=len(x) + 1,
+                                offset=8 * x.offset)
+        start, end = int(offsets[0]), int(offsets[-1])
+        if end > start and (np.frombuffer(x.buffers()[2], dtype=np.uint8, count=end - start,
+                                          offset=start) == byte).any():
+            return True
+    return False
+
+
 def _split_columns(flat: pa.Array, n: int, w: int) -> list[pa.Array]:
     """Column-major cells (all of column 0, then column 1 ...) as one array per column."""
     return [flat.slice(j * n, n) for j in range(w)]
@@ -566,7 +582,7 @@ def _blank_to_null(cols: list[pa.Array | pa.ChunkedArray], line_breaks: bool = T
                                   for x in c.chunks if len(x)], pa.large_string())
         else:
             c = _null_where_blank(c.cast(pa.large_string()))
-        if not line_breaks or not pc.any(pc.match_substring(c, "\n")).as_py():
+        if not line_breaks or not _holds_byte(c, 0x0A):
             return c, None
         return c, pc.count_substring(c, "\n").fill_null(0).to_numpy(zero_copy_only=False)
 

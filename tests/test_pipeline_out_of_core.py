@@ -44,6 +44,39 @@ def test_out_of_core_equals_in_memory(tmp_path, reverse):
     assert list(work.iterdir()) == []  # the out-of-core files are gone
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["input-in-order", "input-reversed"])
+def test_out_of_core_with_a_layout_staged_as_cells_equals_in_memory(tmp_path, monkeypatch,
+                                                                    reverse):
+    """A first file of one layout in batches of its own: the staging keeps its cells and
+    the other files' JSON beside them (reversed: then sorted into a new file); the run is
+    still the in-memory one."""
+    import iccaudit.ingest as ingest_module
+
+    header = "序号,设备名称,品牌,规格型号,数量,单位,单价（元）,合计（元）,供应商\n"
+    lines = "".join(f"{i},GPU服务器,浪潮,NF5688M7,{1 + i % 3},台,{2_000_000 + i * 1000},,甲\n"
+                    for i in range(1, 40))
+    first = tmp_path / "z_long.csv"
+    first.write_text(header + lines, encoding="utf-8")
+    paths = [first, *sorted(SAMPLES.iterdir(), reverse=reverse)]
+    work = tmp_path / "work"
+    work.mkdir()
+    memory = _score(paths, tmp_path / "m.duckdb", large=False)
+    monkeypatch.setattr(ingest_module, "BATCH_ROWS", 10)
+    staged = []
+    original = ingest_module.ParquetSink._staged
+
+    def spy(self, items):
+        staged.append(self._cells is not None)
+        return original(self, items)
+
+    monkeypatch.setattr(ingest_module.ParquetSink, "_staged", spy)
+    disk = _score(paths, tmp_path / "d.duckdb", large=True, work=work)
+    assert staged and all(staged)  # cells from the first batch on
+    for name in QUERIES:
+        assert disk[name] == memory[name], name
+    assert sum(r[1] == str(first) for r in memory["line_items"]) == 39
+
+
 def test_a_terminated_out_of_core_run_leaves_no_files_and_no_run(tmp_path):
     """SIGTERM (a batch system's stop) unwinds like Ctrl-C: the temporary files go, the
     database is not written."""

@@ -372,11 +372,10 @@ def _numbered_parquet(sink: Any, run_id: str, work: Path) -> Any:
     try:
         con.execute(
             f"COPY (SELECT $run_id::VARCHAR AS run_id, {item_id} AS item_id, {cols} "
-            f"FROM read_parquet($src) WHERE NOT list_contains($failed, source_file) "
-            "ORDER BY item_id) "
+            f"FROM {store.ParquetRows(sink.path).sql()} "
+            "WHERE NOT list_contains($failed, source_file) ORDER BY item_id) "
             "TO $out (FORMAT parquet, COMPRESSION snappy)",
-            {"run_id": run_id, "src": str(sink.path), "failed": sorted(sink.failed),
-             "out": str(out)})
+            {"run_id": run_id, "failed": sorted(sink.failed), "out": str(out)})
     finally:
         con.close()
     sink.path.unlink()

@@ -26,6 +26,12 @@ ZSTD = {"compression": "zstd"}
 #: ``json_object`` writes for those cells.
 RAW_CELLS_AS_JSON = 'to_json("raw")::VARCHAR'
 
+#: A staging Parquet file (an out-of-core run) keeps ``raw`` as the cells of its first
+#: batch's header layout; the JSON text of a batch of any other layout goes in this column
+#: beside it (``raw`` then null). :class:`iccaudit.store.ParquetRows` gives back one text
+#: column: this one, else the cells' JSON.
+RAW_JSON_BESIDE_CELLS = "raw_json"
+
 
 def raw_is_cells(arrow_schema: Any) -> bool:
     """Whether an Arrow schema's ``raw`` column holds the cells (a struct), not JSON text."""

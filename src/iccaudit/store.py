@@ -135,16 +135,20 @@ class ParquetRows:
         self.item_ids_from = item_ids_from
         names = [meta.schema.column(i).path.split(".")[0] for i in range(meta.num_columns)]
         names = list(dict.fromkeys(names))  # a list column has several leaf paths
+        #: raw staged as cells with a text column beside them (see ingest.ParquetSink)
+        self.raw_beside = schema.RAW_JSON_BESIDE_CELLS in names
         extra = [*self.constants, *(["item_id"] if item_ids_from else [])]
         self.column_names = extra + [n for n in names if n not in extra
-                                     and n != item_ids_from]
+                                     and n not in (item_ids_from,
+                                                   schema.RAW_JSON_BESIDE_CELLS)]
 
     def __len__(self) -> int:
         return self.num_rows
 
     def sql(self, position: str | None = None) -> str:
-        """A FROM item with every column (paths and values quoted as SQL literals), and each
-        row's position in the file as column ``position`` when that is given."""
+        """A FROM item with every column (paths and values quoted as SQL literals), ``raw``
+        as JSON text, and each row's position in the file as column ``position`` when that
+        is given."""
         def literal(text: str) -> str:
             return "'" + str(text).replace("'", "''") + "'"
 
@@ -152,6 +156,10 @@ class ParquetRows:
         if self.item_ids_from:
             extra.append(f'"{self.item_ids_from}" + 1 AS item_id')
         hidden = [f'"{self.item_ids_from}"'] if self.item_ids_from else []
+        if self.raw_beside:
+            beside = schema.RAW_JSON_BESIDE_CELLS
+            extra.append(f'coalesce("{beside}", {schema.RAW_CELLS_AS_JSON}) AS "raw"')
+            hidden += ['"raw"', f'"{beside}"']
         options = ""
         if position:
             hidden.append("file_row_number")

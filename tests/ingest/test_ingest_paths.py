@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -342,3 +343,39 @@ def test_a_streamed_file_is_hashed_while_it_streams_and_checked_after(files, mon
     assert "no blank lines" in files_.loc[str(blank), "error"]
     assert set(batch.items["source_file"]) == {str(good)}
     check_accounting(batch)
+
+
+def test_staged_raw_is_the_json_of_every_layout(files, tmp_path, monkeypatch):
+    """An out-of-core run stages ``raw`` as the cells of its first batch's header layout and
+    the JSON of any other layout beside them; read back, each row's JSON is the text the
+    in-memory ingest gives it."""
+    import duckdb
+
+    from iccaudit import schema
+    from iccaudit.ingest import ParquetSink
+    from iccaudit.store import ParquetRows
+
+    long = files.text("a_long.csv", _long_table(30, tail=2))
+    other = files.text("b_other.csv", [["序号", "设备名称", "规格型号", "数量", "单价（元）",
+                                        "备注 \"引号\" \\ 反斜杠"],
+                                       ["1", "液冷机柜", "LC-40", "2", "150000", "含\t安装"]])
+    samples = sorted((Path(__file__).resolve().parents[2] / "data" / "samples" / "tenders"
+                      ).glob("*.xlsx"))[:2]
+    paths = [long, other, *samples]
+    expected = ingest(paths).items
+    monkeypatch.setattr(ingest_module, "BATCH_ROWS", 7)  # batches of one file each
+    sink = ParquetSink(tmp_path / "staged.parquet")
+    ingest(paths, sink=sink)
+    con = duckdb.connect()
+    beside = schema.RAW_JSON_BESIDE_CELLS
+    cells, texts = con.execute(
+        f"SELECT count(raw), count({beside}) FROM read_parquet(?)", [str(sink.path)]
+    ).fetchone()
+    assert cells == (expected["source_file"] == str(long)).sum() and texts > 0
+    rows = ParquetRows(sink.path)
+    assert beside not in rows.column_names and "raw" in rows.column_names
+    got = con.execute(f"SELECT source_file, source_sheet, source_row, raw FROM {rows.sql()} "
+                      "ORDER BY seq").fetchall()
+    want = list(expected[["source_file", "source_sheet", "source_row", "raw"]]
+                .itertuples(index=False, name=None))
+    assert got == want

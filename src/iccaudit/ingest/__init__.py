@@ -51,6 +51,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from iccaudit import schema
 from iccaudit.ingest.headers import MappingError, load_mapping
 from iccaudit.ingest.readers import (
     LARGE_TEXT_BYTES,
@@ -76,6 +77,7 @@ from iccaudit.ingest.table import (
     empty_frame,
     normalise_plans,
     plan_table,
+    raw_text,
     segments,
     with_raw_text,
 )
@@ -463,7 +465,10 @@ class ParquetSink(ItemSink):
     needs no sort.
     """
 
-    raw_as_text = True
+    # ``raw`` is staged as the cells of the first batch's header layout (a large file's
+    # batches all have it): its JSON text is made once, by the store, and the file is a
+    # third smaller to write and to read (10 M lines: -3 CPU-seconds)
+    raw_as_text = False
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -471,6 +476,8 @@ class ParquetSink(ItemSink):
         self.failed: set[str] = set()
         self.in_order = True
         self._writer = None
+        #: the struct type ``raw`` is staged as (None: staged as JSON text)
+        self._cells: pa.DataType | None = None
         self._last: tuple | None = None
         # Batches are encoded and written in a thread of their own (Parquet's encoder works
         # outside the GIL), one at a time and in order, while the caller reads and hands out
@@ -490,18 +497,38 @@ class ParquetSink(ItemSink):
             self.in_order = item_order(items) is None and (
                 self._last is None or _key(self._last) <= _key(first))
             self._last = tuple(items[c][n - 1].as_py() for c in ITEM_ORDER)
+        if self._writer is None and schema.raw_is_cells(items.schema):
+            self._cells = items.schema.field("raw").type
         seq = pa.array(np.arange(self.rows, self.rows + n, dtype="int64"))
-        table = with_raw_text(items).append_column("seq", seq)  # one schema for the file
+        table = self._staged(items).append_column("seq", seq)  # one schema for the file
         if self._writer is None:
-            # snappy, no dictionary for the wide text: this file is written once, read twice
+            # written once, read three times (enrich twice, the store once): dictionaries
+            # wherever they fit (Parquet falls back to plain where they grow too large)
+            # read a third faster, as DuckDB keeps them; no statistics, nothing filters on
+            # them
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="snappy",
-                                            use_dictionary=["source_file", "source_sheet",
-                                                            "tender_id", "unit", "supplier"])
+                                            use_dictionary=True, write_statistics=False)
             self._pool = ThreadPoolExecutor(max_workers=1,
                                             thread_name_prefix="iccaudit-parquet")
         self._wait()  # one batch in flight: memory stays a batch or two
         self._writing = self._pool.submit(self._writer.write_table, table)
         self.rows += n
+
+    def _staged(self, items: pa.Table) -> pa.Table:
+        """``items`` in the file's schema: ``raw`` as JSON text, or as the cells of the first
+        batch's layout with :data:`schema.RAW_JSON_BESIDE_CELLS` holding the JSON text of a
+        batch of another layout (the cells then null)."""
+        if self._cells is None:
+            return with_raw_text(items)
+        i = items.schema.get_field_index("raw")
+        raw = items.column(i)
+        if raw.type == self._cells:
+            text = pa.nulls(len(raw), pa.large_string())
+        else:
+            text = raw_text(raw).cast(pa.large_string())
+            raw = pa.nulls(len(raw), self._cells)
+        return (items.set_column(i, pa.field("raw", self._cells), raw)
+                .append_column(pa.field(schema.RAW_JSON_BESIDE_CELLS, pa.large_string()), text))
 
     def _wait(self) -> None:
         if self._writing is not None:

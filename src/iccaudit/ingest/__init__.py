@@ -502,12 +502,12 @@ class ParquetSink(ItemSink):
         seq = pa.array(np.arange(self.rows, self.rows + n, dtype="int64"))
         table = self._staged(items).append_column("seq", seq)  # one schema for the file
         if self._writer is None:
-            # written once, read three times (enrich twice, the store once): dictionaries
-            # wherever they fit (Parquet falls back to plain where they grow too large)
-            # read a third faster, as DuckDB keeps them; no statistics, nothing filters on
-            # them
+            # written once, read three times (enrich twice, the store once): text in
+            # dictionaries (Parquet falls back to plain where one grows too large) reads a
+            # third faster, as DuckDB keeps them; no statistics, nothing filters on them
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="snappy",
-                                            use_dictionary=True, write_statistics=False)
+                                            use_dictionary=_text_paths(table.schema),
+                                            write_statistics=False)
             self._pool = ThreadPoolExecutor(max_workers=1,
                                             thread_name_prefix="iccaudit-parquet")
         self._wait()  # one batch in flight: memory stays a batch or two
@@ -548,6 +548,20 @@ class ParquetSink(ItemSink):
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+
+
+def _text_paths(arrow_schema: pa.Schema) -> list[str]:
+    """The Parquet paths of the text columns, a struct's text fields included (``raw.单价``)."""
+    def text(t: pa.DataType) -> bool:
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+    paths = []
+    for f in arrow_schema:
+        if text(f.type):
+            paths.append(f.name)
+        elif pa.types.is_struct(f.type):
+            paths += [f"{f.name}.{c.name}" for c in f.type if text(c.type)]
+    return paths
 
 
 #: The order line items are numbered in (item_id): file, sheet (none first), row.

@@ -98,6 +98,20 @@ def _fold(expr: str) -> str:
     )
 
 
+#: Columns the figures' innermost SELECT (see ``figures`` in :func:`view_statements`)
+#: makes, and its outer one: a carried column of the same name is the same value.
+_INNER = frozenset((
+    "rid", "tid", "tender_id", "unit_price_cny", "category", "peer_key", "brand_tier",
+    "ref_basis", "is_lump_sum", "unit_norm", "ref_low_cny", "ref_high_cny", "line_total_cny",
+    "total_diff_cny", "card_count", "capacity_scope", "price_per_kw", "retrofit_servers",
+    "purchase_date", "tender_total_cny"))
+_OUTER = frozenset((
+    "rid", "tid", "tender_id", "category", "peer_key", "brand_tier", "line_total_cny",
+    "total_diff_cny", "card_count", "capacity_scope", "price_per_kw", "retrofit_servers",
+    "purchase_date", "basis_price_cny", "ratio_to_ref_high", "ratio_to_ref_low",
+    "line_value_share", "tender_total_cny", "peer_price_cny", "peer_basis"))
+
+
 def view_statements(ref: Reference, source: str,
                     line_item_columns: Sequence[str]) -> list[str]:
     """The statements that build the sandbox's tables and views, in dependency order.
@@ -299,14 +313,25 @@ CROSS JOIN (
     FROM ref_params
 ) rp"""
 
-    # The per-line figures, on narrow rows (no raw JSON, no texts): the peer statistics and
-    # windows below sort and hash these, and wide rows made that most of enrich's time.
+    # The per-tender figures, once, by GROUP BY (not a window): _lines and items both join
+    # them, so both see the very same sums.
+    tenders = """
+CREATE TABLE _td AS
+SELECT tender_id, min(date) AS first_date, sum(quantity * unit_price_cny) AS total_cny
+FROM _li GROUP BY tender_id"""
+
     on = " AND ".join(f"li.{k} IS NOT DISTINCT FROM t.{k}" for k in keys)
-    lines = f"""
-CREATE TABLE _lines AS
-SELECT f.rid, f.tid, f.tender_id, f.category, f.peer_key, f.brand_tier,
-    f.line_total_cny, f.total_diff_cny, f.card_count, f.capacity_scope, f.price_per_kw,
-    f.retrofit_servers, f.purchase_date, f.basis_price_cny,
+
+    def figures(rows: str, rid: str, carry: Sequence[tuple[str, str]] = ()) -> str:
+        """A subquery of each row's figures (``rows`` aliased li, its position ``rid``), with
+        the ``carry`` columns ((li or c, name): of the row, of its text's recognition) beside
+        them. The one definition of the figures: _lines and items compute them alike."""
+        inner = [f'{t}."{n}"' for t, n in carry if n not in _INNER]
+        outer = [f'f."{n}"' for _, n in carry if n not in _OUTER]
+        return f"""(
+SELECT {"".join(c + ", " for c in outer)}f.rid, f.tid, f.tender_id, f.category, f.peer_key,
+    f.brand_tier, f.line_total_cny, f.total_diff_cny, f.card_count, f.capacity_scope,
+    f.price_per_kw, f.retrofit_servers, f.purchase_date, f.basis_price_cny,
     f.basis_price_cny / f.ref_high_cny AS ratio_to_ref_high,
     f.basis_price_cny / f.ref_low_cny AS ratio_to_ref_low,
     f.line_total_cny / nullif(f.tender_total_cny, 0) AS line_value_share,
@@ -331,9 +356,9 @@ FROM (
             WHEN 'module' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
         END AS basis_price_cny
     FROM (
-        SELECT li.rid, c.tid, li.tender_id, li.unit_price_cny, c.category, c.peer_key,
-            c.brand_tier, c.ref_basis, c.is_lump_sum, c.unit_norm, c.ref_low_cny,
-            c.ref_high_cny,
+        SELECT {"".join(c + ", " for c in inner)}{rid} AS rid, c.tid, li.tender_id,
+            li.unit_price_cny, c.category, c.peer_key, c.brand_tier, c.ref_basis,
+            c.is_lump_sum, c.unit_norm, c.ref_low_cny, c.ref_high_cny,
             li.quantity * li.unit_price_cny AS line_total_cny,
             li.total_cny - li.quantity * li.unit_price_cny AS total_diff_cny,
             CASE WHEN c.cards_per_unit IS NOT NULL THEN li.quantity * c.cards_per_unit
@@ -351,17 +376,17 @@ FROM (
             END AS retrofit_servers,
             coalesce(li.date, td.first_date) AS purchase_date,
             td.total_cny AS tender_total_cny
-        FROM _li li
+        FROM {rows} li
         JOIN _text_keys t ON {on}
         JOIN _text_class c ON c.tid = t.tid
-        -- per-tender figures by GROUP BY and a join, not a window
-        LEFT JOIN (
-            SELECT tender_id, min(date) AS first_date,
-                sum(quantity * unit_price_cny) AS total_cny
-            FROM _li GROUP BY tender_id
-        ) td ON td.tender_id IS NOT DISTINCT FROM li.tender_id
+        LEFT JOIN _td td ON td.tender_id IS NOT DISTINCT FROM li.tender_id
     ) p
-) f"""
+) f
+)"""
+
+    # The per-line figures, on narrow rows (no raw JSON, no texts): the peer statistics and
+    # windows below sort and hash these, and wide rows made that most of enrich's time.
+    lines = f"CREATE TABLE _lines AS SELECT * FROM {figures('_li', 'li.rid')}"
 
     peer_stats = """
 CREATE TABLE _peer_stats AS
@@ -431,28 +456,37 @@ GROUP BY ALL"""
     # The one wide copy of the lines: the caller's rows beside their figures (by row position,
     # rid = __row), the recognition of their text (by tid), the peer statistics and windows.
     # One statement, its joins in the order written (DuckDB's join-order optimiser is off for
-    # it): the caller's rows probe and the figures are the build sides. Left to the
-    # optimiser, the rows (two dozen columns, their texts) were the hash table's payload and
-    # every per-line figure went through a table of its own first (1 M lines: 2.1 -> 1.4
-    # CPU-seconds). The rows come out in no particular order; nothing reads items by position.
+    # it): the caller's rows probe, the recognition of their texts and the peer statistics
+    # and windows are the build sides. The figures are computed again here, by the same
+    # SQL as _lines' (``figures``), rather than joined from _lines by row position: _lines
+    # and its hash table (10 M lines: 2.6 GB) are gone before items is built, which is the
+    # memory peak of enrich, and items spills that much less. The rows come out in no
+    # particular order; nothing reads items by position.
     # robust z: (log p - median) / (1.4826 MAD); when MAD is 0 (more than half the peers at
     # one price) fall back to 1.2533 x mean absolute deviation (Iglewicz & Hoaglin's
     # modified z); when both are 0 every peer has the same price and z is 0.
-    line_cols = ",\n    ".join(f'src."{c}"' for c in line_item_columns)
+    recognised = ("text", "accel_model", "accel_vendor", "is_domestic", "export_controlled",
+                  "export_control_date", "fp16_dense_tflops", "tdp_w", "category", "ref_basis",
+                  "cards_per_unit", "condition_class", "condition_conflict", "cooling_type",
+                  "shell_wording", "spec_says_assembled", "is_lump_sum", "brand_canonical",
+                  "brand_tier", "ref_low_cny", "ref_high_cny", "ref_peak_cny", "ref_source",
+                  "peer_key")
+    carry = [("li", c) for c in line_item_columns] + [("c", c) for c in recognised]
+    line_cols = ",\n    ".join(f'l."{c}"' for c in line_item_columns)
     items_table = f"""
 CREATE TABLE items AS
 SELECT {line_cols},
-    c.text, c.accel_model, c.accel_vendor, c.is_domestic, c.export_controlled,
-    c.export_control_date, c.fp16_dense_tflops, c.tdp_w, c.category, c.ref_basis,
-    c.cards_per_unit, c.condition_class, c.condition_conflict, c.cooling_type, c.shell_wording,
-    c.spec_says_assembled, c.is_lump_sum, l.line_total_cny, l.total_diff_cny, l.card_count,
-    l.capacity_scope, l.price_per_kw, l.retrofit_servers, l.purchase_date, c.brand_canonical,
-    c.brand_tier, l.basis_price_cny, c.ref_low_cny, c.ref_high_cny, c.ref_peak_cny,
-    c.ref_source, l.ratio_to_ref_high, l.ratio_to_ref_low, l.line_value_share,
-    l.tender_total_cny, l.peer_price_cny, l.peer_basis, c.peer_key,
-    CASE WHEN c.export_control_date IS NOT NULL AND l.purchase_date IS NOT NULL
-         THEN l.purchase_date >= c.export_control_date END AS after_export_control,
-    date_diff('day', src.manufacture_date, l.purchase_date) AS manufacture_age_days,
+    l.text, l.accel_model, l.accel_vendor, l.is_domestic, l.export_controlled,
+    l.export_control_date, l.fp16_dense_tflops, l.tdp_w, l.category, l.ref_basis,
+    l.cards_per_unit, l.condition_class, l.condition_conflict, l.cooling_type, l.shell_wording,
+    l.spec_says_assembled, l.is_lump_sum, l.line_total_cny, l.total_diff_cny, l.card_count,
+    l.capacity_scope, l.price_per_kw, l.retrofit_servers, l.purchase_date, l.brand_canonical,
+    l.brand_tier, l.basis_price_cny, l.ref_low_cny, l.ref_high_cny, l.ref_peak_cny,
+    l.ref_source, l.ratio_to_ref_high, l.ratio_to_ref_low, l.line_value_share,
+    l.tender_total_cny, l.peer_price_cny, l.peer_basis, l.peer_key,
+    CASE WHEN l.export_control_date IS NOT NULL AND l.purchase_date IS NOT NULL
+         THEN l.purchase_date >= l.export_control_date END AS after_export_control,
+    date_diff('day', l.manufacture_date, l.purchase_date) AS manufacture_age_days,
     s.peer_count,
     s.peer_tender_count,
     s.peer_median,
@@ -469,19 +503,15 @@ SELECT {line_cols},
     tm.tender_mainstream_median,
     CASE WHEN l.peer_price_cny > 0 THEN coalesce(tm.tender_mainstream_count, 0) END
         AS tender_mainstream_count
-FROM {source} src
-JOIN _lines l ON l.rid = src.__row
-JOIN _text_class c ON c.tid = l.tid
--- category and peer key come with the text (_lines has the same, from the same tid), the
--- tender with the row: the figures' hash table carries numbers, not these texts
+FROM {figures(source, "li.__row", carry)} l
 LEFT JOIN _peer_stats s
-    ON l.peer_price_cny > 0 AND s.category = c.category AND s.peer_basis = l.peer_basis
-    AND s.peer_key = c.peer_key
+    ON l.peer_price_cny > 0 AND s.category = l.category AND s.peer_basis = l.peer_basis
+    AND s.peer_key = l.peer_key
 LEFT JOIN _peer_near w ON w.rid = l.rid
 LEFT JOIN _tender_mainstream tm
-    ON l.peer_price_cny > 0 AND tm.tender_id IS NOT DISTINCT FROM src.tender_id
-    AND tm.category IS NOT DISTINCT FROM c.category
-    AND tm.peer_key IS NOT DISTINCT FROM c.peer_key
+    ON l.peer_price_cny > 0 AND tm.tender_id IS NOT DISTINCT FROM l.tender_id
+    AND tm.category IS NOT DISTINCT FROM l.category
+    AND tm.peer_key IS NOT DISTINCT FROM l.peer_key
     AND tm.peer_basis IS NOT DISTINCT FROM l.peer_basis"""
 
     assemblies = """
@@ -683,18 +713,14 @@ GROUP BY tender_id"""
     # becomes a view of items' first columns: one wide copy of the lines, not two. What items
     # does not read goes before it is built (its hash joins hold the figures and the new
     # table at once: the memory peak of enrich), the rest after.
-    # (_lines' keys of the statistics too: items takes category and peer key with the text,
-    # the tender with the row; 10 M lines: half a GB less to spill while items is built)
     early_drops = ["DROP VIEW _items_class", "DROP VIEW _items_accel", "DROP VIEW _items_text",
-                   "DROP TABLE _li", *(f"ALTER TABLE _lines DROP COLUMN {c}"
-                                       for c in ("tender_id", "category", "peer_key",
-                                                 "brand_tier"))]
+                   "DROP TABLE _li", "DROP TABLE _lines"]
     late_drops = [f"DROP TABLE {t}" for t in ("_tender_mainstream", "_peer_near", "_peer_stats",
-                                              "_lines", "_text_class", "_text_keys")]
+                                              "_td", "_text_class", "_text_keys")]
     line_items_view = ("CREATE VIEW line_items AS SELECT "
                        + ", ".join(f'"{c}"' for c in line_item_columns) + " FROM items")
-    return [li, text_keys, text_view, accel_view, class_view, text_class, lines, peer_stats,
-            near, tender_mainstream, *early_drops,
+    return [li, text_keys, text_view, accel_view, class_view, text_class, tenders, lines,
+            peer_stats, near, tender_mainstream, *early_drops,
             "SET disabled_optimizers = 'join_order,build_side_probe_side'", items_table,
             "RESET disabled_optimizers", *late_drops, line_items_view, assemblies, serials,
             duplicates, compute]

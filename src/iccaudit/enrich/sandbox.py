@@ -41,7 +41,7 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
     cells = isinstance(line_items, pa.Table) and schema.raw_is_cells(line_items.schema)
     select = ", ".join(f'{schema.RAW_CELLS_AS_JSON} AS "raw"' if c == "raw" and cells
                        else f'CAST("{c}" AS {types[c]}) AS "{c}"' for c in cols)
-    # __row: each row's position, by which enrich joins the figures back to the rows
+    # __row: each row's position, by which enrich joins the 90-day window back to the rows
     if hasattr(line_items, "sql"):
         # rows in a Parquet file (store.ParquetRows, an out-of-core run): DuckDB's own reader
         # streams them within its memory limit; scanning the Arrow dataset took 3x the time

@@ -4,8 +4,9 @@ All steps are set-at-a-time. Recognition (regular expressions, reference prices,
 peer key) runs once per distinct text of the six text columns (``_text_class``); the
 per-line figures, peer statistics and windows run on narrow rows (``_lines``: numbers and
 keys, no raw JSON, no texts); tenders and peers come in by GROUP BY + join. The one wide
-copy of the lines is ``items``: the caller's rows beside their figures (by row position). A
-million lines cost about three seconds on two cores.
+copy of the lines is ``items``: the caller's rows with the same figures, computed by the same
+SQL, and the peer statistics and windows (by row position). A million lines cost about three
+seconds on two cores.
 
 Internal steps start with ``_`` and are dropped at the end. The public views (described in
 :mod:`iccaudit.enrich.dictionary`) ``items``, ``tender_assemblies``, ``serial_reuse``,
@@ -243,7 +244,7 @@ FROM (
     # runs once per distinct text (about 22 k in 1 M generated lines) into _text_class, and
     # each line carries only the number of its text (tid).
     keys = ("item_name", "model", "spec", "unit", "condition", "brand")
-    # rid is the row's position in ``source`` (its ``__row``): items joins the figures back
+    # rid is the row's position in ``source`` (its ``__row``): items joins the windows back
     # to the source's rows by it.
     narrow = ", ".join(("tender_id", *keys, "quantity", "unit_price_cny", "total_cny", "date",
                         "capacity_kw"))
@@ -453,8 +454,8 @@ FROM _lines
 WHERE peer_price_cny > 0 AND brand_tier = 'mainstream'
 GROUP BY ALL"""
 
-    # The one wide copy of the lines: the caller's rows beside their figures (by row position,
-    # rid = __row), the recognition of their text (by tid), the peer statistics and windows.
+    # The one wide copy of the lines: the caller's rows, their figures, the recognition of
+    # their text (by tid), the peer statistics and windows (by row position, rid = __row).
     # One statement, its joins in the order written (DuckDB's join-order optimiser is off for
     # it): the caller's rows probe, the recognition of their texts and the peer statistics
     # and windows are the build sides. The figures are computed again here, by the same

@@ -712,8 +712,9 @@ GROUP BY tender_id"""
     # The public views are tables: every rule and model reads them, so each is computed
     # once here rather than once per reader. The internal steps are dropped, and line_items
     # becomes a view of items' first columns: one wide copy of the lines, not two. What items
-    # does not read goes before it is built (its hash joins hold the figures and the new
-    # table at once: the memory peak of enrich), the rest after.
+    # does not read goes before it is built (_lines too: items computes the figures itself;
+    # its build sides and the new table at once are the memory peak of enrich), the rest
+    # after.
     early_drops = ["DROP VIEW _items_class", "DROP VIEW _items_accel", "DROP VIEW _items_text",
                    "DROP TABLE _li", "DROP TABLE _lines"]
     late_drops = [f"DROP TABLE {t}" for t in ("_tender_mainstream", "_peer_near", "_peer_stats",

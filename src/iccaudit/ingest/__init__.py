@@ -70,7 +70,6 @@ from iccaudit.ingest.table import (
     ITEM_SCHEMA,
     NON_ITEM_COLUMNS,
     REJECT_COLUMNS,
-    BatchResult,
     TablePlan,
     TableResult,
     chunks,
@@ -354,14 +353,6 @@ def _pieces(r: _FileRead, size: int):
             yield dataclasses.replace(held, valued_later=False), k
 
 
-def _normalised(plans: list[TablePlan], raw_as_text: bool) -> BatchResult:
-    """:func:`table.normalise_plans`, with ``raw`` as JSON text when the sink wants it."""
-    out = normalise_plans(plans)
-    if raw_as_text:
-        out.items = with_raw_text(out.items)
-    return out
-
-
 def _even_chunks(n: int, size: int) -> int:
     """Rows per chunk of a table of ``n`` rows: at most ``size``, in a number of chunks the
     workers share evenly (1 M rows: six of 167 k, not five of 200 k, the last one alone)."""
@@ -420,12 +411,8 @@ class ItemSink:
     """Where normalised line items go, batch by batch, in input order.
 
     The default keeps them in memory (:attr:`IngestBatch.items_arrow`); the pipeline passes a
-    sink writing to a DuckDB file when a run is larger than memory.
+    sink writing to a Parquet file (:class:`ParquetSink`) when a run is larger than memory.
     """
-
-    #: whether ``add`` wants ``raw`` as JSON text (a file sink, one schema for every batch):
-    #: the normaliser's threads then write it, in parallel, rather than the sink
-    raw_as_text = False
 
     def __init__(self) -> None:
         self.tables: list[pa.Table] = []
@@ -465,18 +452,16 @@ class ParquetSink(ItemSink):
     needs no sort.
     """
 
-    # ``raw`` is staged as the cells of the first batch's header layout (a large file's
-    # batches all have it): its JSON text is made once, by the store, and the file is a
-    # third smaller to write and to read (10 M lines: -3 CPU-seconds)
-    raw_as_text = False
-
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = Path(path)
         self.failed: set[str] = set()
         self.in_order = True
         self._writer = None
-        #: the struct type ``raw`` is staged as (None: staged as JSON text)
+        #: the struct type ``raw`` is staged as (None: staged as JSON text). The cells of the
+        #: first batch's header layout (a large file's batches all have it): their JSON text
+        #: is made once, by the store, and the file is a third smaller to write and to read
+        #: (10 M lines: -6 CPU-seconds)
         self._cells: pa.DataType | None = None
         self._last: tuple | None = None
         # Batches are encoded and written in a thread of their own (Parquet's encoder works
@@ -638,8 +623,8 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
         nonlocal pending, pending_rows
         if pending:
             plans = [p for _, p, _ in pending]
-            jobs.append(_Job(pool.submit(_normalised, plans, sink.raw_as_text),
-                             [o for o, _, _ in pending], plans, [c for _, _, c in pending]))
+            jobs.append(_Job(pool.submit(normalise_plans, plans), [o for o, _, _ in pending],
+                             plans, [c for _, _, c in pending]))
         pending, pending_rows = [], 0
 
     def collect_job(job: _Job) -> None:

@@ -1,0 +1,54 @@
+"""Findings do not move when the code is reorganised.
+
+The golden files hold the fingerprints (``benchmarks/fingerprints.py``) of the findings that the
+code before the redesign produced on the bundled samples and on a generated corpus (seed 11,
+40 tenders). A refactor must reproduce them byte for byte; a change that is meant to change
+findings updates the golden file in the same commit and says why.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from iccaudit.samples import write_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "tests" / "golden" / "fingerprints"
+
+
+def _fingerprints_module():
+    spec = importlib.util.spec_from_file_location(
+        "iccaudit_bench_fingerprints", REPO / "benchmarks" / "fingerprints.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _compare(got: list[str], golden: Path) -> None:
+    want = golden.read_text(encoding="utf-8").splitlines()
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    assert not missing and not extra, (
+        f"{len(missing)} finding(s) gone, {len(extra)} new against {golden.name}:\n"
+        + "\n".join(["- " + m[:200] for m in missing[:5]] + ["+ " + e[:200] for e in extra[:5]]))
+    assert got == want  # same multiset, same order
+
+
+@pytest.mark.slow
+def test_bundled_samples_findings_unchanged() -> None:
+    fp = _fingerprints_module()
+    _compare(fp.score_and_fingerprint([REPO / "data" / "samples" / "tenders"]),
+             GOLDEN / "bundled_samples.tsv")
+
+
+@pytest.mark.slow
+def test_generated_corpus_findings_unchanged(tmp_path: Path) -> None:
+    fp = _fingerprints_module()
+    write_corpus(tmp_path / "c", seed=11, tenders=40)
+    _compare(fp.score_and_fingerprint([tmp_path / "c" / "tenders"]),
+             GOLDEN / "corpus_seed11_40.tsv")

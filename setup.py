@@ -1,7 +1,7 @@
 """Packaging hook: ship the rule pack (top-level ``rules/``) inside the wheel.
 
 The pack is data that rule authors edit in the checkout; an installed (non-editable) iccaudit
-finds it as ``iccaudit/_rules`` (see :func:`iccaudit.paths.bundled_rules_dir`).
+finds it as ``iccaudit/_rules`` (see :func:`iccaudit.core.paths.bundled_rules_dir`).
 """
 
 import shutil

@@ -6,9 +6,10 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from iccaudit import schema, store
+from iccaudit import store
 from iccaudit.cli import cli
-from iccaudit.doctor import run_doctor
+from iccaudit.core import schema
+from iccaudit.store.doctor import run_doctor
 from tests.test_store import _items, _run_frame
 
 

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from iccaudit.cli import cli
-from iccaudit.evaluate import evaluate_db
-from iccaudit.schema import MECHANISMS
+from iccaudit.core.schema import MECHANISMS
+from iccaudit.report.evaluate import evaluate_db
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "data" / "samples"

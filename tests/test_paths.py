@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from iccaudit import paths
+from iccaudit.core import paths
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -163,8 +163,8 @@ tests:
 
 def test_a_rule_reading_raw_gets_it_and_the_sandbox_leaves_raw_out_otherwise(scored, tmp_path):
     from iccaudit import store
+    from iccaudit.core.paths import bundled_rules_dir, reference_dir
     from iccaudit.enrich import build_sandbox
-    from iccaudit.paths import bundled_rules_dir, reference_dir
 
     pack = tmp_path / "extra" / "raw_rules"
     pack.mkdir(parents=True)
@@ -216,7 +216,7 @@ def test_items_are_numbered_in_file_sheet_row_order():
     import pyarrow as pa
 
     from iccaudit.ingest import item_order
-    from iccaudit.pipeline import _numbered
+    from iccaudit.run.pipeline import _numbered
 
     def table(files, sheets, rows):
         return pa.table({"source_file": pa.array(files, pa.string()),
@@ -243,7 +243,7 @@ def test_items_are_numbered_in_file_sheet_row_order():
 def test_imports_run_with_the_collector_paused_and_their_objects_frozen():
     import gc
 
-    from iccaudit.pipeline import _gc_paused
+    from iccaudit.run.pipeline import _gc_paused
 
     assert gc.isenabled()
     frozen = gc.get_freeze_count()

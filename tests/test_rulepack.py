@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from iccaudit.cli import cli
-from iccaudit.detect.ruleset import load_ruleset
-from iccaudit.schema import MECHANISMS
+from iccaudit.core.schema import MECHANISMS
+from iccaudit.detect.rules.ruleset import load_ruleset
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "rules"

@@ -17,9 +17,9 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from iccaudit.core.schema import MECHANISMS
 from iccaudit.samples import write_corpus, write_large_csv
 from iccaudit.samples.render import EN_HEADERS, JSON_KEYS, MW_HEADER, WAN_HEADERS, ZH_HEADERS
-from iccaudit.schema import MECHANISMS
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "data" / "samples"

@@ -14,7 +14,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from iccaudit import schema, store
+from iccaudit import store
+from iccaudit.core import schema
 
 
 def _run_frame(run_id: str) -> pd.DataFrame:

@@ -40,7 +40,7 @@ def _fail(message: str, code: int = EXIT_ERROR) -> None:
 
 
 def _default_rules_dirs() -> list[Path]:
-    from iccaudit.paths import bundled_rules_dir
+    from iccaudit.core.paths import bundled_rules_dir
 
     return [bundled_rules_dir()]
 
@@ -98,8 +98,8 @@ def score(paths, db, mapping, rules_dirs, skip_invalid, no_models, models_config
       iccaudit score data/samples/tenders --db findings.duckdb
       iccaudit score 采购清单.xlsx --mapping map.yaml --format json
     """
-    from iccaudit.pipeline import PipelineError, ScoreOptions, run_score
-    from iccaudit.summary import print_summary
+    from iccaudit.report.summary import print_summary
+    from iccaudit.run.pipeline import PipelineError, ScoreOptions, run_score
 
     opts = ScoreOptions(
         paths=list(paths), db=db, mapping=mapping, rules_dirs=list(rules_dirs),
@@ -140,8 +140,8 @@ def rescore(db, run_id, rules_dirs, skip_invalid, no_models, models_config, seed
     Example:
       iccaudit rescore --db findings.duckdb --no-models --rules my_rules/cooling
     """
-    from iccaudit.pipeline import PipelineError, RescoreOptions, run_rescore
-    from iccaudit.summary import print_summary
+    from iccaudit.report.summary import print_summary
+    from iccaudit.run.pipeline import PipelineError, RescoreOptions, run_rescore
 
     try:
         result = run_rescore(RescoreOptions(
@@ -205,7 +205,7 @@ def rules_list(rules_dirs, fmt) -> None:
     Example:
       iccaudit rules list --format markdown
     """
-    from iccaudit.detect.commands import list_rules
+    from iccaudit.detect.rules.commands import list_rules
 
     raise SystemExit(list_rules(list(rules_dirs) or _default_rules_dirs(), fmt))
 
@@ -219,7 +219,7 @@ def rules_validate(paths) -> None:
     Example:
       iccaudit rules validate rules/cooling/per-kw.yaml
     """
-    from iccaudit.detect.commands import validate_rules
+    from iccaudit.detect.rules.commands import validate_rules
 
     raise SystemExit(validate_rules(list(paths) or _default_rules_dirs()))
 
@@ -233,7 +233,7 @@ def rules_test(paths) -> None:
     Example:
       iccaudit rules test rules/used_as_new
     """
-    from iccaudit.detect.commands import test_rules
+    from iccaudit.detect.rules.commands import test_rules
 
     raise SystemExit(test_rules(list(paths) or _default_rules_dirs()))
 
@@ -248,7 +248,7 @@ def rules_explain(rule_id, rules_dirs) -> None:
     Example:
       iccaudit rules explain dup-identical-line
     """
-    from iccaudit.detect.commands import explain_rule
+    from iccaudit.detect.rules.commands import explain_rule
 
     raise SystemExit(explain_rule(rule_id, list(rules_dirs) or _default_rules_dirs()))
 
@@ -279,7 +279,7 @@ def evaluate(labels, db, run_id, min_severity, fmt, fail_under_recall,
       iccaudit evaluate --labels data/samples/labels.csv --db findings.duckdb
       iccaudit evaluate --labels labels.csv --fail-under-recall 0.95 --fail-under-precision 0.95
     """
-    from iccaudit.evaluate import evaluate_db, print_evaluation
+    from iccaudit.report.evaluate import evaluate_db, print_evaluation
     from iccaudit.store import StoreError
 
     try:
@@ -360,8 +360,8 @@ def doctor(db) -> None:
     Example:
       iccaudit doctor --db findings.duckdb
     """
-    from iccaudit.doctor import CHECKS, run_doctor
     from iccaudit.store import StoreError
+    from iccaudit.store.doctor import CHECKS, run_doctor
 
     if not Path(db).exists():
         _fail(f"{db}: no such database")

@@ -15,8 +15,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from iccaudit import schema
-from iccaudit.detect.runner import case_frame
+from iccaudit.core import schema
+from iccaudit.detect.rules.runner import case_frame
 
 
 @dataclass

@@ -9,8 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from iccaudit.cli import cli
-from iccaudit.detect.ruleset import load_ruleset
-from iccaudit.paths import bundled_rules_dir
+from iccaudit.core.paths import bundled_rules_dir
+from iccaudit.detect.rules.ruleset import load_ruleset
 
 from .conftest import rule_yaml
 
@@ -109,7 +109,7 @@ def test_pytest_collects_rule_cases_and_fails_on_a_broken_rule(tmp_path):
     pack = tmp_path / "pack"
     (pack / "bill_arithmetic").mkdir(parents=True)
     (pack / "conftest.py").write_text(
-        "from iccaudit.detect.pytest_plugin import pytest_collect_file  # noqa: F401\n")
+        "from iccaudit.detect.rules.pytest_plugin import pytest_collect_file  # noqa: F401\n")
     (pack / "bill_arithmetic" / "rule-a.yaml").write_text(rule_yaml("rule-a", body=GOOD),
                                                           encoding="utf-8")
     (pack / "bill_arithmetic" / "rule-b.yaml").write_text(

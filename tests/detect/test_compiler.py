@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iccaudit.detect import compiler
-from iccaudit.detect.compiler import ALLOWED_FUNCTIONS, ExpressionError, check_expression
-from iccaudit.detect.ruleset import load_ruleset
-from iccaudit.detect.runner import case_frame
+from iccaudit.detect.rules import compiler
+from iccaudit.detect.rules.compiler import ALLOWED_FUNCTIONS, ExpressionError, check_expression
+from iccaudit.detect.rules.ruleset import load_ruleset
+from iccaudit.detect.rules.runner import case_frame
 
 from .conftest import DICTIONARY, build_fixture_sandbox
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from iccaudit.detect.ruleset import MAX_FILE_BYTES, load_ruleset, resolve_rule_dirs
+from iccaudit.detect.rules.ruleset import MAX_FILE_BYTES, load_ruleset, resolve_rule_dirs
 
 from .conftest import DICTIONARY, rule_yaml
 
@@ -243,7 +243,7 @@ def test_resolve_rule_dirs(tmp_path):
 def test_every_code_is_registered_and_documented():
     import re
 
-    from iccaudit.detect.ruleset import CODES
+    from iccaudit.detect.rules.ruleset import CODES
 
     root = Path(__file__).resolve().parents[2]
     source = " ".join(p.read_text() for p in (root / "src/iccaudit/detect").glob("*.py"))
@@ -263,7 +263,7 @@ def test_a_100_kb_expression_in_a_rule_file_is_refused_at_its_key(write_rule):
 
 
 def test_caret_is_placed_under_wide_characters():
-    from iccaudit.detect.ruleset import RuleError
+    from iccaudit.detect.rules.ruleset import RuleError
 
     err = RuleError("r.yaml", 3, 12, "E103", "unknown column 'x'",
                     source_line="  zh: 单价高 {x}")

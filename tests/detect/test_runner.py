@@ -7,9 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from iccaudit import schema, store
-from iccaudit.detect.ruleset import load_ruleset
-from iccaudit.detect.runner import FIRE_RATE_MIN_ROWS, run_case, run_rule_tests, run_rules
+from iccaudit import store
+from iccaudit.core import schema
+from iccaudit.detect.rules.ruleset import load_ruleset
+from iccaudit.detect.rules.runner import FIRE_RATE_MIN_ROWS, run_case, run_rule_tests, run_rules
 
 from .conftest import DICTIONARY, GOLDEN_DIR, build_fixture_sandbox, rule_yaml
 
@@ -96,7 +97,7 @@ def test_finding_ids_are_deterministic(write_rule):
 
 
 def case_frame_(rows):
-    from iccaudit.detect.runner import case_frame
+    from iccaudit.detect.rules.runner import case_frame
 
     return case_frame(rows, run_id="r1")
 
@@ -249,7 +250,7 @@ def test_expected_fire_rate_raises_the_warning_bar(write_rule, sandbox):
 
 
 def test_money_on_a_line_is_counted_once():
-    from iccaudit.detect.runner import count_money_once
+    from iccaudit.detect.rules.runner import count_money_once
 
     frame = pd.DataFrame({
         "item_id": pd.array([1, 1, 1, 2, None], dtype="Int64"),

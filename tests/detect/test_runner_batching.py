@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iccaudit.detect.runner import case_frame, default_builder, render_messages, run_rules
-from iccaudit.paths import reference_dir
+from iccaudit.core.paths import reference_dir
+from iccaudit.detect.rules.runner import case_frame, default_builder, render_messages, run_rules
 
 from .conftest import build_fixture_sandbox, rule_yaml
 from .test_runner import PRICE_BODY, golden_rules, rules_from

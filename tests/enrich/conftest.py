@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from iccaudit import schema
+from iccaudit.core import schema
 from iccaudit.enrich import build_sandbox, load_reference
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "rules" / "reference"

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from iccaudit import schema
+from iccaudit.core import schema
 from iccaudit.enrich import ReferenceError, build_sandbox, load_reference
 from iccaudit.enrich.dictionary import DICTIONARY, render_markdown
 from tests.enrich.conftest import REFERENCE_DIR, frame, line

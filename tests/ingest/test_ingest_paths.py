@@ -351,7 +351,7 @@ def test_staged_raw_is_the_json_of_every_layout(files, tmp_path, monkeypatch):
     in-memory ingest gives it."""
     import duckdb
 
-    from iccaudit import schema
+    from iccaudit.core import schema
     from iccaudit.ingest import ParquetSink
     from iccaudit.store import ParquetRows
 

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import pytest
 
-from iccaudit import schema
+from iccaudit.core import schema
 from iccaudit.ingest import READERS, IngestError, ingest
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from iccaudit import schema
+from iccaudit.core import schema
 from iccaudit.ingest import readers, table
 
 HEADER = ["序号", "货物名称", "规格型号", "数量", "单位", "单价(元)", "总价(元)", "合同日期", "制冷量"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from iccaudit.core.paths import models_config
 from iccaudit.detect.models import ModelConfigError, load_settings
-from iccaudit.paths import models_config
 
 
 def _write(tmp_path, data: dict | str):

@@ -15,10 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module", params=[7, 8])
 def corpus(request, tmp_path_factory):
     """(items view, labels) of a generated corpus; seed 7 is the one in data/samples."""
+    from iccaudit.core.paths import bundled_rules_dir, reference_dir
     from iccaudit.detect.models import read_items, read_locations
     from iccaudit.enrich import build_sandbox
     from iccaudit.ingest import ingest
-    from iccaudit.paths import bundled_rules_dir, reference_dir
     from iccaudit.samples import write_corpus
 
     out = tmp_path_factory.mktemp(f"corpus{request.param}")

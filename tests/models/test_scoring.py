@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iccaudit import schema
+from iccaudit.core import schema
 from iccaudit.detect.models import load_settings, run_models
 from iccaudit.detect.models.features import compute_features
 from iccaudit.detect.models.scoring import score_items
@@ -40,7 +40,7 @@ def test_same_seed_same_findings(labelled_items, tmp_path):
     # IForest is the randomised detector: include it so that the seed matters.
     import yaml
 
-    from iccaudit.paths import models_config
+    from iccaudit.core.paths import models_config
 
     cfg = yaml.safe_load(models_config().read_text(encoding="utf-8"))
     cfg["ensemble"] = ["copod", "iforest"]
@@ -224,7 +224,7 @@ def test_ids_are_hashes_of_detector_and_item(fresh_db):
 def test_everything_too_small_gives_only_not_evaluated(labelled_items, tmp_path, config_change):
     import yaml
 
-    from iccaudit.paths import models_config
+    from iccaudit.core.paths import models_config
 
     cfg = {**yaml.safe_load(models_config().read_text(encoding="utf-8")), **config_change}
     path = tmp_path / "m.yaml"

@@ -1,7 +1,7 @@
 """A hand-made findings database for the report tests (and anyone who needs one).
 
 ``build_fixture_db`` writes two runs with :func:`iccaudit.store.write_run` from frames that
-follow :mod:`iccaudit.schema` (every row is validated by the pydantic models first), covering
+follow :mod:`iccaudit.core.schema` (every row is validated by the pydantic models first), covering
 what the report must show: several tenders, suppliers, mechanisms and severities, a rule that
 was not evaluated, rejects with reasons, a broken file, a rule and a model finding on the same
 line (the model one corroborating, without money), a tender-level finding with no line, and
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from iccaudit import schema, store
+from iccaudit import store
+from iccaudit.core import schema
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iccaudit import schema
+from iccaudit.core import schema
 
 
 @dataclass(frozen=True)

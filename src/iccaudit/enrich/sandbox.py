@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from iccaudit import schema
+from iccaudit.core import schema
 from iccaudit.enrich.reference import Reference, load_reference, load_reference_tables
 from iccaudit.enrich.views import view_statements
 
@@ -107,7 +107,7 @@ def build_sandbox(
     ----------
     line_items
         A pandas DataFrame or Arrow table with every column of
-        :class:`iccaudit.schema.LineItem` (including ``run_id`` and a unique ``item_id``);
+        :class:`iccaudit.core.schema.LineItem` (including ``run_id`` and a unique ``item_id``);
         every column is cast to the schema's type, so types are exact even for an empty frame.
     reference_dir
         ``rules/reference/`` (YAML); ignored when ``reference`` is given.

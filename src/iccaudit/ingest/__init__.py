@@ -51,7 +51,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iccaudit import schema
+from iccaudit.core import schema
 from iccaudit.ingest.headers import MappingError, load_mapping
 from iccaudit.ingest.readers import (
     LARGE_TEXT_BYTES,

@@ -21,7 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iccaudit import schema
+from iccaudit.core import schema
+from iccaudit.core.duck import fetch_arrow
 from iccaudit.ingest import values as V
 from iccaudit.ingest.headers import (
     HEADER_SCAN_ROWS,
@@ -33,7 +34,6 @@ from iccaudit.ingest.headers import (
     read_title,
 )
 from iccaudit.ingest.readers import RawTable, duckdb_connection
-from iccaudit.store import fetch_arrow
 
 #: Cells longer than this are not read as values: the row becomes a value_too_long reject.
 MAX_CELL_CHARS = 32 * 1024

@@ -204,9 +204,9 @@ def enriched_items(db: str | Path, run_id: str) -> pd.DataFrame | None:
     back to recognising lines by wording.
     """
     try:
+        from iccaudit.core.paths import reference_dir
         from iccaudit.enrich import ReferenceError as BookError
         from iccaudit.enrich import build_sandbox
-        from iccaudit.paths import reference_dir
     except ImportError:
         return None
     con = open_db(db)
@@ -387,9 +387,9 @@ def cooling_bands(reference_dir: Path | None = None) -> dict[str, tuple[float, f
     """
     bands = dict(DEFAULT_COOLING_BANDS)
     try:
+        from iccaudit.core.paths import reference_dir as default_reference_dir
         from iccaudit.enrich.reference import ReferenceError as BookError
         from iccaudit.enrich.reference import load_reference
-        from iccaudit.paths import reference_dir as default_reference_dir
     except ImportError:
         return bands
     try:

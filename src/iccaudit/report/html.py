@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from iccaudit import __version__
+from iccaudit.core.schema import SEVERITY_RANK
 from iccaudit.report import data as rdata
 from iccaudit.report.labels import (
     FORMS,
@@ -23,7 +24,6 @@ from iccaudit.report.labels import (
     reason_name,
 )
 from iccaudit.report.svg import StripRow, bar_chart, strip_chart
-from iccaudit.schema import SEVERITY_RANK
 
 #: Rejects listed row by row in the report; the count per reason is always complete.
 MAX_REJECT_ROWS = 1000

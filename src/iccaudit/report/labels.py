@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iccaudit.schema import MECHANISMS, REJECT_REASONS
+from iccaudit.core.schema import MECHANISMS, REJECT_REASONS
 
 LANGS = ("zh", "en")
 

@@ -169,7 +169,7 @@ def _global_codes(col: pa.Array, seen: dict[str, int]) -> np.ndarray:
 
 def read_locations(con: duckdb.DuckDBPyConnection, item_ids: Sequence[int]) -> pd.DataFrame:
     """The columns that locate a finding (file, sheet, row, tender, line) for some items."""
-    from iccaudit.store import fetch_frame
+    from iccaudit.core.duck import fetch_frame
 
     described = [d[0] for d in con.execute("SELECT * FROM items LIMIT 0").description]
     cols = [c for c in LOCATION_COLUMNS if c in described]

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from iccaudit.schema import MECHANISMS, SEVERITIES
+from iccaudit.core.schema import MECHANISMS, SEVERITIES
 
 
 class ModelConfigError(ValueError):
@@ -143,7 +143,7 @@ class ModelSettings(_Strict):
 
 def default_config_path() -> Path:
     """The bundled ``rules/models.yaml``."""
-    from iccaudit.paths import models_config
+    from iccaudit.core.paths import models_config
 
     return models_config()
 

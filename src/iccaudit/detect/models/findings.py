@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from iccaudit import schema
+from iccaudit.core import schema
 from iccaudit.detect.models.config import ModelSettings
 from iccaudit.detect.models.features import CATEGORY_ZH, FEATURES
 
@@ -95,7 +95,7 @@ def build_findings(
     """
     import duckdb
 
-    from iccaudit.store import fetch_frame
+    from iccaudit.core.duck import fetch_frame
 
     cols = schema.columns("findings")
     if flagged.empty:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from iccaudit import schema, store
+from iccaudit import store
+from iccaudit.core import schema
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from iccaudit.schema import SEVERITIES
+from iccaudit.core.schema import SEVERITIES
 
 
 def summary_dict(result: Any) -> dict[str, Any]:

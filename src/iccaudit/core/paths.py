@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-_PACKAGED_RULES = Path(__file__).resolve().parent / "_rules"
+_PACKAGED_RULES = Path(__file__).resolve().parents[1] / "_rules"
 
 
 def bundled_rules_dir() -> Path:

@@ -13,7 +13,8 @@ from typing import Any
 
 import duckdb
 
-from iccaudit import schema
+from iccaudit.core import schema
+from iccaudit.core.duck import fetch_arrow, fetch_frame  # noqa: F401 - re-exported
 
 
 class StoreError(Exception):
@@ -360,19 +361,6 @@ def write_run(path: str | Path, tables: Mapping[str, Any]) -> None:
         writer.abort()
         raise
     writer.commit()
-
-
-def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
-    """A query's result as an Arrow table (fast and lean; ``.df()`` copies row by row)."""
-    rel = con.sql(sql, params=params)
-    if hasattr(rel, "to_arrow_table"):  # duckdb >= 1.4
-        return rel.to_arrow_table()
-    return rel.arrow()  # pragma: no cover - older duckdb
-
-
-def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
-    """A query's result as a pandas DataFrame, via Arrow."""
-    return fetch_arrow(con, sql, params).to_pandas()
 
 
 def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:

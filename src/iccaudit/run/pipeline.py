@@ -105,8 +105,8 @@ def make_run_id(started: dt.datetime, inputs: list[dict[str, str]]) -> str:
 
 def _load_rules(rules_dirs: list[Path], skip_invalid: bool, warnings: list[str]):
     """Load and validate the pack; refuse invalid rules unless told to skip them (loudly)."""
-    from iccaudit.detect.ruleset import load_ruleset, resolve_rule_dirs
-    from iccaudit.paths import bundled_rules_dir
+    from iccaudit.core.paths import bundled_rules_dir
+    from iccaudit.detect.rules.ruleset import load_ruleset, resolve_rule_dirs
 
     rule_dirs = resolve_rule_dirs(bundled_rules_dir(), rules_dirs)
     ruleset = load_ruleset(rule_dirs)
@@ -156,9 +156,9 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
 
     import pandas as pd
 
-    from iccaudit.detect.runner import run_rules
+    from iccaudit.core.paths import bundled_rules_dir, reference_dir
+    from iccaudit.detect.rules.runner import run_rules
     from iccaudit.enrich import build_sandbox
-    from iccaudit.paths import bundled_rules_dir, reference_dir
 
     pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models")
             if opts.models else None)
@@ -253,7 +253,7 @@ def _numbered(items: Any, run_id: str) -> Any:
 def _run_record(run_id: str, started: dt.datetime, inputs: list[dict[str, str]],
                 options: dict[str, Any], files: Any, n_items: int, n_rejects: int,
                 n_non_items: int, findings: Any, rule_runs: Any) -> dict[str, Any]:
-    from iccaudit import schema
+    from iccaudit.core import schema
 
     ok_rules = (rule_runs["kind"] == "rule") & (rule_runs["status"] == "ok")
     run = {
@@ -358,7 +358,8 @@ def _numbered_parquet(sink: Any, run_id: str, work: Path) -> Any:
     """
     import duckdb
 
-    from iccaudit import schema, store
+    from iccaudit import store
+    from iccaudit.core import schema
 
     cols = ", ".join(f'"{c}"' for c in schema.columns("line_items") if c not in
                      ("run_id", "item_id"))

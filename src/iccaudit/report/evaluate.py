@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iccaudit.schema import MECHANISMS, SEVERITY_RANK
+from iccaudit.core.schema import MECHANISMS, SEVERITY_RANK
 
 
 @dataclass

@@ -24,9 +24,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from iccaudit import schema
-from iccaudit.detect import compiler
-from iccaudit.detect.compiler import CompiledRule, ExpressionError
+from iccaudit.core import schema
+from iccaudit.detect.rules import compiler
+from iccaudit.detect.rules.compiler import CompiledRule, ExpressionError
 
 MAX_FILE_BYTES = 256_000
 ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -167,9 +167,9 @@ class Rule(_Strict):
     title, title_zh : str
         Short English and Chinese titles.
     mechanism : str
-        One of :data:`iccaudit.schema.MECHANISMS`.
+        One of :data:`iccaudit.core.schema.MECHANISMS`.
     severity : str
-        One of :data:`iccaudit.schema.SEVERITIES`.
+        One of :data:`iccaudit.core.schema.SEVERITIES`.
     status : {'experimental', 'stable', 'deprecated'}
         Deprecated rules are loaded and validated but not run.
     view : str

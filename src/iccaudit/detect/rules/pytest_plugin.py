@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from iccaudit.detect.ruleset import NON_RULE_DIRS, NON_RULE_FILES, RULE_SUFFIXES
+from iccaudit.detect.rules.ruleset import NON_RULE_DIRS, NON_RULE_FILES, RULE_SUFFIXES
 
 
 def is_rule_file(path: Path) -> bool:
@@ -36,7 +36,7 @@ class RuleFile(pytest.File):
     """One rule file: validated once, then one item per in-file test case."""
 
     def collect(self):
-        from iccaudit.detect.ruleset import load_ruleset
+        from iccaudit.detect.rules.ruleset import load_ruleset
 
         ruleset = load_ruleset([Path(self.path)])
         yield RuleItem.from_parent(self, name="validate", ruleset=ruleset, case=None)
@@ -59,7 +59,7 @@ class RuleItem(pytest.Item):
             if self.ruleset.errors:
                 raise RuleProblem("\n".join(e.render() for e in self.ruleset.errors))
             return
-        from iccaudit.detect.runner import run_case
+        from iccaudit.detect.rules.runner import run_case
 
         rule, case = self.case
         result = run_case(rule, case)

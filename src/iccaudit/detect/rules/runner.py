@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlglot import exp
 
-from iccaudit import schema
-from iccaudit.detect.compiler import DIALECT, CompiledRule
-from iccaudit.detect.ruleset import Rule, RuleCase, default_row
+from iccaudit.core import schema
+from iccaudit.detect.rules.compiler import DIALECT, CompiledRule
+from iccaudit.detect.rules.ruleset import Rule, RuleCase, default_row
 
 #: A rule that fires on more than this share of its applicable rows gets a warning ...
 FIRE_RATE_WARNING = 0.20
@@ -99,7 +99,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _fetch(con: Any, sql: str) -> Any:
-    from iccaudit.store import fetch_frame  # via Arrow: big results stay cheap
+    from iccaudit.core.duck import fetch_frame  # via Arrow: big results stay cheap
 
     return fetch_frame(con, sql)
 
@@ -508,7 +508,7 @@ def run_rules(con: Any, rules: Sequence[Rule], run_id: str) -> tuple[Any, Any]:
     """Run every rule on the sandbox connection.
 
     Returns ``(findings, rule_runs)``: DataFrames with the columns of
-    :class:`iccaudit.schema.Finding` and :class:`iccaudit.schema.RuleRun`. Deprecated rules
+    :class:`iccaudit.core.schema.Finding` and :class:`iccaudit.core.schema.RuleRun`. Deprecated rules
     get a ``skipped`` row; a rule that fails at run time a ``not_evaluated`` row with the error.
     """
     return _run(con, rules, run_id)
@@ -587,7 +587,7 @@ def default_builder() -> SandboxBuilder:
 def run_case(rule: Rule, case: RuleCase, *, build: SandboxBuilder | None = None,
              reference_dir: Path | None = None) -> CaseResult:
     """Build a sandbox from the case's rows and check that the rule hits or misses."""
-    from iccaudit.paths import reference_dir as default_reference
+    from iccaudit.core.paths import reference_dir as default_reference
 
     build = build or default_builder()
     ref = reference_dir or default_reference()

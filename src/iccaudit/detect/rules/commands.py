@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from iccaudit.detect.ruleset import RuleSet, load_ruleset
+from iccaudit.detect.rules.ruleset import RuleSet, load_ruleset
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -77,7 +77,7 @@ def validate_rules(paths: Sequence[Path]) -> int:
 
 def test_rules(paths: Sequence[Path]) -> int:
     """Run every rule's in-file tests; invalid rules count as failures."""
-    from iccaudit.detect.runner import run_rule_tests
+    from iccaudit.detect.rules.runner import run_rule_tests
 
     ruleset = load_ruleset(paths)
     out = _console()
@@ -99,7 +99,7 @@ def test_rules(paths: Sequence[Path]) -> int:
 
 def explain_rule(rule_id: str, dirs: Sequence[Path]) -> int:
     """Print a rule's description, rationale and the SQL it compiles to."""
-    from iccaudit.detect.compiler import suggest
+    from iccaudit.detect.rules.compiler import suggest
 
     ruleset = load_ruleset(dirs)
     rule = ruleset.get(rule_id)

@@ -1,0 +1,1 @@
+"""Orchestration: one run of ``score`` or ``rescore``, wiring every stage."""

@@ -15,15 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-if TYPE_CHECKING:
-    from iccaudit.detect.models.config import GroupLevel
+
+class GroupLevel(Protocol):
+    """What grouping needs of a peer-group level (``config.GroupLevel`` is one): its key
+    columns, and whether a line whose group is too small falls back to the next level. A
+    protocol, so that the settings may name features without features importing settings."""
+
+    @property
+    def keys(self) -> list[str]: ...
+
+    @property
+    def fallback(self) -> bool: ...
 
 #: What the model functions accept as items: a narrow Arrow table or a pandas frame.
 Items = pa.Table | pd.DataFrame

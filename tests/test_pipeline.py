@@ -215,7 +215,7 @@ def test_items_are_numbered_in_file_sheet_row_order():
     for one sheet read in order and the sort agree."""
     import pyarrow as pa
 
-    from iccaudit.ingest import item_order
+    from iccaudit.normalise import item_order
     from iccaudit.run.pipeline import _numbered
 
     def table(files, sheets, rows):

@@ -50,7 +50,8 @@ def test_out_of_core_with_a_layout_staged_as_cells_equals_in_memory(tmp_path, mo
     """A first file of one layout in batches of its own: the staging keeps its cells and
     the other files' JSON beside them (reversed: then sorted into a new file); the run is
     still the in-memory one."""
-    import iccaudit.ingest as ingest_module
+    import iccaudit.normalise.batches as ingest_module
+    from iccaudit.normalise import ParquetSink
 
     header = "序号,设备名称,品牌,规格型号,数量,单位,单价（元）,合计（元）,供应商\n"
     lines = "".join(f"{i},GPU服务器,浪潮,NF5688M7,{1 + i % 3},台,{2_000_000 + i * 1000},,甲\n"
@@ -63,13 +64,13 @@ def test_out_of_core_with_a_layout_staged_as_cells_equals_in_memory(tmp_path, mo
     memory = _score(paths, tmp_path / "m.duckdb", large=False)
     monkeypatch.setattr(ingest_module, "BATCH_ROWS", 10)
     staged = []
-    original = ingest_module.ParquetSink._staged
+    original = ParquetSink._staged
 
     def spy(self, items):
         staged.append(self._cells is not None)
         return original(self, items)
 
-    monkeypatch.setattr(ingest_module.ParquetSink, "_staged", spy)
+    monkeypatch.setattr(ParquetSink, "_staged", spy)
     disk = _score(paths, tmp_path / "d.duckdb", large=True, work=work)
     assert staged and all(staged)  # cells from the first batch on
     for name in QUERIES:

@@ -18,7 +18,7 @@ from iccaudit.core.paths import bundled_rules_dir, reference_dir
 from iccaudit.detect.rules.ruleset import load_ruleset
 from iccaudit.detect.rules.runner import run_rules
 from iccaudit.enrich import build_sandbox
-from iccaudit.ingest import ingest
+from iccaudit.normalise import ingest
 
 ROOT = Path(__file__).resolve().parents[2]
 USED_WORDS = r"二手|翻新|拆机|9[0-9]新|9成新|九成新|refurbish|\bused\b|\bpulled\b"

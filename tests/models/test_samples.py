@@ -18,7 +18,7 @@ def corpus(request, tmp_path_factory):
     from iccaudit.core.paths import bundled_rules_dir, reference_dir
     from iccaudit.detect.models import read_items, read_locations
     from iccaudit.enrich import build_sandbox
-    from iccaudit.ingest import ingest
+    from iccaudit.normalise import ingest
     from iccaudit.samples import write_corpus
 
     out = tmp_path_factory.mktemp(f"corpus{request.param}")

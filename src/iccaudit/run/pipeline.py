@@ -240,7 +240,7 @@ def _numbered(items: Any, run_id: str) -> Any:
     import numpy as np
     import pyarrow as pa
 
-    from iccaudit.ingest import item_order
+    from iccaudit.normalise import item_order
 
     order = item_order(items)
     if order is not None:  # one file comes in order already
@@ -401,7 +401,7 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
     import pandas as pd
 
     from iccaudit import store
-    from iccaudit.ingest import IngestError, ParquetSink, ingest
+    from iccaudit.normalise import IngestError, ParquetSink, ingest
 
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     warnings: list[str] = []

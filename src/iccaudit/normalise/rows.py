@@ -13,7 +13,6 @@ The steps, all set-at-a-time over the table's rows:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,360 +20,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iccaudit.core import schema
-from iccaudit.core.duck import fetch_arrow
-from iccaudit.ingest import values as V
-from iccaudit.ingest.headers import (
-    HEADER_SCAN_ROWS,
-    HeaderInfo,
-    TitleInfo,
-    interpret,
-    is_header,
-    missing_required,
-    read_title,
+from iccaudit.normalise import values as V
+from iccaudit.normalise.plan import TablePlan
+from iccaudit.normalise.raw import raw_json_batch, raw_text
+from iccaudit.normalise.tables import (
+    _NOTE_RE,
+    _SECTION_RE,
+    _TEXT_FIELDS,
+    _TOTAL_RE,
+    ITEM_SCHEMA,
+    MAX_CELL_CHARS,
+    NON_ITEM_COLUMNS,
+    REJECT_COLUMNS,
+    empty_frame,
+    row_text,
+    row_text_arrow,
 )
-from iccaudit.ingest.readers import RawTable, duckdb_connection
-
-#: Cells longer than this are not read as values: the row becomes a value_too_long reject.
-MAX_CELL_CHARS = 32 * 1024
-
-ITEM_COLUMNS = [c for c in schema.columns("line_items") if c not in ("run_id", "item_id")]
-REJECT_COLUMNS = [c for c in schema.columns("rejects") if c != "run_id"]
-NON_ITEM_COLUMNS = [c for c in schema.columns("non_items") if c != "run_id"]
-
-# Patterns are matched against prepared text (NFKC, no whitespace, lower case), whole cell.
-_TOTAL_RE = (
-    r"(?:总价|价格|金额|报价|投标|本页|全部|以上)?(?:合计|小计|总计|共计)"
-    r"(?:金额|价格|总价|总额|\(.*\)|[:：].*|[\d,.¥元万]+)?"
-    r"|(?:grand|sub)?total(?:\W.*)?|(?:人民币|金额)?(?:大写)(?:[:：(].*)?|总价[:：].*"
-)
-_NOTE_RE = r"(?:备注|说明|注|附注|附|注意事项|特别说明|note|notes|remark|remarks)(?:[:：、.\d(].*)?"
-_SECTION_RE = (
-    r"(?:[一二三四五六七八九十]+[、.]|\([一二三四五六七八九十\d]+\)"
-    r"|第[一二三四五六七八九十\d]+(?:部分|章|节|包|标段|批|项)).*"
-)
-_ARROW_TYPES = {
-    "source_row": pa.int64(), "quantity": pa.float64(), "unit_price_cny": pa.float64(),
-    "total_cny": pa.float64(), "capacity_kw": pa.float64(), "claimed_pflops": pa.float64(),
-    "date": pa.date32(), "manufacture_date": pa.date32(), "price_includes_vat": pa.bool_(),
-    "serial_numbers": pa.large_list(pa.large_string()),
-    # DuckDB's JSON text as it comes (batches stay far below 2 GB); a batch of one header
-    # layout keeps the cells themselves, a struct under the header names (see raw_text)
-    "raw": pa.string(),
-}
-#: The Arrow types of the line items :func:`normalise_plans` returns (text: large_string).
-ITEM_SCHEMA = pa.schema([(c, _ARROW_TYPES.get(c, pa.large_string())) for c in ITEM_COLUMNS])
-_TEXT_FIELDS = ("item_name", "brand", "model", "spec", "unit", "supplier", "condition")
-
-
-@dataclass
-class TableResult:
-    """A sheet without a line-item table: its rows as non-items, and ``problem`` saying why."""
-
-    non_items: pd.DataFrame
-    rows_read: int
-    problem: str
-    #: a header row was found but required columns are missing (worth telling the user)
-    header_found: bool = False
-
-
-def empty_frame(columns: list[str]) -> pd.DataFrame:
-    """A frame with the given columns and no rows."""
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-
-
-def row_text_arrow(cols: list[pa.Array], limit: int | None = None) -> pa.Array:
-    """Each row's non-empty cells joined by " | " (one Arrow join over the columns)."""
-    sep = pa.scalar("\x1f", pa.large_string())
-    joined = pc.binary_join_element_wise(*cols, sep, null_handling="replace",
-                                         null_replacement="")
-    joined = pc.replace_substring_regex(joined, "\x1f+", " | ")
-    joined = pc.utf8_trim(joined, " |\x1f")
-    if limit:
-        joined = pc.utf8_slice_codeunits(joined, 0, limit)
-    return joined
-
-
-def row_text(frame: pd.DataFrame | list[pa.Array], limit: int | None = None) -> pd.Series:
-    """:func:`row_text_arrow` as a Series of Python strings aligned with the frame's rows."""
-    if isinstance(frame, pd.DataFrame):
-        index = frame.index
-        cols = [V.arrow(frame.iloc[:, j]) for j in range(frame.shape[1])]
-        n = len(frame)
-    else:
-        cols = frame
-        n = len(cols[0]) if cols else 0
-        index = pd.RangeIndex(n)
-    if not cols or n == 0:
-        return pd.Series("", index=index, dtype=object)
-    joined = row_text_arrow(cols, limit)
-    return pd.Series(joined.to_numpy(zero_copy_only=False), index=index, dtype=object)
-
-
-def _unique_names(infos: list[HeaderInfo]) -> list[str]:
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for j, info in enumerate(infos):
-        name = info.text.strip() or f"col{j + 1}"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name} ({seen[name]})"
-        else:
-            seen[name] = 1
-        names.append(name)
-    return names
-
-
-def _raw_json(cols: list[pa.Array], names: list[str]) -> pa.Array:
-    """Each row as JSON {original header: cell text}, built by DuckDB's json_object.
-
-    The header texts are bound as parameters, never formatted into the SQL. The result stays
-    in Arrow (no Python string per row).
-    """
-    n = len(cols[0]) if cols else 0
-    if n == 0:
-        return pa.array([], pa.string())
-    table = pa.table({f"c{j}": c for j, c in enumerate(cols)})
-    pairs = ", ".join(f"${j + 1}::VARCHAR, c{j}" for j in range(len(cols)))
-    con = duckdb_connection()
-    con.register("cells", table)
-    try:
-        out = fetch_arrow(con, f"SELECT json_object({pairs})::VARCHAR AS j FROM cells",
-                          names).column("j")
-    finally:
-        con.unregister("cells")
-    return out  # chunked as DuckDB made it: no copy of the JSON text
-
-
-def raw_text(raw: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """A ``raw`` column as JSON text: a struct column (the cells under their header names,
-    as the large-file path keeps them) is written by DuckDB's ``to_json``, the text
-    ``json_object`` writes for the same cells; text passes through."""
-    if not pa.types.is_struct(raw.type):
-        return raw
-    if len(raw) == 0:
-        return pa.array([], pa.string())
-    con = duckdb_connection()
-    con.register("raw_cells", pa.table({"raw": raw}))
-    try:
-        return fetch_arrow(con, f"SELECT {schema.RAW_CELLS_AS_JSON} AS j FROM raw_cells"
-                           ).column("j")
-    finally:
-        con.unregister("raw_cells")
-
-
-def with_raw_text(items: pa.Table) -> pa.Table:
-    """``items`` with its ``raw`` column as JSON text (see :func:`raw_text`)."""
-    if not schema.raw_is_cells(items.schema):
-        return items
-    i = items.schema.get_field_index("raw")
-    return items.set_column(i, "raw", raw_text(items.column(i)))
-
-
-def _find_header(head: list[tuple], mapping: dict[str, str] | None):
-    """(header row, infos) of the first qualifying row, or (None, best candidate infos)."""
-    best: list[HeaderInfo] = []
-    best_fields = -1
-    for i in range(min(HEADER_SCAN_ROWS, len(head))):
-        infos = [interpret(v if isinstance(v, str) else None, mapping) for v in head[i]]
-        fields = {x.field for x in infos if x.field}
-        if is_header(fields):
-            return i, infos
-        if len(fields) > best_fields:
-            best, best_fields = infos, len(fields)
-    return None, best
-
-
-def _sub_header(row: tuple, infos: list[HeaderInfo], mapping) -> list[HeaderInfo] | None:
-    """Infos merged with a second header row (e.g. 价格(元) above 单价 | 总价), or None."""
-    sub = [interpret(v if isinstance(v, str) else None, mapping) for v in row]
-    present = {x.field for x in infos if x.field}
-    new = {x.field for x in sub if x.field} - present
-    filled = sum(isinstance(v, str) for v in row)
-    mapped = sum(x.field is not None for x in sub)
-    if not new or mapped * 2 < filled:
-        return None
-    merged = []
-    for parent, child in zip(infos, sub, strict=True):
-        if child.field and (parent.field is None or parent.field not in new):
-            scale = child.scale if child.scale != 1.0 else interpret(parent.text).scale
-            text = f"{parent.text}/{child.text}" if parent.text else child.text
-            vat = child.includes_vat if child.includes_vat is not None else parent.includes_vat
-            merged.append(HeaderInfo(text, child.field, scale, vat))
-        else:
-            merged.append(parent)
-    return merged
-
-
-def _headers_seen(infos: list[HeaderInfo]) -> str:
-    seen = [x.text.strip() for x in infos if x.text.strip()]
-    return ", ".join(seen[:25]) + (" …" if len(seen) > 25 else "") if seen else "(none)"
-
-
-@dataclass
-class TablePlan:
-    """One table after header detection, ready for :func:`normalise_plans`.
-
-    ``cols`` are the data rows' cells (merged ranges filled), one Arrow array per column;
-    ``shown`` the same rows unfilled (the text a non-item shows), or None when equal to
-    ``cols``. ``pre`` holds the non-items above the data (title block, header rows).
-    """
-
-    source_file: str
-    sheet: str | None
-    stem: str
-    rows_read: int
-    rows: np.ndarray  # source_row of every data row
-    cols: list[pa.Array]
-    shown: list[pa.Array] | None
-    infos: list[HeaderInfo]
-    names: list[str]
-    col: dict[str, int]
-    title: TitleInfo
-    #: source_row, kind, text of the rows above the data; None when the data starts at once
-    pre: dict[str, np.ndarray] | None
-    #: this is a chunk of a longer table and a later chunk holds a row with a value, so none
-    #: of its rows can be free text after the table's last line (see :func:`chunks`)
-    valued_later: bool = False
-
-
-def segments(cols: list[pa.Array | pa.ChunkedArray], n: int) -> list[int]:
-    """Row counts of the stretches in which a table's columns are contiguous: one for arrays,
-    one per chunk for the chunked columns of a large CSV (DuckDB's buffers)."""
-    first = cols[0] if cols else None
-    if isinstance(first, pa.ChunkedArray):
-        return [len(c) for c in first.chunks if len(c)] or [n]
-    return [n]
-
-
-def contiguous(c: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """A column as one array: a chunk itself when the rows lie in one (no copy)."""
-    if not isinstance(c, pa.ChunkedArray):
-        return c
-    parts = [x for x in c.chunks if len(x)]
-    if len(parts) == 1:
-        return parts[0]
-    return c.combine_chunks() if parts else pa.array([], c.type)
-
-
-def chunks(plan: TablePlan, size: int) -> list[TablePlan]:
-    """A table as consecutive chunks of at most ``size`` data rows (zero-copy slices), each
-    with contiguous columns.
-
-    A chunked column (a large CSV, one chunk per DuckDB buffer) is cut inside its chunks,
-    each into pieces of even size, so no chunk of the table straddles two and nothing is
-    copied. Every chunk but the last is marked ``valued_later`` (optimistically: the caller
-    re-runs a chunk unmarked when the chunks after it turn out to hold no valued row).
-    """
-    n = len(plan.rows)
-    spans = segments(plan.cols, n)
-    if n <= size and len(spans) == 1:
-        if isinstance(plan.cols[0] if plan.cols else None, pa.ChunkedArray):
-            return [dataclasses.replace(
-                plan, cols=[contiguous(c) for c in plan.cols],
-                shown=None if plan.shown is None else [contiguous(c) for c in plan.shown])]
-        return [plan]
-    bounds = []
-    at = 0
-    for length in spans:
-        k = -(-length // size)
-        step = -(-length // k)
-        bounds += [(start, min(at + length, start + step)) for start in range(at, at + length, step)]
-        at += length
-    out = []
-    for start, end in bounds:
-        out.append(dataclasses.replace(
-            plan, rows=plan.rows[start:end],
-            cols=[contiguous(c.slice(start, end - start)) for c in plan.cols],
-            shown=None if plan.shown is None else [contiguous(c.slice(start, end - start))
-                                                   for c in plan.shown],
-            pre=plan.pre if start == 0 else None,
-            rows_read=plan.rows_read if start == 0 else 0,
-            valued_later=end < n,
-        ))
-    return out
-
-
-def plan_table(
-    raw: RawTable, source_file: str, stem: str, mapping: dict[str, str] | None
-) -> TablePlan | TableResult:
-    """Find the header of one table; a :class:`TableResult` when it holds no line-item table.
-
-    The work here is per table (the first rows only); everything per row happens in
-    :func:`normalise_plans`, for all the tables of a batch at once.
-    """
-    n = len(raw.rows)
-    sheet = raw.sheet
-    shown_cols = raw.columns
-    cols = raw.filled if raw.filled is not None and raw.header is None else raw.columns
-    # the header is searched in the first rows only: those as Python tuples, the rest Arrow
-    k = min(n, HEADER_SCAN_ROWS + 1)
-    head = list(zip(*[c.slice(0, k).to_pylist() for c in cols], strict=True)) if cols else []
-
-    if raw.header is None:
-        h, infos = _find_header(head, mapping)
-        header_rows = [] if h is None else [h]
-        if h is not None and h + 1 < n:
-            sub = _sub_header(head[h + 1], infos, mapping)
-            if sub is not None:
-                infos = sub
-                header_rows.append(h + 1)
-    else:
-        h = -1
-        infos = [interpret(name, mapping) for name in raw.header]
-        header_rows = []
-
-    fields = {x.field for x in infos if x.field}
-    where = f"{source_file}" + (f" [sheet {sheet}]" if sheet else "")
-    if h is None or not is_header(fields) or missing_required(fields):
-        if h is None:
-            problem = (
-                f"{where}: no line-item table found (no row names an item and a price or "
-                f"quantity); headers seen: {_headers_seen(infos)}; map them with --mapping"
-            )
-        else:
-            miss = missing_required(fields) or ["item_name"]
-            problem = (
-                f"{where}: cannot find required column(s) {', '.join(miss)}; headers seen: "
-                f"{_headers_seen(infos)}; map them with --mapping map.yaml "
-                "(headers: {\"their header\": canonical_field})"
-            )
-        return _not_a_table(raw, source_file, problem, header_found=h is not None)
-
-    data_start = (header_rows[-1] + 1) if header_rows else 0
-    top = [c.slice(0, data_start) for c in shown_cols]
-    pre_kind = np.where(_all_null(top, data_start), "blank", "title").astype(object)
-    pre_kind[header_rows] = "header"
-    title_text = ""
-    if h > 0:
-        title_text = "\n".join(row_text([c.slice(0, h) for c in shown_cols]).tolist())
-    title = read_title("\n".join(t for t in (raw.title, title_text) if t))
-    pre = None
-    if data_start:
-        shown = row_text_arrow(top, limit=200) if top else pa.nulls(data_start, pa.string())
-        shown = V.null_if_blank(shown)
-        pre = {"source_row": np.asarray(raw.rows[:data_start], dtype="int64"),
-               "kind": pre_kind, "text": shown.to_numpy(zero_copy_only=False)}
-
-    col: dict[str, int] = {}  # field -> column position (first column wins)
-    for j, info in enumerate(infos):
-        if info.field and info.field not in col:
-            col[info.field] = j
-    return TablePlan(
-        source_file=source_file, sheet=sheet, stem=stem, rows_read=n,
-        rows=np.asarray(raw.rows[data_start:], dtype="int64"),
-        cols=[c.slice(data_start) for c in cols],
-        shown=None if cols is shown_cols else [c.slice(data_start) for c in shown_cols],
-        infos=infos, names=_unique_names(infos), col=col, title=title, pre=pre,
-    )
-
-
-def _all_null(cols: list[pa.Array], n: int) -> np.ndarray:
-    """Per row: every cell empty."""
-    if not cols:
-        return np.ones(n, dtype=bool)
-    valid = [pc.is_valid(c).to_numpy(zero_copy_only=False) for c in cols]
-    return ~np.logical_or.reduce(valid)
 
 
 @dataclass
@@ -635,7 +296,7 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     is_reject = cand & pd.notna(reason)
     is_item = cand & pd.isna(reason)
     keep_rows = np.flatnonzero(cand)
-    raw_json = _raw_json_batch(plans, acols, tid, keep_rows)  # aligned with keep_rows
+    raw_json = raw_json_batch(plans, acols, tid, keep_rows)  # aligned with keep_rows
 
     # --- line items (only their rows are computed)
     it = np.flatnonzero(is_item)
@@ -707,7 +368,7 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         if len(it) else pa.array([], pa.string()),
     }
     schema = ITEM_SCHEMA
-    if pa.types.is_struct(columns["raw"].type):  # the cells themselves (see _raw_json_batch)
+    if pa.types.is_struct(columns["raw"].type):  # the cells themselves (see raw_json_batch)
         schema = schema.set(schema.get_field_index("raw"), pa.field("raw", columns["raw"].type))
     items = pa.table([columns[f.name] for f in schema], schema=schema)
 
@@ -762,70 +423,3 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     return BatchResult(items, rejects, non_items, counts, valued, tail)
 
 
-def _raw_json_batch(plans: list[TablePlan], acols: list[pa.Array], tid: np.ndarray,
-                    rows: np.ndarray) -> pa.Array:
-    """The raw JSON {original header: cell text} of the given rows, in one DuckDB query.
-
-    One header layout (a large file): json_object with the headers bound as parameters.
-    Several (thousands of small files): each row's keys come from its table by a join, and
-    the object is assembled from to_json pieces, which is the same text json_object writes.
-    """
-    if not len(rows):
-        return pa.array([], pa.string())
-    layouts: dict[tuple[str, ...], list[int]] = {}
-    for i, p in enumerate(plans):
-        layouts.setdefault(tuple(p.names), []).append(i)
-    if len(layouts) == 1:
-        names = next(iter(layouts))
-        whole = len(rows) == len(tid)
-        cols = [c if whole else c.take(pa.array(rows)) for c in acols[: len(names)]]
-        names = list(names)[: len(cols)]
-        # (a struct's field names must be unique, and DuckDB cuts them at a NUL)
-        if cols and len(set(names)) == len(names) and not any("\x00" in n for n in names):
-            # The cells under their header names, no copy: the store writes the JSON text
-            # (to_json of the struct, the text json_object writes) as it writes the lines.
-            # Made here, the text was a third of the ingest and went through Arrow twice.
-            return pa.StructArray.from_arrays(cols, names=names)
-        return _raw_json(cols, names)
-    # Several layouts: one query, each row's keys joined from its table's headers.
-    width = max(len(names) for names in layouts)
-    W = min(width, len(acols))
-    idx = pa.array(rows)
-    cells = {"t": pa.array(tid[rows], pa.int32()), "rn": pa.array(np.arange(len(rows)))}
-    cells.update({f"c{j}": acols[j].take(idx) for j in range(W)})
-    keys = {"t": pa.array(np.arange(len(plans)), pa.int32())}
-    keys.update({f"k{j}": pa.array([p.names[j] if j < len(p.names) else None for p in plans],
-                                   pa.string()) for j in range(W)})
-    pairs = ", ".join(f"CASE WHEN k{j} IS NOT NULL THEN to_json(k{j}) || ':' || "
-                      f"coalesce(to_json(c{j}), 'null') END" for j in range(W))
-    con = duckdb_connection()
-    con.register("cells", pa.table(cells))
-    con.register("layouts", pa.table(keys))
-    try:
-        out = fetch_arrow(con, f"SELECT '{{' || concat_ws(',', {pairs}) || '}}' AS j "
-                          "FROM cells JOIN layouts USING (t) ORDER BY rn").column("j")
-    finally:
-        con.unregister("cells")
-        con.unregister("layouts")
-    return out.combine_chunks()
-
-
-def _not_a_table(
-    raw: RawTable, source_file: str, problem: str, header_found: bool
-) -> TableResult:
-    """A sheet without a line-item table: its rows are blank or note non-items."""
-    n = len(raw.rows)
-    blank = _all_null(raw.columns, n)
-    text = np.full(n, None, dtype=object)
-    if raw.columns and n:
-        text = V.null_if_blank(row_text_arrow(raw.columns, limit=200)).to_numpy(
-            zero_copy_only=False)
-    values = {
-        "source_file": np.full(n, source_file, dtype=object),
-        "source_sheet": np.full(n, raw.sheet, dtype=object),
-        "source_row": np.asarray(raw.rows, dtype="int64"),
-        "kind": np.where(blank, "blank", "note").astype(object),
-        "text": text,
-    }
-    non_items = pd.DataFrame({c: values[c] for c in NON_ITEM_COLUMNS}, copy=False)
-    return TableResult(non_items, n, problem, header_found=header_found)

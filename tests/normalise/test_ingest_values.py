@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iccaudit.ingest import values as V
+from iccaudit.normalise import values as V
 
 
 def one(parser, text, *args):
@@ -224,7 +224,7 @@ def test_raw_json_is_the_text_duckdb_json_object_writes(rows, names):
     import duckdb
     import pyarrow as pa
 
-    from iccaudit.ingest.table import _raw_json
+    from iccaudit.normalise.raw import _raw_json
 
     cols = [pa.array([r[j] for r in rows], pa.large_string()) for j in range(3)]
     got = _raw_json(cols, names).to_pylist()
@@ -245,7 +245,7 @@ def test_raw_kept_as_cells_is_written_as_the_same_json_text(rows, names):
     JSON text, written later, is the text json_object writes for the same cells."""
     import pyarrow as pa
 
-    from iccaudit.ingest.table import _raw_json, raw_text
+    from iccaudit.normalise.raw import _raw_json, raw_text
 
     names = [n.replace("\x00", "") or "x" for n in names]  # never a NUL in a kept name
     if len(set(names)) < 3:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from iccaudit.ingest import IngestBatch, ingest
+from iccaudit.normalise import IngestBatch, ingest
 
 #: A small canonical table used by several tests.
 HEADER = ["序号", "货物名称", "品牌", "规格型号", "数量", "单位", "单价(元)", "总价(元)", "供应商"]

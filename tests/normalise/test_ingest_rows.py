@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from iccaudit.core import schema
-from iccaudit.ingest import readers, table
+from iccaudit.normalise import tables as table
+from iccaudit.read import excel as readers
 
 HEADER = ["序号", "货物名称", "规格型号", "数量", "单位", "单价(元)", "总价(元)", "合同日期", "制冷量"]
 
@@ -177,7 +178,7 @@ def test_zip_bomb_refused_before_parsing(files, read, monkeypatch):
 def test_file_size_limit(files, read, monkeypatch, table):
     header, rows = table
     path = files.text("big.csv", [header, *rows])
-    import iccaudit.ingest as ingest_pkg
+    import iccaudit.read.files as ingest_pkg
 
     monkeypatch.setattr(ingest_pkg, "MAX_FILE_BYTES", 10)
     assert "limit" in _error_of(read(path))

@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from iccaudit.read.cells import arrow
+
 # Status codes shared by all parsers.
 OK = 0
 EMPTY = 1  # nothing in the cell
@@ -98,20 +100,6 @@ class Quantity(NamedTuple):
 
 
 # ---------------------------------------------------------------- Arrow helpers
-
-
-def arrow(s: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Cell text as an Arrow large_string array, empty cells null (Arrow input passes through)."""
-    if isinstance(s, pa.Array | pa.ChunkedArray):
-        arr = s.combine_chunks() if isinstance(s, pa.ChunkedArray) else s
-        return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
-    if not isinstance(s.dtype, pd.StringDtype):
-        s = s.astype(object).where(s.notna(), None).astype("str")
-    arr = pa.array(s.array)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    # One string type everywhere, so kernels that take several inputs always match.
-    return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
 
 
 def distinct(s: pd.Series | pa.Array) -> tuple[pa.Array, np.ndarray]:

@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import iccaudit.ingest as ingest_module
-from iccaudit.ingest import ingest
+import iccaudit.normalise.batches as ingest_module
+import iccaudit.read.files as read_files
+from iccaudit.normalise import ingest
 
 from .conftest import HEADER, check_accounting
 
@@ -81,15 +82,15 @@ def test_many_files_in_one_batch_equal_each_file_alone(files):
 
 def _large(monkeypatch) -> list:
     """Every CSV takes the large-file (DuckDB) path; the list records what it returned."""
-    monkeypatch.setattr(ingest_module, "LARGE_TEXT_BYTES", 0)
+    monkeypatch.setattr(read_files, "LARGE_TEXT_BYTES", 0)
     results: list = []
-    real = ingest_module.read_large_text
+    real = read_files.read_large_text
 
     def recorded(*args, **kwargs):
         results.append(real(*args, **kwargs))
         return results[-1]
 
-    monkeypatch.setattr(ingest_module, "read_large_text", recorded)
+    monkeypatch.setattr(read_files, "read_large_text", recorded)
     return results
 
 
@@ -134,7 +135,7 @@ def test_large_reader_refuses_what_it_cannot_read_beyond_the_general_limit(files
     path = files.raw("gb_big.csv", (",".join(HEADER) + "\n1,GPU服务器,浪潮,X,2,台,100,,甲\n"
                                     ).encode("gb18030"))
     _large(monkeypatch)
-    monkeypatch.setattr(ingest_module, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(read_files, "MAX_FILE_BYTES", 10)
     batch = ingest([path])
     assert batch.files["status"].tolist() == ["error"]
     assert "large-file reader" in batch.errors[0] and str(path) in batch.errors[0]
@@ -144,14 +145,14 @@ def test_large_reader_refuses_what_it_cannot_read_beyond_the_general_limit(files
 def test_streamed_file_equals_general_reader(files, monkeypatch, stream_rows):
     """Files beyond STREAM_TEXT_BYTES are read batch by batch (never whole in memory): same
     items, rejects, non-items and row numbers, trailing notes included."""
-    from iccaudit.ingest import readers
+    from iccaudit.read import large_text as readers
 
     rows = _long_table(40, tail=9)
     rows[5][3] = "NF5688M7\n8卡 H800"  # a quoted line break: DuckDB's serial reader
     path = files.text("s.csv", rows)
     general = ingest([path])
-    monkeypatch.setattr(ingest_module, "LARGE_TEXT_BYTES", 0)
-    monkeypatch.setattr(ingest_module, "STREAM_TEXT_BYTES", 0)
+    monkeypatch.setattr(read_files, "LARGE_TEXT_BYTES", 0)
+    monkeypatch.setattr(read_files, "STREAM_TEXT_BYTES", 0)
     monkeypatch.setattr(readers, "STREAM_BATCH_ROWS", stream_rows)
     monkeypatch.setattr(ingest_module, "BATCH_ROWS", 5)
     streamed = ingest([path])
@@ -161,16 +162,16 @@ def test_streamed_file_equals_general_reader(files, monkeypatch, stream_rows):
 
 
 def test_streamed_file_that_cannot_be_read_to_the_end_is_a_file_error(files, monkeypatch):
-    from iccaudit.ingest import readers
+    from iccaudit.read import large_text as readers
 
     rows = _long_table(30, tail=0)
     rows[25] = rows[25] + ["x"] * 20  # wider than the sampled rows: strict mode stops there
     path = files.text("w.csv", rows)
-    monkeypatch.setattr(ingest_module, "LARGE_TEXT_BYTES", 0)
-    monkeypatch.setattr(ingest_module, "STREAM_TEXT_BYTES", 0)
+    monkeypatch.setattr(read_files, "LARGE_TEXT_BYTES", 0)
+    monkeypatch.setattr(read_files, "STREAM_TEXT_BYTES", 0)
     monkeypatch.setattr(readers, "STREAM_BATCH_ROWS", 4)
     monkeypatch.setattr(readers, "_SAMPLE_BYTES", 200)  # sample the first lines only
-    monkeypatch.setattr(ingest_module, "MAX_FILE_BYTES", 10)  # no general reader to fall to
+    monkeypatch.setattr(read_files, "MAX_FILE_BYTES", 10)  # no general reader to fall to
     other = files.text("ok.csv", _long_table(3, tail=0))
     batch = ingest([path, other])
     status = dict(zip(batch.files["source_file"], batch.files["status"], strict=True))
@@ -188,9 +189,9 @@ def test_a_nul_byte_deep_in_a_large_file_is_refused_like_the_general_reader_does
     cut = data.index(b"\n", len(data) - 200)
     path = files.raw("nul.csv", data[:cut] + b"\x00" + data[cut:])
     general = ingest([path])
-    monkeypatch.setattr(ingest_module, "LARGE_TEXT_BYTES", 0)
+    monkeypatch.setattr(read_files, "LARGE_TEXT_BYTES", 0)
     if stream:
-        monkeypatch.setattr(ingest_module, "STREAM_TEXT_BYTES", 0)
+        monkeypatch.setattr(read_files, "STREAM_TEXT_BYTES", 0)
     large = ingest([path])
     assert general.files["status"].tolist() == large.files["status"].tolist() == ["error"]
     assert general.errors == large.errors
@@ -226,7 +227,7 @@ def test_a_file_whose_rows_do_not_add_up_is_an_error_and_none_of_its_rows_are_ke
 def test_duckdb_reader_in_several_buffers_equals_general_reader(files, monkeypatch, batch_rows):
     """A large CSV comes back in one Arrow chunk per read buffer; the normaliser cuts its
     pieces inside those chunks (never across two) and nothing changes."""
-    from iccaudit.ingest import readers
+    from iccaudit.read import large_text as readers
 
     path = files.text("long.csv", _long_table(90, tail=5))
     general = ingest([path])
@@ -247,7 +248,7 @@ def test_pieces_of_a_chunked_table_never_straddle_two_chunks():
     import numpy as np
     import pyarrow as pa
 
-    from iccaudit.ingest.table import TablePlan, chunks
+    from iccaudit.normalise.plan import TablePlan, chunks
 
     col = pa.chunked_array([pa.array([str(i) for i in range(a, b)], pa.large_string())
                             for a, b in [(0, 7), (7, 7), (7, 12), (12, 20)]])
@@ -324,16 +325,16 @@ def test_a_streamed_file_is_hashed_while_it_streams_and_checked_after(files, mon
     of its rows, and both files get their content hash either way."""
     import hashlib
 
-    from iccaudit.ingest import readers
+    from iccaudit.read import large_text as readers
 
     rows = _long_table(30, tail=0)
     good = files.text("good.csv", rows)
     text = "\n".join(",".join(r) for r in rows) + "\n"
     blank = files.raw("blank.csv", text.replace("\n", "\n\n", 1).encode())
-    monkeypatch.setattr(ingest_module, "LARGE_TEXT_BYTES", 0)
-    monkeypatch.setattr(ingest_module, "STREAM_TEXT_BYTES", 0)
+    monkeypatch.setattr(read_files, "LARGE_TEXT_BYTES", 0)
+    monkeypatch.setattr(read_files, "STREAM_TEXT_BYTES", 0)
     monkeypatch.setattr(readers, "STREAM_BATCH_ROWS", 7)
-    monkeypatch.setattr(ingest_module, "MAX_FILE_BYTES", 10)  # no general reader to fall to
+    monkeypatch.setattr(read_files, "MAX_FILE_BYTES", 10)  # no general reader to fall to
     batch = ingest([good, blank])
     files_ = batch.files.set_index("source_file")
     for p in (good, blank):
@@ -352,7 +353,7 @@ def test_staged_raw_is_the_json_of_every_layout(files, tmp_path, monkeypatch):
     import duckdb
 
     from iccaudit.core import schema
-    from iccaudit.ingest import ParquetSink
+    from iccaudit.normalise import ParquetSink
     from iccaudit.store import ParquetRows
 
     long = files.text("a_long.csv", _long_table(30, tail=2))

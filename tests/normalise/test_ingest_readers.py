@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from iccaudit.core import schema
-from iccaudit.ingest import READERS, IngestError, ingest
+from iccaudit.normalise import READERS, IngestError, ingest
 
 
 def _validate_items(batch) -> None:
@@ -234,7 +234,7 @@ def test_text_scan_matches_a_whole_file_reading_at_any_chunk_size(tmp_path, monk
     import hashlib
     import random
 
-    from iccaudit.ingest import readers
+    from iccaudit.read import large_text as readers
 
     monkeypatch.setattr(readers, "_SCAN_CHUNK", chunk)
     rng = random.Random(chunk)
@@ -259,7 +259,7 @@ def test_holds_byte_reads_only_the_cells_of_sliced_and_chunked_text():
     caller then counts exactly)."""
     import pyarrow as pa
 
-    from iccaudit.ingest import readers
+    from iccaudit.read import cells as readers
 
     cells = pa.array(["a\nb", "cd", None, "", "ef", "g\n"], pa.large_string())
     assert readers._holds_byte(cells, 0x0A)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from iccaudit.ingest import IngestError, ingest
-from iccaudit.ingest.headers import CANONICAL_FIELDS, interpret, load_mapping, read_title
+from iccaudit.normalise import IngestError, ingest
+from iccaudit.normalise.headers import CANONICAL_FIELDS, interpret, load_mapping, read_title
 
 ALIAS_FAMILIES = {
     "line_no": ["序号", "行号", "No.", "序 号"],

@@ -36,9 +36,11 @@ Limits
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -52,7 +54,7 @@ from iccaudit.normalise.files import FILE_COLUMNS, FileRead, account, internal, 
 from iccaudit.normalise.headers import MappingError, load_mapping
 from iccaudit.normalise.plan import TablePlan, chunks, segments
 from iccaudit.normalise.raw import with_raw_text
-from iccaudit.normalise.rows import normalise_plans
+from iccaudit.normalise.rows import BatchResult, normalise_plans
 from iccaudit.normalise.sinks import ItemSink
 from iccaudit.normalise.tables import NON_ITEM_COLUMNS, REJECT_COLUMNS, empty_frame
 from iccaudit.read import FileReadError, IngestError, collect
@@ -126,7 +128,7 @@ def _typed_items(items: pa.Table) -> pd.DataFrame:
 class _Job:
     """One batch of plans being normalised; ``owners[i]`` is the read of plan ``i``."""
 
-    future: Future
+    future: Future[BatchResult]
     owners: list[int]
     plans: list[TablePlan]
     chunk_of: list[int | None]  # per plan: id of the long table it is a chunk of, or None
@@ -144,145 +146,192 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
     an invalid mapping file. A file that cannot be read is a ``files`` row with status
     ``error`` and a line in ``errors``.
     """
-    header_map = None
-    if mapping is not None:
-        try:
-            header_map = load_mapping(Path(mapping))
-        except MappingError as exc:
-            raise IngestError(str(exc)) from None
+    header_map = _load_mapping(mapping)
     files, skipped, errors = collect([Path(p) for p in paths])
-    sink = sink if sink is not None else ItemSink()
+    work = _Batches(sink if sink is not None else ItemSink())
+    try:
+        with _progress(progress, len(files)) as advance:
+            for path in files:
+                work.add_file(read_and_plan(path, header_map))
+                advance()
+            work.finish()
+    finally:
+        work.close()
+    return work.result(skipped, errors)
 
-    reads: list[FileRead] = []
-    rejects: list[pd.DataFrame] = []
-    non_items: list[pd.DataFrame] = []
-    tails: list[pd.DataFrame] = []
-    chunk_valued: dict[int, list[bool]] = {}  # long table -> per chunk: holds a valued row
-    chunk_owner: dict[int, int] = {}
-    jobs: deque[_Job] = deque()
-    pending: list[tuple[int, TablePlan, int | None]] = []
-    pending_rows = 0
-    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="iccaudit-normalise")
 
-    def submit() -> None:
-        nonlocal pending, pending_rows
-        if pending:
-            plans = [p for _, p, _ in pending]
-            jobs.append(_Job(pool.submit(normalise_plans, plans), [o for o, _, _ in pending],
-                             plans, [c for _, _, c in pending]))
-        pending, pending_rows = [], 0
+def _load_mapping(mapping: Path | None) -> dict[str, str] | None:
+    if mapping is None:
+        return None
+    try:
+        return load_mapping(Path(mapping))
+    except MappingError as exc:
+        raise IngestError(str(exc)) from None
 
-    def collect_job(job: _Job) -> None:
+
+@contextlib.contextmanager
+def _progress(show: bool, total: int) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr (when asked for); yields the call that advances it."""
+    if not show:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bar = Progress(console=Console(stderr=True), transient=True)
+    bar.start()
+    task = bar.add_task("reading tender files", total=total)
+    try:
+        yield lambda: bar.advance(task)
+    finally:
+        bar.stop()
+
+
+class _Batches:
+    """The files read so far, the batches of their tables in flight, and what came back.
+
+    Pieces of tables queue until about ``BATCH_ROWS`` rows (a long table's chunks are batches
+    of their own); at most ``WORKERS`` batches run at once, and their results are collected
+    in input order, so items reach the sink in the order of the files.
+    """
+
+    def __init__(self, sink: ItemSink) -> None:
+        self.sink = sink
+        self.reads: list[FileRead] = []
+        self.rejects: list[pd.DataFrame] = []
+        self.non_items: list[pd.DataFrame] = []
+        self.tails: list[pd.DataFrame] = []
+        self.chunk_valued: dict[int, list[bool]] = {}  # long table -> per chunk: valued row?
+        self.chunk_owner: dict[int, int] = {}  # long table -> its read
+        self._jobs: deque[_Job] = deque()
+        self._pending: list[tuple[int, TablePlan, int | None]] = []
+        self._pending_rows = 0
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS,
+                                        thread_name_prefix="iccaudit-normalise")
+
+    def add_file(self, r: FileRead) -> None:
+        """Queue every piece of one file's tables (a streamed file is pulled to its end)."""
+        ri = len(self.reads)
+        self.reads.append(r)
+        self.non_items.extend(t.non_items for t in r.others)  # sheets without a table
+        tables: dict[int, int] = {}  # long table of this file -> its id
+        try:
+            for part, k in _pieces(r, BATCH_ROWS):
+                if k is not None and k not in tables:
+                    self._submit()  # a long table's chunks are batches of their own
+                    tables[k] = len(self.chunk_valued)
+                    self.chunk_valued[tables[k]] = []
+                    self.chunk_owner[tables[k]] = ri
+                self._pending.append((ri, part, None if k is None else tables[k]))
+                self._pending_rows += len(part.rows)
+                if self._pending_rows >= BATCH_ROWS or k is not None:
+                    self._submit()
+                    self._drain(keep=WORKERS)
+            problem = r.stream.check() if r.stream is not None else None
+        except FileReadError as exc:
+            problem = str(exc)
+        if r.stream is not None:  # hashed while it streamed
+            r.record["content_sha256"] = r.stream.sha256()
+        if problem:  # a streamed file that could not be read to the end: none of it
+            r.fail(problem)
+        r.plans, r.stream = [], None  # the pieces hold the cells now
+
+    def finish(self) -> None:
+        """Submit what is queued and collect every batch."""
+        self._submit()
+        self._drain(keep=0)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self) -> None:
+        if self._pending:
+            plans = [p for _, p, _ in self._pending]
+            self._jobs.append(_Job(self._pool.submit(normalise_plans, plans),
+                                   [o for o, _, _ in self._pending], plans,
+                                   [c for _, _, c in self._pending]))
+        self._pending, self._pending_rows = [], 0
+
+    def _drain(self, keep: int) -> None:
+        """Collect finished batches in order, leaving at most ``keep`` in flight."""
+        while self._jobs and (len(self._jobs) > keep or self._jobs[0].future.done()):
+            self._collect(self._jobs.popleft())
+
+    def _collect(self, job: _Job) -> None:
         try:
             out = job.future.result()
         # Our bug, not the user's: find the file(s), name it internal, keep reading the batch.
         except Exception:  # noqa: BLE001
-            for owner in sorted(set(job.owners)):
-                mine = [p for o, p in zip(job.owners, job.plans, strict=True) if o == owner]
-                try:
-                    normalise_plans(mine)
-                except Exception as exc:  # noqa: BLE001
-                    reads[owner].fail(internal(exc))
-            good = [i for i, o in enumerate(job.owners) if not reads[o].failed]
-            if not good:
+            retried = self._without_failing_files(job)
+            if retried is None:
                 return
-            job = _Job(job.future, [job.owners[i] for i in good], [job.plans[i] for i in good],
-                       [job.chunk_of[i] for i in good])
+            job = retried
             out = normalise_plans(job.plans)
         owners = np.asarray(job.owners)
         for owner in set(job.owners):
-            reads[owner].counts = reads[owner].counts + out.counts[owners == owner].sum(axis=0)
+            r = self.reads[owner]
+            r.counts = r.counts + out.counts[owners == owner].sum(axis=0)
         for i, table_id in enumerate(job.chunk_of):
             if table_id is not None:
-                chunk_valued[table_id].append(bool(out.valued[i]))
-        sink.add(out.items)
-        rejects.append(out.rejects)
-        non_items.append(out.non_items)
+                self.chunk_valued[table_id].append(bool(out.valued[i]))
+        self.sink.add(out.items)
+        self.rejects.append(out.rejects)
+        self.non_items.append(out.non_items)
         if out.tail is not None and len(out.tail):
             tail = out.tail.copy()
             tail["table"] = [job.chunk_of[i] for i in tail["plan"]]
-            tail["chunk"] = [len(chunk_valued[t]) - 1 for t in tail["table"]]
+            tail["chunk"] = [len(self.chunk_valued[t]) - 1 for t in tail["table"]]
             tail["source_file"] = [job.plans[i].source_file for i in tail["plan"]]
             tail["source_sheet"] = [job.plans[i].sheet for i in tail["plan"]]
-            tails.append(tail)
+            self.tails.append(tail)
 
-    def drain(keep: int) -> None:
-        """Collect finished batches in order, leaving at most ``keep`` in flight."""
-        while jobs and (len(jobs) > keep or jobs[0].future.done()):
-            collect_job(jobs.popleft())
-
-    bar = None
-    if progress:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        bar = Progress(console=Console(stderr=True), transient=True)
-        bar.start()
-        task = bar.add_task("reading tender files", total=len(files))
-    try:
-        for path in files:
-            r = read_and_plan(path, header_map)
-            ri = len(reads)
-            reads.append(r)
-            non_items.extend(t.non_items for t in r.others)  # sheets without a table
-            tables: dict[int, int] = {}  # long table of this file -> its id
+    def _without_failing_files(self, job: _Job) -> _Job | None:
+        """A batch that raised: each file's plans again alone; a file that still raises is an
+        internal error. The job of the files left (None: none)."""
+        for owner in sorted(set(job.owners)):
+            mine = [p for o, p in zip(job.owners, job.plans, strict=True) if o == owner]
             try:
-                for part, k in _pieces(r, BATCH_ROWS):
-                    if k is not None and k not in tables:
-                        submit()  # a long table's chunks are batches of their own
-                        tables[k] = len(chunk_valued)
-                        chunk_valued[tables[k]] = []
-                        chunk_owner[tables[k]] = ri
-                    pending.append((ri, part, None if k is None else tables[k]))
-                    pending_rows += len(part.rows)
-                    if pending_rows >= BATCH_ROWS or k is not None:
-                        submit()
-                        drain(keep=WORKERS)
-                problem = r.stream.check() if r.stream is not None else None
-            except FileReadError as exc:
-                problem = str(exc)
-            if r.stream is not None:  # hashed while it streamed
-                r.record["content_sha256"] = r.stream.sha256()
-            if problem:  # a streamed file that could not be read to the end: none of it
-                r.fail(problem)
-            r.plans, r.stream = [], None  # the pieces hold the cells now
-            if bar is not None:
-                bar.advance(task)
-        submit()
-        drain(keep=0)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if bar is not None:
-            bar.stop()
+                normalise_plans(mine)
+            except Exception as exc:  # noqa: BLE001
+                self.reads[owner].fail(internal(exc))
+        good = [i for i, o in enumerate(job.owners) if not self.reads[o].failed]
+        if not good:
+            return None
+        return _Job(job.future, [job.owners[i] for i in good], [job.plans[i] for i in good],
+                    [job.chunk_of[i] for i in good])
 
-    rejects_frame = _concat(rejects, REJECT_COLUMNS)
-    non_items_frame = _concat(non_items, NON_ITEM_COLUMNS)
-    if tails:
-        rejects_frame, non_items_frame = _trailing_notes(
-            pd.concat(tails, ignore_index=True), chunk_valued, chunk_owner, reads,
-            rejects_frame, non_items_frame)
-    for r in reads:
-        account(r)  # first: a file whose rows do not add up is failed, none of its rows kept
-    failed = {r.record["source_file"] for r in reads if r.failed}
-    if failed:
-        sink.discard(failed)
-        rejects_frame = rejects_frame[~rejects_frame["source_file"].isin(failed)]
-        non_items_frame = non_items_frame[~non_items_frame["source_file"].isin(failed)]
-    for r in reads:
-        errors.extend(r.errors)
-    files_frame = pd.DataFrame([r.record for r in reads], columns=FILE_COLUMNS)
-    if len(files_frame):
-        for c in ("sheets", "rows_read", "line_items", "rejects", "non_items"):
-            files_frame[c] = files_frame[c].astype("int64")
-    return IngestBatch(
-        items_arrow=sink.result(),
-        rejects=rejects_frame.reset_index(drop=True),
-        non_items=_in_file_order(non_items_frame, reads),
-        files=files_frame,
-        skipped=skipped,
-        errors=errors,
-        n_items=sink.rows,
-    )
+    def result(self, skipped: list[tuple[str, str]], errors: list[str]) -> IngestBatch:
+        """Everything collected, every file accounted (a file whose rows do not add up is
+        failed, and none of its rows kept)."""
+        reads = self.reads
+        rejects = _concat(self.rejects, REJECT_COLUMNS)
+        non_items = _concat(self.non_items, NON_ITEM_COLUMNS)
+        if self.tails:
+            rejects, non_items = _trailing_notes(
+                pd.concat(self.tails, ignore_index=True), self.chunk_valued, self.chunk_owner,
+                reads, rejects, non_items)
+        for r in reads:
+            account(r)
+        failed = {r.record["source_file"] for r in reads if r.failed}
+        if failed:
+            self.sink.discard(failed)
+            rejects = rejects[~rejects["source_file"].isin(failed)]
+            non_items = non_items[~non_items["source_file"].isin(failed)]
+        for r in reads:
+            errors.extend(r.errors)
+        files = pd.DataFrame([r.record for r in reads], columns=FILE_COLUMNS)
+        if len(files):
+            for c in ("sheets", "rows_read", "line_items", "rejects", "non_items"):
+                files[c] = files[c].astype("int64")
+        return IngestBatch(
+            items_arrow=self.sink.result(),
+            rejects=rejects.reset_index(drop=True),
+            non_items=_in_file_order(non_items, reads),
+            files=files,
+            skipped=skipped,
+            errors=errors,
+            n_items=self.sink.rows,
+        )
 
 
 def _trailing_notes(tail: pd.DataFrame, chunk_valued: dict[int, list[bool]],
@@ -320,7 +369,9 @@ def _in_file_order(frame: pd.DataFrame, reads: list[FileRead]) -> pd.DataFrame:
     order = {r.record["source_file"]: i for i, r in enumerate(reads)}
     key = frame["source_file"].map(order).to_numpy()
     return frame.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
-def _pieces(r: FileRead, size: int):
+
+
+def _pieces(r: FileRead, size: int) -> Iterator[tuple[TablePlan, int | None]]:
     """(plan, k) pieces of a file's tables: chunks of long ones, each streamed batch of a
     streamed file; ``k`` numbers the long table a piece belongs to (None: a short table).
     Every piece of a long table but its last is marked ``valued_later``.

@@ -134,10 +134,11 @@ def _reads_raw(rules: list[Any]) -> bool:
 def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             timings: dict[str, float], spill: Path | None = None,
             enriched: Any = None, closing: list[Any] | None = None,
-            rules_found: Any = None) -> tuple[Any, Any]:
+            rules_found: Any = None) -> tuple[Any, Any, Any]:
     """Enrich and detect on one batch of line items: the rules and the models side by side.
 
-    Returns (findings, rule_runs). ``items``: an Arrow table or
+    Returns (findings, rule_runs, facts): facts are the ``line_facts`` rows the run stores
+    (Arrow). ``items``: an Arrow table or
     :class:`iccaudit.store.ParquetRows`; it is not referenced once the sandbox holds its copy
     (a caller that hands its rows on to the store can have their memory back as they are
     written). ``spill``: a folder for an out-of-core sandbox to spill into. ``enriched``:
@@ -156,9 +157,9 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
 
     import pandas as pd
 
-    from iccaudit.core.paths import bundled_rules_dir, reference_dir
     from iccaudit.detect.rules.runner import run_rules
-    from iccaudit.enrich import build_sandbox
+    from iccaudit.enrich import build_sandbox, line_facts
+    from iccaudit.run.config import reference_dir_used
 
     pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models")
             if opts.models else None)
@@ -174,7 +175,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     try:
         t0 = time.perf_counter()
         # out of core: an in-memory sandbox that spills into ``spill`` beyond the memory limit
-        con = build_sandbox(items, reference_dir(bundled_rules_dir()),
+        con = build_sandbox(items, reference_dir_used(),
                             memory_limit=_memory_limit() if spill is not None else None,
                             temp_directory=spill, raw=_reads_raw(ruleset.rules),
                             on_built=lambda name, c: start_models(c) if name == "items"
@@ -190,6 +191,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
         rules_done.set_result(findings)
         if rules_found is not None:
             rules_found(findings)
+        facts = line_facts(con)  # what the report shows, as the rules saw it
         if scoring:
             model_findings, model_runs = scoring[0].result()
             findings = pd.concat([f for f in (findings, model_findings) if len(f)]
@@ -213,7 +215,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             closer = threading.Thread(target=con.close, name="iccaudit-sandbox-close")
             closer.start()
             closing.append(closer)
-    return findings, rule_runs
+    return findings, rule_runs, facts
 
 
 def _models(cursor: Any, run_id: str, opts: DetectOptions, timings: dict[str, float],
@@ -402,6 +404,7 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
 
     from iccaudit import store
     from iccaudit.ingest import IngestError, ParquetSink, ingest
+    from iccaudit.run.config import snapshot
 
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     warnings: list[str] = []
@@ -409,6 +412,8 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
 
     # Rules first: an invalid pack is refused before any file is read.
     rule_dirs, ruleset = _load_rules(opts.rules_dirs, opts.skip_invalid, warnings)
+    used = snapshot(rule_dirs, models=opts.models, models_config=opts.models_config,
+                    mapping=opts.mapping)
 
     t0 = time.perf_counter()
     sink = ParquetSink(work / "incoming.parquet") if work is not None else None
@@ -466,7 +471,7 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
         parquet = stored["line_items"] if work is not None else None  # a file, not the rows
         if parquet is not None:
             writer.insert_in_background(stored)
-        findings, rule_runs = _detect(
+        findings, rule_runs, facts = _detect(
             parquet if parquet is not None else stored["line_items"], ruleset, run_id, opts,
             timings, spill=work / "spill" if work is not None else None,
             enriched=None if parquet is not None else lambda: writer.insert_in_background(stored),
@@ -486,8 +491,9 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
         run = _run_record(run_id, started, inputs, options, files, n_items, len(batch.rejects),
                           len(batch.non_items), findings, rule_runs)
         t0 = time.perf_counter()
-        writer.insert({"runs": pd.DataFrame([run]), "rule_runs": rule_runs,
-                       "findings": findings.iloc[sum(early):]})
+        writer.insert({"runs": pd.DataFrame([run]), "run_config": used.frame(run_id),
+                       "rule_runs": rule_runs, "findings": findings.iloc[sum(early):],
+                       "line_facts": facts})
         writer.commit()
     except store.StoreError as exc:
         writer.abort()
@@ -525,11 +531,13 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
     import pandas as pd
 
     from iccaudit import store
+    from iccaudit.run.config import snapshot
 
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     warnings: list[str] = []
     timings: dict[str, float] = {}
     rule_dirs, ruleset = _load_rules(opts.rules_dirs, opts.skip_invalid, warnings)
+    used = snapshot(rule_dirs, models=opts.models, models_config=opts.models_config)
     try:
         con = store.connect(opts.db, read_only=True)
     except store.StoreError as exc:
@@ -558,7 +566,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
 
     items = items.set_column(items.schema.get_field_index("run_id"), "run_id",
                              pa.repeat(pa.scalar(run_id, pa.string()), items.num_rows))
-    findings, rule_runs = _detect(items, ruleset, run_id, opts, timings)
+    findings, rule_runs, facts = _detect(items, ruleset, run_id, opts, timings)
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
     files = _with_run(frames["files"], run_id)
     options = {"rescore_of": source, "rules_dirs": [str(d) for d in rule_dirs],
@@ -572,6 +580,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
             "rejects": _with_run(frames["rejects"], run_id),
             "non_items": _with_run(frames["non_items"], run_id),
             "rule_runs": rule_runs, "findings": findings,
+            "run_config": used.frame(run_id), "line_facts": facts,
         })
     except store.StoreError as exc:
         raise PipelineError(str(exc)) from None

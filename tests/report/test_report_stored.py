@@ -48,26 +48,28 @@ def _changed_pack(tmp: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory) -> tuple[Path, str, str, str, str, str]:
+def two_runs(tmp_path_factory) -> tuple[Path, str, str, str, str, str, list[bytes]]:
     """The samples scored, the first run's report, the reference book changed ($ICCAUDIT_RULES
     at a copy), the samples scored again. Returns (db, run 1, run 2, report 1 before the
-    change, report 1 after it, report 2)."""
+    change, report 1 after it, report 2, [CSV export of run 1 before, after])."""
     tmp = tmp_path_factory.mktemp("stored")
     db = tmp / "f.duckdb"
     first = run_score(ScoreOptions(paths=[SAMPLES], db=db, models=False)).run_id
     before = render_report(db, lang="en", run_id=first)
+    csv = [export_findings(db, csv=tmp / "before.csv", run_id=first)[0].read_bytes()]
     pack = _changed_pack(tmp)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ICCAUDIT_RULES", str(pack))
         second = run_score(ScoreOptions(paths=[SAMPLES], db=db, models=False)).run_id
         after = render_report(db, lang="en", run_id=first)
         second_report = render_report(db, lang="en", run_id=second)
+        csv.append(export_findings(db, csv=tmp / "after.csv", run_id=first)[0].read_bytes())
     assert first != second
-    return db, first, second, before, after, second_report
+    return db, first, second, before, after, second_report, csv
 
 
 def test_first_runs_report_is_unchanged_by_a_new_reference_book(two_runs):
-    db, first, second, before, after, second_report = two_runs
+    db, first, second, before, after, second_report, _ = two_runs
     assert after == before  # byte for byte
     # ... and not because nothing changed: the second run saw the new book
     assert COLD_PLATE_BAND in before and COLD_PLATE_BAND not in second_report
@@ -86,15 +88,16 @@ def test_first_runs_report_is_unchanged_by_a_new_reference_book(two_runs):
 
 
 def test_exports_read_the_stored_run(two_runs, tmp_path):
-    db, first, *_ = two_runs
-    xlsx, csv, parquet = export_findings(db, tmp_path / "f.xlsx", tmp_path / "f.csv",
-                                         tmp_path / "f.parquet", run_id=first)
-    frame = pd.read_parquet(parquet)
-    assert set(frame["run_id"]) == {first}
+    db, first, *_, csv = two_runs
+    assert csv[0] == csv[1] and first.encode() in csv[0]
+    written = export_findings(db, tmp_path / "f.xlsx", tmp_path / "f.csv",
+                              tmp_path / "f.parquet", run_id=first)
+    frame = pd.read_parquet(written[2])
+    assert set(frame["run_id"]) == {first} and len(frame) > 0
 
 
 def test_run_config_records_every_file_with_its_hash_and_text(two_runs):
-    db, first, second, *_ = two_runs
+    db, first, *_ = two_runs
     con = store.connect(db, read_only=True)
     try:
         rows = con.execute("SELECT kind, root, path, sha256, text FROM run_config "
@@ -219,7 +222,7 @@ def test_an_older_database_opens_reports_and_migrates(fixture_db, tmp_path):
     html = write_report(db, tmp_path / "r.html", lang="en", run_id=RUN_NEW).read_text(
         encoding="utf-8")
     assert "This run predates stored line facts" in html
-    notes, problems = run_doctor(db)
+    _, problems = run_doctor(db)
     assert problems == []
     con = store.connect(db, read_only=True)
     try:

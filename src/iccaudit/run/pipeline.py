@@ -134,18 +134,18 @@ def _reads_raw(rules: list[Any]) -> bool:
 def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             timings: dict[str, float], spill: Path | None = None,
             enriched: Any = None, closing: list[Any] | None = None,
-            rules_found: Any = None) -> tuple[Any, Any, Any]:
+            rules_found: Any = None) -> tuple[Any, Any]:
     """Enrich and detect on one batch of line items: the rules and the models side by side.
 
-    Returns (findings, rule_runs, facts): facts are the ``line_facts`` rows the run stores
-    (Arrow). ``items``: an Arrow table or
+    Returns (findings, rule_runs). ``items``: an Arrow table or
     :class:`iccaudit.store.ParquetRows`; it is not referenced once the sandbox holds its copy
     (a caller that hands its rows on to the store can have their memory back as they are
     written). ``spill``: a folder for an out-of-core sandbox to spill into. ``enriched``:
     called once the sandbox is built (the pipeline starts the store then). ``closing``: when
     given, the sandbox is closed in a thread appended to it (the caller joins it), not
-    before returning. ``rules_found``: called with the rules' findings as soon as the rules
-    are done (they come first in the findings returned), while the models may still run.
+    before returning. ``rules_found``: called with the rules' findings (they come first in the
+    findings returned) and the lines' facts (the ``line_facts`` rows to store, Arrow) as soon
+    as the rules are done, while the models may still run.
 
     The models read only ``items``: they start scoring, on a cursor of the sandbox in a
     thread, as soon as enrich has built it, while enrich builds the other views and then the
@@ -189,9 +189,8 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
         findings, rule_runs = run_rules(con, ruleset.rules, run_id)
         timings["rules_s"] = time.perf_counter() - t0
         rules_done.set_result(findings)
-        if rules_found is not None:
-            rules_found(findings)
-        facts = line_facts(con)  # what the report shows, as the rules saw it
+        if rules_found is not None:  # with what the report shows, as the rules saw it
+            rules_found(findings, line_facts(con))
         if scoring:
             model_findings, model_runs = scoring[0].result()
             findings = pd.concat([f for f in (findings, model_findings) if len(f)]
@@ -215,7 +214,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
             closer = threading.Thread(target=con.close, name="iccaudit-sandbox-close")
             closer.start()
             closing.append(closer)
-    return findings, rule_runs, facts
+    return findings, rule_runs
 
 
 def _models(cursor: Any, run_id: str, opts: DetectOptions, timings: dict[str, float],
@@ -471,13 +470,14 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
         parquet = stored["line_items"] if work is not None else None  # a file, not the rows
         if parquet is not None:
             writer.insert_in_background(stored)
-        findings, rule_runs, facts = _detect(
+        findings, rule_runs = _detect(
             parquet if parquet is not None else stored["line_items"], ruleset, run_id, opts,
             timings, spill=work / "spill" if work is not None else None,
             enriched=None if parquet is not None else lambda: writer.insert_in_background(stored),
-            closing=closing, rules_found=lambda found: (
+            closing=closing, rules_found=lambda found, facts: (
                 # written while the models finish (10 M lines: a second); theirs come last
-                early.append(len(found)), writer.insert_in_background({"findings": found})))
+                early.append(len(found)),
+                writer.insert_in_background({"findings": found, "line_facts": facts})))
         warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
         options = {
@@ -492,8 +492,7 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
                           len(batch.non_items), findings, rule_runs)
         t0 = time.perf_counter()
         writer.insert({"runs": pd.DataFrame([run]), "run_config": used.frame(run_id),
-                       "rule_runs": rule_runs, "findings": findings.iloc[sum(early):],
-                       "line_facts": facts})
+                       "rule_runs": rule_runs, "findings": findings.iloc[sum(early):]})
         writer.commit()
     except store.StoreError as exc:
         writer.abort()
@@ -566,7 +565,9 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
 
     items = items.set_column(items.schema.get_field_index("run_id"), "run_id",
                              pa.repeat(pa.scalar(run_id, pa.string()), items.num_rows))
-    findings, rule_runs, facts = _detect(items, ruleset, run_id, opts, timings)
+    facts: dict[str, Any] = {}
+    findings, rule_runs = _detect(items, ruleset, run_id, opts, timings,
+                                  rules_found=lambda _, found: facts.update(line_facts=found))
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
     files = _with_run(frames["files"], run_id)
     options = {"rescore_of": source, "rules_dirs": [str(d) for d in rule_dirs],
@@ -580,7 +581,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
             "rejects": _with_run(frames["rejects"], run_id),
             "non_items": _with_run(frames["non_items"], run_id),
             "rule_runs": rule_runs, "findings": findings,
-            "run_config": used.frame(run_id), "line_facts": facts,
+            "run_config": used.frame(run_id), **facts,
         })
     except store.StoreError as exc:
         raise PipelineError(str(exc)) from None

@@ -151,6 +151,9 @@ def test_same_pack_same_hash_and_models_and_mapping_are_recorded(tmp_path):
     assert mapped == [(c.run_id, str(tmp_path.resolve()), "map.yaml",
                        mapping.read_text(encoding="utf-8"))]
     assert sorted(facts) == sorted(lines)  # one fact row per line
+    from iccaudit.store.doctor import run_doctor
+
+    assert run_doctor(db)[1] == []
 
 
 def test_replacement_pack_records_the_bundled_reference_it_falls_back_to(tmp_path):

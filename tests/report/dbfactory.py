@@ -251,7 +251,7 @@ def stored_facts(run_id: str, line_items: pd.DataFrame) -> dict[str, object]:
 
     con = build_sandbox(line_items, reference_dir_used())
     try:
-        facts = line_facts(con)
+        facts = line_facts(con, run_id)
     finally:
         con.close()
     used = snapshot(resolve_rule_dirs(bundled_rules_dir(), []), models=True, models_config=None)

@@ -190,7 +190,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
         timings["rules_s"] = time.perf_counter() - t0
         rules_done.set_result(findings)
         if rules_found is not None:  # with what the report shows, as the rules saw it
-            rules_found(findings, line_facts(con))
+            rules_found(findings, line_facts(con, run_id))
         if scoring:
             model_findings, model_runs = scoring[0].result()
             findings = pd.concat([f for f in (findings, model_findings) if len(f)]

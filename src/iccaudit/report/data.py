@@ -261,34 +261,28 @@ def _stored_query(db: str | Path, run_id: str, sql: str, params: dict[str, Any],
         con.close()
 
 
-def cooling_bands(db: str | Path, run_id: str) -> dict[str, tuple[float, float]]:
-    """The cooling reference bands (CNY/kW per cooling type) of the reference book the run
-    used: ``cooling.yaml`` as the run stored it in ``run_config``. Empty when the run stored
-    no reference (it predates stored facts) or the stored file has no ``per_kw`` bands."""
-    import yaml
+#: The reference band per cooling type that the run's rules compared its cooling lines with
+#: (CNY per kW): the lines' own stored reference, so it is the band of the book the run used.
+#: Should reference prices ever differ between lines of one type, the band spans them all.
+BANDS_SQL = """
+SELECT coalesce(cooling_type, 'other') AS cooling, min(ref_low_cny) AS low,
+       max(ref_high_cny) AS high
+FROM line_facts
+WHERE run_id = $run AND category = 'liquid_cooling' AND ref_basis = 'kw'
+  AND ref_low_cny > 0 AND ref_high_cny >= ref_low_cny
+GROUP BY ALL
+"""
 
+
+def cooling_bands(db: str | Path, run_id: str) -> dict[str, tuple[float, float]]:
+    """The cooling reference bands (CNY/kW per cooling type) the run's rules used, from the
+    stored reference figures of its cooling lines. Empty for a run that predates stored
+    facts; a type without a priced line has no band."""
     con = open_db(db)
     try:
         if not facts_stored(con, run_id):
             return {}
-        rows = con.execute(
-            "SELECT text FROM run_config WHERE run_id = $run AND kind = 'reference' "
-            "AND path IN ('cooling.yaml', 'cooling.yml')", {"run": run_id}).fetchall()
+        rows = con.execute(BANDS_SQL, {"run": run_id}).fetchall()
     finally:
         con.close()
-    if not rows or rows[0][0] is None:
-        return {}
-    try:
-        book = yaml.safe_load(rows[0][0])
-    except yaml.YAMLError:  # the run validated it; a hand-edited database is not ours
-        return {}
-    entries = book.get("per_kw") if isinstance(book, dict) else None
-    bands: dict[str, tuple[float, float]] = {}
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict):
-            continue
-        low, high = entry.get("low"), entry.get("high")
-        if (isinstance(low, int | float) and isinstance(high, int | float)
-                and 0 < low <= high and isinstance(entry.get("type"), str)):
-            bands[entry["type"]] = (float(low), float(high))
-    return bands
+    return {kind: (float(low), float(high)) for kind, low, high in rows}

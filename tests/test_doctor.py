@@ -49,6 +49,9 @@ def test_healthy_database_passes(tmp_path):
          "detector, kind, mechanism, severity, score, title, message, evidence) VALUES "
          "('ghost', 'f1', 'g1', 't.csv', 'T1', 'x', 'rule', 'nonsense', 'high', 1, "
          "'t', 'm', '{}')"), "D105"),
+        # a run that says it stored its facts (a config row) but has none for its lines
+        ("INSERT INTO run_config VALUES ('r1', 'pack', NULL, '', 'x', '')", "D110"),
+        ("INSERT INTO line_facts (run_id, item_id) VALUES ('ghost', 1)", "D107"),
     ],
 )
 def test_broken_invariants_are_reported(tmp_path, tamper, code):

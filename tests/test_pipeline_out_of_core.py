@@ -18,6 +18,8 @@ QUERIES = {
     "rejects": "SELECT * EXCLUDE (run_id) FROM rejects ORDER BY ALL",
     "non_items": "SELECT * EXCLUDE (run_id) FROM non_items ORDER BY ALL",
     "files": "SELECT * EXCLUDE (run_id) FROM files ORDER BY ALL",
+    "line_facts": "SELECT * EXCLUDE (run_id) FROM line_facts ORDER BY item_id",
+    "run_config": "SELECT kind, path, sha256 FROM run_config ORDER BY ALL",
 }
 
 
@@ -41,6 +43,7 @@ def test_out_of_core_equals_in_memory(tmp_path, reverse):
     for name in QUERIES:
         assert disk[name] == memory[name], name
     assert len(memory["findings"]) > 50 and len(memory["line_items"]) > 500
+    assert len(memory["line_facts"]) == len(memory["line_items"])
     assert list(work.iterdir()) == []  # the out-of-core files are gone
 
 

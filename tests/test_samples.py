@@ -1,6 +1,6 @@
 """The labelled sample generator: determinism, shapes, and labels that mean what they say.
 
-The raw files are read here with pandas/openpyxl directly (not with iccaudit.ingest), and the
+The raw files are read here with pandas/openpyxl directly (not with iccaudit.read or iccaudit.normalise), and the
 labels are checked against the cells: every line that does not reconcile is labelled
 bill_arithmetic and no other, every repeated line is labelled duplicate_line, and so on.
 """
@@ -60,7 +60,7 @@ def _files(folder: Path) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-# -- raw reading (independent of iccaudit.ingest) ---------------------------------------------
+# -- raw reading (independent of iccaudit.read or iccaudit.normalise) ---------------------------------------------
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
     for enc in ("utf-8-sig", "gb18030"):

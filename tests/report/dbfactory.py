@@ -6,6 +6,10 @@ what the report must show: several tenders, suppliers, mechanisms and severities
 was not evaluated, rejects with reasons, a broken file, a rule and a model finding on the same
 line (the model one corroborating, without money), a tender-level finding with no line, and
 hostile text (``<script>``, formula prefixes) in file names, messages and suppliers.
+
+The latest run stores its lines' facts (derived by the real enrich views with the bundled
+reference book) and its configuration, as ``score`` does; the old run stores neither, like a
+run written before those tables existed.
 """
 
 from __future__ import annotations
@@ -225,10 +229,30 @@ def build_fixture_db(path: Path) -> Path:
             "rules_evaluated": 4, "rules_not_evaluated": 1, "status": "complete",
         }
         schema.Run.model_validate(run)
-        store.write_run(path, {
+        tables = {
             "runs": pd.DataFrame([run]), "files": pd.DataFrame(files),
             "line_items": pd.DataFrame(items), "rejects": pd.DataFrame(rejects),
             "non_items": pd.DataFrame(non_items), "rule_runs": pd.DataFrame(rule_runs),
             "findings": pd.DataFrame(findings),
-        })
+        }
+        if not old:
+            tables.update(stored_facts(run_id, tables["line_items"]))
+        store.write_run(path, tables)
     return path
+
+
+def stored_facts(run_id: str, line_items: pd.DataFrame) -> dict[str, object]:
+    """The ``line_facts`` and ``run_config`` rows ``score`` would store for these lines with
+    the bundled rule pack."""
+    from iccaudit.core.paths import bundled_rules_dir
+    from iccaudit.detect.rules.ruleset import resolve_rule_dirs
+    from iccaudit.enrich import build_sandbox, line_facts
+    from iccaudit.run.config import reference_dir_used, snapshot
+
+    con = build_sandbox(line_items, reference_dir_used())
+    try:
+        facts = line_facts(con, run_id)
+    finally:
+        con.close()
+    used = snapshot(resolve_rule_dirs(bundled_rules_dir(), []), models=True, models_config=None)
+    return {"line_facts": facts, "run_config": used.frame(run_id)}

@@ -1,4 +1,5 @@
-"""The canonical records of iccaudit: line items, rejects, files, runs and findings.
+"""The canonical records of iccaudit: line items, rejects, files, runs and findings, and what
+produced a run (its configuration, the enriched facts of its lines).
 
 The pydantic models here are the documentation and the validation of every table the tool
 writes; :mod:`iccaudit.store` derives its DuckDB DDL from :data:`TABLES`, so the two cannot
@@ -9,6 +10,7 @@ defined once, here.
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -243,6 +245,56 @@ class Finding(_Record):
     evidence: str = Field(description="JSON object of the values that support the finding")
 
 
+class LineFact(_Record):
+    """What the enrich views derived for one line, as the run's rules saw it.
+
+    Written by the run from its sandbox (``items``), so that the report and the exports show
+    the run's own figures and never re-derive them with today's reference book. Narrow on
+    purpose: only what they show; the column names and meanings are those of the ``items``
+    view (docs/dictionary.md).
+    """
+
+    run_id: str
+    item_id: int
+    category: str | None = Field(None, description="items.category")
+    accel_model: str | None = Field(None, description="items.accel_model")
+    cards_per_unit: int | None = Field(None, description="items.cards_per_unit")
+    cooling_type: str | None = Field(None, description="items.cooling_type")
+    price_per_kw: float | None = Field(None, description="items.price_per_kw")
+    ref_basis: str | None = Field(None, description="items.ref_basis")
+    ref_low_cny: float | None = Field(None, description="items.ref_low_cny")
+    ref_high_cny: float | None = Field(None, description="items.ref_high_cny")
+    peer_basis: str | None = Field(None, description="items.peer_basis")
+    peer_price_cny: float | None = Field(None, description="items.peer_price_cny")
+    peer_count: int | None = Field(None, description="items.peer_count")
+    peer_median: float | None = Field(None, description="items.peer_median")
+
+
+#: What a ``run_config`` row records: a rule file, a reference file, the detector settings,
+#: the column mapping, or the whole configuration (``pack``: one row per run).
+ConfigKind = Literal["pack", "rules", "reference", "models", "mapping"]
+CONFIG_KINDS: tuple[str, ...] = typing.get_args(ConfigKind)
+
+
+class RunConfig(_Record):
+    """One file that produced a run (a rule, a reference file, the detector settings, the
+    column mapping), with its content, so that a run can be shown and repeated later.
+
+    The ``pack`` row sums the run's configuration up: its ``sha256`` hashes the manifest (one
+    line ``kind<TAB>path<TAB>sha256`` per other row, sorted), which is its ``text``; the same
+    files give the same hash wherever they lie.
+    """
+
+    run_id: str
+    kind: ConfigKind
+    root: str | None = Field(None, description="the folder the file was read from, as the run "
+                             "resolved it (NULL for the pack row)")
+    path: str = Field(description="the file's path relative to root ('' for the pack row)")
+    sha256: str = Field(description="SHA-256 of the file's bytes (of the manifest: pack)")
+    text: str | None = Field(None, description="the file's text as read (UTF-8)",
+                             json_schema_extra=ZSTD)
+
+
 _SQL_TYPES = {
     str: "VARCHAR",
     int: "BIGINT",
@@ -275,8 +327,10 @@ def sql_type(annotation: object) -> str:
 #: table name -> record model, in creation order.
 TABLES: dict[str, type[_Record]] = {
     "runs": Run,
+    "run_config": RunConfig,
     "files": FileRecord,
     "line_items": LineItem,
+    "line_facts": LineFact,
     "rejects": Reject,
     "non_items": NonItem,
     "rule_runs": RuleRun,

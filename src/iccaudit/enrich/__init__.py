@@ -3,6 +3,8 @@
 :func:`build_sandbox` loads this run's line items and the reference book, creates the views
 (see :mod:`iccaudit.enrich.views` and the data dictionary in
 :mod:`iccaudit.enrich.dictionary`), then closes the connection to the outside world.
+:func:`line_facts` reads from it what the run stores about each line (the report shows
+those; it never re-enriches).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from iccaudit.enrich.facts import line_facts
     from iccaudit.enrich.reference import Reference, ReferenceError, load_reference
     from iccaudit.enrich.sandbox import build_sandbox
 
-__all__ = ["Reference", "ReferenceError", "build_sandbox", "load_reference"]
+__all__ = ["Reference", "ReferenceError", "build_sandbox", "line_facts", "load_reference"]
 
 # Imported on first use (PEP 562): ``rules validate`` needs only the data dictionary, and
 # pandas/duckdb/pydantic would add half a second to its start-up.
@@ -23,6 +26,7 @@ _LAZY = {
     "ReferenceError": "iccaudit.enrich.reference",
     "load_reference": "iccaudit.enrich.reference",
     "build_sandbox": "iccaudit.enrich.sandbox",
+    "line_facts": "iccaudit.enrich.facts",
 }
 
 

@@ -1,7 +1,10 @@
 """Read one run out of the findings database, as the frames the report and the export need.
 
 Everything here is set-at-a-time DuckDB SQL on the stored tables; the report and the export
-only format what this module returns. The database is opened read-only, so a report can be
+only format what this module returns. Figures the enrich views derived (category, price per
+kW, peer medians, reference bands) come from what the run stored (``line_facts``,
+``run_config``), never from enriching the lines again: a report shows its run as it was
+scored, whatever the reference book says today. The database is opened read-only, so a report can be
 written while nobody else writes, and never changes the file.
 """
 
@@ -15,49 +18,6 @@ import duckdb
 import pandas as pd
 
 from iccaudit import store
-
-#: Accelerator recognition for the peer plot, first match wins. The enrich views are the
-#: authority for rules; this list only groups stored lines for a picture, and falls back to
-#: "same text, same unit" when nothing matches (those lines are left out of the plot).
-ACCELERATOR_PATTERNS: list[tuple[str, str]] = [
-    ("H100", r"H100"),
-    ("H800", r"H800"),
-    ("H200", r"H200"),
-    ("H20", r"H20([^0-9]|$)"),
-    ("A800", r"A800"),
-    ("A100", r"A100"),
-    ("L40S", r"L40S"),
-    ("L20", r"(^|[^0-9A-Z])L20([^0-9]|$)"),
-    ("RTX 4090", r"4090"),
-    ("Ascend 910B", r"910B|昇腾|ASCEND"),
-    ("MLU370", r"MLU370|寒武纪|CAMBRICON"),
-    ("Hygon K100", r"K100|海光|HYGON|DCU"),
-]
-
-#: What a cooling line looks like, and what says it is a server or a service rather than
-#: cooling plant. The enrich vocabulary is used when present, so the plot recognises cooling
-#: lines with the words the views use; these are the fallbacks (matched on lower-cased text).
-COOLING_PATTERN = r"冷板|浸没|液冷|\bcdu\b|冷却液|coolant|cold\s*plate|immersion|liquid"
-IMMERSION_PATTERN = r"浸没|immersion|浸泡"
-NOT_COOLING_PATTERN = r"server|整机|机头|模组|hgx|gpu|改造|retrofit|服务|安装|运维"
-
-
-def _cooling_patterns() -> tuple[str, str, str]:
-    try:
-        from iccaudit.enrich import vocab
-    except ImportError:
-        return COOLING_PATTERN, IMMERSION_PATTERN, NOT_COOLING_PATTERN
-    not_cooling = f"{vocab.RETROFIT}|{vocab.SERVICE}|{vocab.HEAD}|{vocab.MODULE}|{vocab.SERVER}|{vocab.GPU_HINT}"
-    return vocab.LIQUID, vocab.IMMERSION, not_cooling
-
-
-#: Reference bands in CNY per kW when the rule pack's reference book has none (domain.md,
-#: Guosen Securities): cold plate 5-6 k/kW, immersion about 10 k/kW; type not stated: either.
-DEFAULT_COOLING_BANDS: dict[str, tuple[float, float]] = {
-    "cold_plate": (5000.0, 6000.0),
-    "immersion": (9000.0, 11000.0),
-    "other": (5000.0, 12000.0),
-}
 
 
 @dataclass
@@ -79,6 +39,12 @@ class RunData:
     findings : DataFrame
         ``findings`` rows with the implicated line's supplier, item, unit price and the
         ``corroborates`` flag parsed from the evidence.
+    facts_stored : bool
+        The run stored its lines' enriched facts and its configuration (runs written before
+        those tables existed did not; their plots of enriched figures are not drawn).
+    config_sha256 : str or None
+        The hash of the run's configuration (rule files, reference book, detector settings,
+        mapping), None when not stored.
     """
 
     run_id: str
@@ -87,6 +53,8 @@ class RunData:
     rejects: pd.DataFrame
     rule_runs: pd.DataFrame
     findings: pd.DataFrame
+    facts_stored: bool = False
+    config_sha256: str | None = None
 
 
 def resolve_run(con: duckdb.DuckDBPyConnection, run_id: str | None) -> str:
@@ -166,6 +134,8 @@ def load_run(db: str | Path, run_id: str | None = None) -> RunData:
                 "SELECT * FROM rule_runs WHERE run_id = $run "
                 "ORDER BY status = 'ok', kind, detector", params).df(),
             findings=con.execute(FINDINGS_SQL, params).df(),
+            facts_stored=facts_stored(con, run_id),
+            config_sha256=_config_sha256(con, run_id),
         )
     finally:
         con.close()
@@ -190,213 +160,129 @@ def money_by(findings: pd.DataFrame, key: str, unknown: str) -> pd.DataFrame:
                                          ascending=[False, False, True], kind="stable")
 
 
-ENRICHED_COLUMNS = ("item_id", "category", "cooling_type", "price_per_kw", "accel_model",
-                    "peer_basis", "peer_price_cny", "peer_count", "peer_median",
-                    "ratio_to_peer_median")
+def facts_stored(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    """Whether the run stored what it derived for its lines (``line_facts``) and the files
+    that produced it (``run_config``). A run written before those tables existed did not:
+    its report says so rather than derive the figures again with today's reference book."""
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables").fetchall()}
+    if not {"line_facts", "run_config"} <= tables:
+        return False
+    return bool(con.execute("SELECT count(*) FROM run_config WHERE run_id = $run",
+                            {"run": run_id}).fetchall()[0][0])
 
 
-def enriched_items(db: str | Path, run_id: str) -> pd.DataFrame | None:
-    """The run's stored lines passed through the enrich views again (category, cooling type,
-    price per kW, accelerator model, peer median), so the plots recognise lines exactly as the
-    rules did. The reference book is the bundled one, as in ``score``.
-
-    None when the enrich package or its reference book is not available; the plots then fall
-    back to recognising lines by wording.
-    """
-    try:
-        from iccaudit.core.paths import reference_dir
-        from iccaudit.enrich import ReferenceError as BookError
-        from iccaudit.enrich import build_sandbox
-    except ImportError:
+def _config_sha256(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
+    if not facts_stored(con, run_id):
         return None
+    rows = con.execute("SELECT sha256 FROM run_config WHERE run_id = $run AND kind = 'pack'",
+                       {"run": run_id}).fetchall()
+    return rows[0][0] if rows else None
+
+
+#: Per implicated line: flagged by any finding, and the cooling rule's price per kW (what
+#: the rule saw, from its evidence).
+FLAGS_SQL = """
+flags AS (
+  SELECT item_id, true AS flagged,
+         max(CASE WHEN mechanism = 'liquid_cooling_markup' AND json_valid(evidence)
+                  THEN TRY_CAST(json_extract_string(evidence, '$.price_per_kw') AS DOUBLE)
+             END) AS ev_per_kw,
+         bool_or(mechanism = 'liquid_cooling_markup') AS cooling_flag
+  FROM findings WHERE run_id = $run AND item_id IS NOT NULL GROUP BY item_id
+)
+"""
+
+COOLING_SQL = f"""
+WITH {FLAGS_SQL}
+SELECT li.item_id, li.source_file, li.source_row, li.tender_id, li.item_name,
+       li.unit_price_cny, li.capacity_kw, coalesce(lf.cooling_type, 'other') AS cooling,
+       CASE WHEN fl.ev_per_kw > 0 THEN fl.ev_per_kw ELSE lf.price_per_kw END AS per_kw,
+       coalesce(fl.cooling_flag, false) AS flagged
+FROM line_facts lf
+JOIN line_items li ON li.run_id = lf.run_id AND li.item_id = lf.item_id
+LEFT JOIN flags fl ON fl.item_id = lf.item_id
+WHERE lf.run_id = $run AND lf.category = 'liquid_cooling' AND lf.price_per_kw > 0
+ORDER BY cooling, per_kw, li.item_id
+"""
+
+PEERS_SQL = f"""
+WITH {FLAGS_SQL}
+-- the views compare prices on the same basis (per server, card, ...), not the raw unit
+SELECT li.item_id, li.source_file, li.source_row, li.tender_id, li.item_name,
+       lf.peer_basis AS unit, lf.peer_price_cny AS unit_price_cny, lf.accel_model AS accel,
+       lf.category AS form, lf.peer_median, lf.peer_count AS peers,
+       lf.peer_price_cny / lf.peer_median AS ratio, coalesce(fl.flagged, false) AS flagged
+FROM line_facts lf
+JOIN line_items li ON li.run_id = lf.run_id AND li.item_id = lf.item_id
+LEFT JOIN flags fl ON fl.item_id = lf.item_id
+WHERE lf.run_id = $run AND lf.accel_model IS NOT NULL AND lf.peer_median > 0
+  AND lf.peer_count >= $min_peers
+ORDER BY accel, form, unit_price_cny, li.item_id
+"""
+
+
+def cooling_points(db: str | Path, run_id: str) -> pd.DataFrame:
+    """Price per kW of every liquid-cooling line of the run, flagged or not, as stored.
+
+    Lines are those the run's views called ``liquid_cooling``, with their ``price_per_kw``
+    (which honours capacity stated per unit or per line); a line flagged by the cooling rule
+    shows the price per kW of its evidence, what the rule saw. Columns: item_id,
+    source_file, source_row, tender_id, item_name, unit_price_cny, capacity_kw, cooling,
+    per_kw, flagged. Empty for a run that predates stored facts (:func:`facts_stored`).
+    """
+    return _stored_query(db, run_id, COOLING_SQL, {}, COOLING_COLUMNS)
+
+
+def peer_points(db: str | Path, run_id: str, min_peers: int = 3) -> pd.DataFrame:
+    """Every accelerator line with a peer median, as stored: the views' peers (same category,
+    model and price basis), groups of at least ``min_peers`` lines. Columns: item_id,
+    source_file, source_row, tender_id, item_name, unit, unit_price_cny, accel, form,
+    peer_median, peers, ratio, flagged (by any finding). Empty for a run that predates
+    stored facts.
+    """
+    return _stored_query(db, run_id, PEERS_SQL, {"min_peers": int(min_peers)}, PEER_COLUMNS)
+
+
+COOLING_COLUMNS = ["item_id", "source_file", "source_row", "tender_id", "item_name",
+                   "unit_price_cny", "capacity_kw", "cooling", "per_kw", "flagged"]
+PEER_COLUMNS = ["item_id", "source_file", "source_row", "tender_id", "item_name", "unit",
+                "unit_price_cny", "accel", "form", "peer_median", "peers", "ratio", "flagged"]
+
+
+def _stored_query(db: str | Path, run_id: str, sql: str, params: dict[str, Any],
+                  columns: list[str]) -> pd.DataFrame:
     con = open_db(db)
     try:
-        lines = con.execute("SELECT * FROM line_items WHERE run_id = $run ORDER BY item_id",
-                            {"run": run_id}).df()
-    finally:
-        con.close()
-    try:
-        sandbox = build_sandbox(lines, reference_dir())
-    except (BookError, OSError):
-        return None
-    try:
-        cols = ", ".join(ENRICHED_COLUMNS)
-        enriched = sandbox.execute(f"SELECT {cols} FROM items").df()
-    finally:
-        sandbox.close()
-    keep = ["item_id", "source_file", "source_row", "tender_id", "item_name", "unit",
-            "unit_price_cny", "capacity_kw"]
-    return lines[keep].merge(enriched, on="item_id", how="left", validate="one_to_one")
-
-
-def _flags(db: str | Path, run_id: str) -> pd.DataFrame:
-    """Per implicated line: flagged by any finding, and the cooling rule's price per kW."""
-    sql = """
-    SELECT item_id, true AS flagged,
-           max(CASE WHEN mechanism = 'liquid_cooling_markup' AND json_valid(evidence)
-                    THEN TRY_CAST(json_extract_string(evidence, '$.price_per_kw') AS DOUBLE)
-               END) AS ev_per_kw,
-           bool_or(mechanism = 'liquid_cooling_markup') AS cooling_flag
-    FROM findings WHERE run_id = $run AND item_id IS NOT NULL GROUP BY item_id
-    """
-    con = open_db(db)
-    try:
-        return con.execute(sql, {"run": run_id}).df()
-    finally:
-        con.close()
-
-
-def cooling_points(db: str | Path, run_id: str,
-                   enriched: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Price per kW of every liquid-cooling line of the run, flagged or not.
-
-    Lines are those the views call ``liquid_cooling``, with their ``price_per_kw`` (which
-    honours capacity stated per unit or per line); a line flagged by the cooling rule shows
-    the price per kW of its evidence, what the rule saw. Columns: item_id, source_file,
-    source_row, tender_id, item_name, unit_price_cny, capacity_kw, cooling, per_kw, flagged.
-    """
-    if enriched is None:
-        return _cooling_points_fallback(db, run_id)
-    lines = enriched[(enriched["category"] == "liquid_cooling")
-                     & (enriched["price_per_kw"] > 0)]
-    flags = _flags(db, run_id)
-    out = lines.merge(flags, on="item_id", how="left")
-    out["cooling"] = out["cooling_type"].fillna("other")
-    out["per_kw"] = out["ev_per_kw"].where(out["ev_per_kw"] > 0, out["price_per_kw"])
-    out["flagged"] = out["cooling_flag"].fillna(False).astype(bool)
-    cols = ["item_id", "source_file", "source_row", "tender_id", "item_name", "unit_price_cny",
-            "capacity_kw", "cooling", "per_kw", "flagged"]
-    return out[cols].sort_values(["cooling", "per_kw"], kind="stable").reset_index(drop=True)
-
-
-def peer_points(db: str | Path, run_id: str, enriched: pd.DataFrame | None = None,
-                min_peers: int = 3) -> pd.DataFrame:
-    """Every accelerator line with a peer median: the views' peers (same category, model and
-    price basis), groups of at least ``min_peers`` lines. Columns: item_id, source_file,
-    source_row, tender_id, item_name, unit, unit_price_cny, accel, form, peer_median, peers,
-    ratio, flagged (by any finding).
-    """
-    if enriched is None:
-        return _peer_points_fallback(db, run_id, min_peers)
-    lines = enriched[enriched["accel_model"].notna() & (enriched["peer_median"] > 0)
-                     & (enriched["peer_count"] >= min_peers)]
-    out = lines.merge(_flags(db, run_id)[["item_id", "flagged"]], on="item_id", how="left")
-    out = out.assign(
-        accel=out["accel_model"], form=out["category"], peers=out["peer_count"],
-        ratio=out["ratio_to_peer_median"], flagged=out["flagged"].fillna(False).astype(bool),
-        # the views compare prices on the same basis (per server, card, ...) not the raw unit
-        unit_price_cny=out["peer_price_cny"], unit=out["peer_basis"],
-    )
-    cols = ["item_id", "source_file", "source_row", "tender_id", "item_name", "unit",
-            "unit_price_cny", "accel", "form", "peer_median", "peers", "ratio", "flagged"]
-    return out[cols].sort_values(["accel", "form", "unit_price_cny"],
-                                 kind="stable").reset_index(drop=True)
-
-
-def _cooling_points_fallback(db: str | Path, run_id: str) -> pd.DataFrame:
-    """Price per kW of every cooling line, recognised by wording (no enrich package).
-
-    A flagged line takes ``price_per_kw`` from its finding's evidence (what the rule saw); the
-    others are computed as unit price / capacity_kw from the stored line items.
-    """
-    cooling, immersion, not_cooling = _cooling_patterns()
-    sql = """
-    WITH lines AS (
-      -- the vocabulary's convention: lower-cased, 服务器 rewritten to "server"
-      SELECT *, replace(lower(concat_ws(' ', item_name, model, spec)), '服务器', 'server') AS t
-      FROM line_items WHERE run_id = $run
-    ),
-    flagged AS (
-      SELECT item_id, max(TRY_CAST(json_extract_string(evidence, '$.price_per_kw') AS DOUBLE))
-               AS ev_per_kw, max(severity) AS severity, true AS flagged
-      FROM findings
-      WHERE run_id = $run AND mechanism = 'liquid_cooling_markup' AND json_valid(evidence)
-      GROUP BY item_id
-    )
-    SELECT l.item_id, l.source_file, l.source_row, l.tender_id, l.item_name, l.unit_price_cny,
-           l.capacity_kw,
-           CASE WHEN regexp_matches(l.t, $immersion) THEN 'immersion'
-                ELSE 'cold_plate' END AS cooling,
-           coalesce(f.ev_per_kw, l.unit_price_cny / l.capacity_kw) AS per_kw,
-           coalesce(f.flagged, false) AS flagged
-    FROM lines l LEFT JOIN flagged f USING (item_id)
-    WHERE regexp_matches(l.t, $cooling) AND NOT regexp_matches(l.t, $not_cooling)
-      AND l.capacity_kw > 0 AND l.unit_price_cny > 0
-    ORDER BY cooling, per_kw
-    """
-    con = open_db(db)
-    try:
-        return con.execute(sql, {"run": run_id, "cooling": cooling, "immersion": immersion,
-                                 "not_cooling": not_cooling}).df()
+        if not facts_stored(con, run_id):
+            return pd.DataFrame(columns=columns)
+        return con.execute(sql, {"run": run_id, **params}).df()
     finally:
         con.close()
 
 
-def _peer_points_fallback(db: str | Path, run_id: str, min_peers: int = 3) -> pd.DataFrame:
-    """Unit price and peer median of accelerator lines, recognised by wording (no enrich).
+#: The reference band per cooling type that the run's rules compared its cooling lines with
+#: (CNY per kW): the lines' own stored reference, so it is the band of the book the run used.
+#: Should reference prices ever differ between lines of one type, the band spans them all.
+BANDS_SQL = """
+SELECT coalesce(cooling_type, 'other') AS cooling, min(ref_low_cny) AS low,
+       max(ref_high_cny) AS high
+FROM line_facts
+WHERE run_id = $run AND category = 'liquid_cooling' AND ref_basis = 'kw'
+  AND ref_low_cny > 0 AND ref_high_cny >= ref_low_cny
+GROUP BY ALL
+"""
 
-    Peers are lines of the same accelerator and form (server, card, head, module) and unit;
-    groups with fewer than ``min_peers`` lines have no meaningful median and are left out.
-    """
-    patterns = pd.DataFrame(
-        [(i, label, pat) for i, (label, pat) in enumerate(ACCELERATOR_PATTERNS)],
-        columns=["priority", "accel", "pattern"],
-    )
-    sql = """
-    WITH lines AS (
-      SELECT item_id, source_file, source_row, tender_id, item_name, unit, unit_price_cny,
-             upper(concat_ws(' ', item_name, model, spec)) AS t
-      FROM line_items WHERE run_id = $run AND unit_price_cny > 0
-    ),
-    tagged AS (
-      SELECT l.*, p.accel,
-             CASE WHEN regexp_matches(l.t, '模组|HGX|MODULE') THEN 'module'
-                  WHEN regexp_matches(l.t, '机头') THEN 'head'
-                  WHEN l.unit IN ('张', '块', '片', '卡') THEN 'card'
-                  ELSE 'server' END AS form
-      FROM lines l JOIN _patterns p ON regexp_matches(l.t, p.pattern)
-      WHERE NOT regexp_matches(lower(l.t), $cooling)
-      QUALIFY row_number() OVER (PARTITION BY l.item_id ORDER BY p.priority) = 1
-    ),
-    peers AS (
-      SELECT *, median(unit_price_cny) OVER g AS peer_median, count(*) OVER g AS peers
-      FROM tagged WINDOW g AS (PARTITION BY accel, form, coalesce(unit, ''))
-    ),
-    flagged AS (
-      SELECT DISTINCT item_id FROM findings WHERE run_id = $run AND item_id IS NOT NULL
-    )
-    SELECT p.*, unit_price_cny / peer_median AS ratio, f.item_id IS NOT NULL AS flagged
-    FROM peers p LEFT JOIN flagged f USING (item_id)
-    WHERE peers >= $min_peers AND peer_median > 0
-    ORDER BY accel, form, unit_price_cny
-    """
+
+def cooling_bands(db: str | Path, run_id: str) -> dict[str, tuple[float, float]]:
+    """The cooling reference bands (CNY/kW per cooling type) the run's rules used, from the
+    stored reference figures of its cooling lines. Empty for a run that predates stored
+    facts; a type without a priced line has no band."""
     con = open_db(db)
     try:
-        con.register("_patterns", patterns)
-        return con.execute(sql, {"run": run_id, "cooling": COOLING_PATTERN + "|改造",
-                                 "min_peers": int(min_peers)}).df()
+        if not facts_stored(con, run_id):
+            return {}
+        rows = con.execute(BANDS_SQL, {"run": run_id}).fetchall()
     finally:
         con.close()
-
-
-def cooling_bands(reference_dir: Path | None = None) -> dict[str, tuple[float, float]]:
-    """Cooling reference bands (CNY/kW) from the rule pack's reference book (cooling.yaml).
-
-    Falls back to the sourced defaults when the book cannot be read: a report must still be
-    written when the reference folder of the run is gone.
-    """
-    bands = dict(DEFAULT_COOLING_BANDS)
-    try:
-        from iccaudit.core.paths import reference_dir as default_reference_dir
-        from iccaudit.enrich.reference import ReferenceError as BookError
-        from iccaudit.enrich.reference import load_reference
-    except ImportError:
-        return bands
-    try:
-        ref = load_reference(reference_dir or default_reference_dir())
-    except (BookError, OSError):  # missing or broken book: the defaults are sourced figures
-        return bands
-    for entry in ref.cooling.per_kw:
-        if entry.type in bands and 0 < entry.low <= entry.high:
-            bands[entry.type] = (float(entry.low), float(entry.high))
-    return bands
+    return {kind: (float(low), float(high)) for kind, low, high in rows}

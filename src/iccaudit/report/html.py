@@ -74,6 +74,7 @@ def render_report(db: str | Path, lang: str = "zh", run_id: str | None = None) -
         "version": __version__,
         "run": run.run,
         "run_id": run.run_id,
+        "config_sha256": run.config_sha256,
         "stats": _stats(run),
         # a rule that could not run is an alarm; a model peer group too small to compare is
         # expected in small batches and is counted, not alarmed (details in the detectors table)
@@ -202,6 +203,7 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
         "svg": bar_chart(list(tenders["tender_id"]), list(tenders["money"]),
                          title=t["plot_tender"].format(n=TOP_TENDERS), fmt=money,
                          chart_id="plot-tender") if len(tenders) else None,
+        "note": None,
     })
 
     mechs = _by_mechanism(run.findings, lang)
@@ -210,11 +212,14 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
         "svg": bar_chart([m["name"] for m in mechs], [m["money"] for m in mechs],
                          title=t["plot_mechanism"], fmt=money, chart_id="plot-mechanism")
         if mechs else None,
+        "note": None,
     })
 
-    enriched = rdata.enriched_items(db, run.run_id)
-    cooling = rdata.cooling_points(db, run.run_id, enriched)
-    bands = rdata.cooling_bands()
+    # figures the enrich views derived, as the run stored them; a run from before they were
+    # stored says so instead of a plot (they are never derived again with today's book)
+    why_not = None if run.facts_stored else t["predates_facts"]
+    cooling = rdata.cooling_points(db, run.run_id)
+    bands = rdata.cooling_bands(db, run.run_id)
     rows = []
     for kind in ("cold_plate", "immersion", "other"):
         part = cooling[cooling["cooling"] == kind]
@@ -223,14 +228,15 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
         rows.append(StripRow(
             label=t[kind], values=list(part["per_kw"]),
             tips=_tips(part, part["per_kw"].map(_per_kw).astype(str) + "/kW"),
-            flagged=list(part["flagged"]), band=bands[kind]))
+            flagged=list(part["flagged"]), band=bands.get(kind)))
     plots.append({
         "title": t["plot_cooling"],
         "svg": strip_chart(rows, title=t["plot_cooling"], x_label=t["cooling_axis"], log=True,
                            fmt=_per_kw, chart_id="plot-cooling") if len(cooling) else None,
+        "note": why_not,
     })
 
-    peers = rdata.peer_points(db, run.run_id, enriched)
+    peers = rdata.peer_points(db, run.run_id)
     rows = []
     for (accel, form, unit), part in peers.groupby(
             ["accel", "form", peers["unit"].fillna("")], sort=True):
@@ -246,6 +252,7 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
         "svg": strip_chart(rows, title=t["plot_peers"], x_label=t["peers_axis"], log=True,
                            fmt=_ratio, chart_id="plot-peers", ref_lines=[(1.0, "median")])
         if rows else None,
+        "note": why_not,
     })
     return plots
 

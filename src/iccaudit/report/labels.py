@@ -68,6 +68,10 @@ LABELS: dict[str, dict[str, str]] = {
         "plot_peers": "单价与同型号同类中位数之比",
         "peers_axis": "单价 ÷ 同组中位数（对数坐标）；1 = 中位数，红点为已标记",
         "no_points": "本次运行没有可绘制的数据行。",
+        "predates_facts": "本次运行早于存储明细推导值的版本，未保存其品类、单价/kW、同类中位数等推导值；"
+                          "报告不会用当前参考价重新推导。如需此图，请对该运行执行 rescore。",
+        "config": "配置",
+        "config_not_stored": "未存储（早期版本的运行）",
         "findings_title": "发现明细",
         "filter_text": "搜索",
         "all_mechanisms": "全部手法",
@@ -158,6 +162,12 @@ LABELS: dict[str, dict[str, str]] = {
         "plot_peers": "Unit price against the peer median of the same model",
         "peers_axis": "unit price / peer-group median (log scale); 1 = median; red: flagged",
         "no_points": "No lines of this run to plot.",
+        "predates_facts": "This run predates stored line facts: it did not store the category, "
+                          "price per kW or peer medians its rules saw, and the report does not "
+                          "derive them again with today's reference book. Rescore the run to "
+                          "see this plot.",
+        "config": "Configuration",
+        "config_not_stored": "not stored (a run from an older version)",
         "findings_title": "Findings",
         "filter_text": "Search",
         "all_mechanisms": "All mechanisms",

@@ -143,8 +143,9 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     written). ``spill``: a folder for an out-of-core sandbox to spill into. ``enriched``:
     called once the sandbox is built (the pipeline starts the store then). ``closing``: when
     given, the sandbox is closed in a thread appended to it (the caller joins it), not
-    before returning. ``rules_found``: called with the rules' findings as soon as the rules
-    are done (they come first in the findings returned), while the models may still run.
+    before returning. ``rules_found``: called with the rules' findings (they come first in the
+    findings returned) and the lines' facts (the ``line_facts`` rows to store, Arrow) as soon
+    as the rules are done, while the models may still run.
 
     The models read only ``items``: they start scoring, on a cursor of the sandbox in a
     thread, as soon as enrich has built it, while enrich builds the other views and then the
@@ -156,9 +157,9 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
 
     import pandas as pd
 
-    from iccaudit.core.paths import bundled_rules_dir, reference_dir
     from iccaudit.detect.rules.runner import run_rules
-    from iccaudit.enrich import build_sandbox
+    from iccaudit.enrich import build_sandbox, line_facts
+    from iccaudit.run.config import reference_dir_used
 
     pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models")
             if opts.models else None)
@@ -174,7 +175,7 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
     try:
         t0 = time.perf_counter()
         # out of core: an in-memory sandbox that spills into ``spill`` beyond the memory limit
-        con = build_sandbox(items, reference_dir(bundled_rules_dir()),
+        con = build_sandbox(items, reference_dir_used(),
                             memory_limit=_memory_limit() if spill is not None else None,
                             temp_directory=spill, raw=_reads_raw(ruleset.rules),
                             on_built=lambda name, c: start_models(c) if name == "items"
@@ -188,8 +189,8 @@ def _detect(items: Any, ruleset: Any, run_id: str, opts: DetectOptions,
         findings, rule_runs = run_rules(con, ruleset.rules, run_id)
         timings["rules_s"] = time.perf_counter() - t0
         rules_done.set_result(findings)
-        if rules_found is not None:
-            rules_found(findings)
+        if rules_found is not None:  # with what the report shows, as the rules saw it
+            rules_found(findings, line_facts(con, run_id))
         if scoring:
             model_findings, model_runs = scoring[0].result()
             findings = pd.concat([f for f in (findings, model_findings) if len(f)]
@@ -402,6 +403,7 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
 
     from iccaudit import store
     from iccaudit.normalise import IngestError, ParquetSink, ingest
+    from iccaudit.run.config import snapshot
 
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     warnings: list[str] = []
@@ -409,6 +411,8 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
 
     # Rules first: an invalid pack is refused before any file is read.
     rule_dirs, ruleset = _load_rules(opts.rules_dirs, opts.skip_invalid, warnings)
+    used = snapshot(rule_dirs, models=opts.models, models_config=opts.models_config,
+                    mapping=opts.mapping)
 
     t0 = time.perf_counter()
     sink = ParquetSink(work / "incoming.parquet") if work is not None else None
@@ -470,9 +474,10 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
             parquet if parquet is not None else stored["line_items"], ruleset, run_id, opts,
             timings, spill=work / "spill" if work is not None else None,
             enriched=None if parquet is not None else lambda: writer.insert_in_background(stored),
-            closing=closing, rules_found=lambda found: (
+            closing=closing, rules_found=lambda found, facts: (
                 # written while the models finish (10 M lines: a second); theirs come last
-                early.append(len(found)), writer.insert_in_background({"findings": found})))
+                early.append(len(found)),
+                writer.insert_in_background({"findings": found, "line_facts": facts})))
         warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
         options = {
@@ -486,8 +491,8 @@ def _score(opts: ScoreOptions, work: Path | None, input_bytes: int) -> ScoreResu
         run = _run_record(run_id, started, inputs, options, files, n_items, len(batch.rejects),
                           len(batch.non_items), findings, rule_runs)
         t0 = time.perf_counter()
-        writer.insert({"runs": pd.DataFrame([run]), "rule_runs": rule_runs,
-                       "findings": findings.iloc[sum(early):]})
+        writer.insert({"runs": pd.DataFrame([run]), "run_config": used.frame(run_id),
+                       "rule_runs": rule_runs, "findings": findings.iloc[sum(early):]})
         writer.commit()
     except store.StoreError as exc:
         writer.abort()
@@ -525,11 +530,13 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
     import pandas as pd
 
     from iccaudit import store
+    from iccaudit.run.config import snapshot
 
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     warnings: list[str] = []
     timings: dict[str, float] = {}
     rule_dirs, ruleset = _load_rules(opts.rules_dirs, opts.skip_invalid, warnings)
+    used = snapshot(rule_dirs, models=opts.models, models_config=opts.models_config)
     try:
         con = store.connect(opts.db, read_only=True)
     except store.StoreError as exc:
@@ -558,7 +565,9 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
 
     items = items.set_column(items.schema.get_field_index("run_id"), "run_id",
                              pa.repeat(pa.scalar(run_id, pa.string()), items.num_rows))
-    findings, rule_runs = _detect(items, ruleset, run_id, opts, timings)
+    facts: dict[str, Any] = {}
+    findings, rule_runs = _detect(items, ruleset, run_id, opts, timings,
+                                  rules_found=lambda _, found: facts.update(line_facts=found))
     warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
     files = _with_run(frames["files"], run_id)
     options = {"rescore_of": source, "rules_dirs": [str(d) for d in rule_dirs],
@@ -572,6 +581,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
             "rejects": _with_run(frames["rejects"], run_id),
             "non_items": _with_run(frames["non_items"], run_id),
             "rule_runs": rule_runs, "findings": findings,
+            "run_config": used.frame(run_id), **facts,
         })
     except store.StoreError as exc:
         raise PipelineError(str(exc)) from None

@@ -63,11 +63,13 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         "D107",
-        "every line item, reject, file and rule run belongs to a run",
+        "every line item, reject, file, rule run, line fact and config row belongs to a run",
         """SELECT 'line_items' AS tbl, run_id FROM line_items ANTI JOIN runs USING (run_id)
            UNION ALL SELECT 'rejects', run_id FROM rejects ANTI JOIN runs USING (run_id)
            UNION ALL SELECT 'files', run_id FROM files ANTI JOIN runs USING (run_id)
-           UNION ALL SELECT 'rule_runs', run_id FROM rule_runs ANTI JOIN runs USING (run_id)""",
+           UNION ALL SELECT 'rule_runs', run_id FROM rule_runs ANTI JOIN runs USING (run_id)
+           UNION ALL SELECT 'line_facts', run_id FROM line_facts ANTI JOIN runs USING (run_id)
+           UNION ALL SELECT 'run_config', run_id FROM run_config ANTI JOIN runs USING (run_id)""",
     ),
     Check(
         "D108",
@@ -81,6 +83,15 @@ CHECKS: tuple[Check, ...] = (
         f"""SELECT run_id, finding_id, severity, mechanism FROM findings
             WHERE severity NOT IN ({", ".join(repr(s) for s in schema.SEVERITIES)})
                OR mechanism NOT IN ({", ".join(repr(m) for m in schema.MECHANISMS)})""",
+    ),
+    Check(
+        "D110",
+        "a run that stored its configuration stored one line_facts row per line item "
+        "(runs from before those tables have neither)",
+        """SELECT r.run_id, r.line_items, count(lf.item_id) AS facts
+           FROM runs r SEMI JOIN run_config c USING (run_id)
+           LEFT JOIN line_facts lf USING (run_id)
+           GROUP BY ALL HAVING r.line_items <> count(lf.item_id)""",
     ),
 )
 

@@ -216,7 +216,7 @@ def test_items_are_numbered_in_file_sheet_row_order():
     import pyarrow as pa
 
     from iccaudit.normalise import item_order
-    from iccaudit.run.pipeline import _numbered
+    from iccaudit.run.score import _numbered
 
     def table(files, sheets, rows):
         return pa.table({"source_file": pa.array(files, pa.string()),
@@ -243,7 +243,7 @@ def test_items_are_numbered_in_file_sheet_row_order():
 def test_imports_run_with_the_collector_paused_and_their_objects_frozen():
     import gc
 
-    from iccaudit.run.pipeline import _gc_paused
+    from iccaudit.run.resources import gc_paused as _gc_paused
 
     assert gc.isenabled()
     frozen = gc.get_freeze_count()

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from iccaudit.run.pipeline import ScoreOptions, run_score
+from iccaudit.run import ScoreOptions, run_score
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples" / "tenders"
 

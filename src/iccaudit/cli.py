@@ -99,7 +99,7 @@ def score(paths, db, mapping, rules_dirs, skip_invalid, no_models, models_config
       iccaudit score 采购清单.xlsx --mapping map.yaml --format json
     """
     from iccaudit.report.summary import print_summary
-    from iccaudit.run.pipeline import PipelineError, ScoreOptions, run_score
+    from iccaudit.run import RunError, ScoreOptions, run_score
 
     opts = ScoreOptions(
         paths=list(paths), db=db, mapping=mapping, rules_dirs=list(rules_dirs),
@@ -108,7 +108,7 @@ def score(paths, db, mapping, rules_dirs, skip_invalid, no_models, models_config
     )
     try:
         result = run_score(opts)
-    except PipelineError as exc:
+    except RunError as exc:
         _fail(str(exc), exc.exit_code)
     print_summary(result, fmt)
     if report_path is not None:
@@ -141,13 +141,13 @@ def rescore(db, run_id, rules_dirs, skip_invalid, no_models, models_config, seed
       iccaudit rescore --db findings.duckdb --no-models --rules my_rules/cooling
     """
     from iccaudit.report.summary import print_summary
-    from iccaudit.run.pipeline import PipelineError, RescoreOptions, run_rescore
+    from iccaudit.run import RescoreOptions, RunError, run_rescore
 
     try:
         result = run_rescore(RescoreOptions(
             db=db, source_run=run_id, rules_dirs=list(rules_dirs), skip_invalid=skip_invalid,
             models=not no_models, models_config=models_config, seed=seed))
-    except PipelineError as exc:
+    except RunError as exc:
         _fail(str(exc), exc.exit_code)
     print_summary(result, fmt)
 

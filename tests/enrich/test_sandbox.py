@@ -153,22 +153,32 @@ def test_build_sandbox_reports_reference_errors(tmp_path):
         build_sandbox(frame([]), ref_dir)
 
 
-def test_on_built_names_each_view_once_built_and_items_is_readable_then():
+def test_sandbox_in_steps_items_is_readable_before_the_other_views():
+    from iccaudit.enrich.sandbox import Sandbox
+
     rows = [line("GPU服务器", 2_400_000, spec="8*H100"), line("IB交换机", 300_000)]
-    seen: list[tuple[str, int | None]] = []
-
-    def built(name, con):
-        count = None
-        if name == "items":  # readable at once, on a cursor of its own
-            cursor = con.cursor()
-            count = cursor.execute("SELECT count(*) FROM items").fetchall()[0][0]
-            cursor.close()
-        seen.append((name, count))
-
-    con = build_sandbox(frame(rows), REFERENCE_DIR, on_built=built)
-    names = [n for n, _ in seen]
-    assert ("items", 2) in seen
+    sandbox = Sandbox(frame(rows), REFERENCE_DIR)
+    con = sandbox.build_until("items")
+    cursor = con.cursor()  # readable at once, on a cursor of its own
+    assert cursor.execute("SELECT count(*) FROM items").fetchall()[0][0] == 2
+    cursor.close()
+    assert sandbox.built[-1] == "items"
+    assert "tender_assemblies" not in sandbox.built
+    con = sandbox.finish()
     for view in ("tender_assemblies", "serial_reuse", "duplicate_lines", "tender_compute",
                  "line_items"):
-        assert names.count(view) == 1 and names.index("items") < names.index(view), view
+        assert con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0] >= 0, view
+    assert sandbox.built.index("items") < min(
+        (sandbox.built.index(v) for v in ("tender_assemblies", "serial_reuse")
+         if v in sandbox.built), default=len(sandbox.built))
+    with pytest.raises(duckdb.Error):  # locked down like build_sandbox's connection
+        con.execute("SET enable_external_access = true")
     con.close()
+
+
+def test_sandbox_refuses_an_unknown_view():
+    from iccaudit.enrich.sandbox import Sandbox
+
+    sandbox = Sandbox(frame([line("GPU服务器", 2_400_000)]), REFERENCE_DIR)
+    with pytest.raises(ValueError, match="no table or view 'nope'"):
+        sandbox.build_until("nope")

@@ -20,7 +20,7 @@ from iccaudit.core import schema
 from iccaudit.core.paths import bundled_rules_dir
 from iccaudit.report.export import export_findings
 from iccaudit.report.html import render_report, write_report
-from iccaudit.run.pipeline import RescoreOptions, ScoreOptions, run_rescore, run_score
+from iccaudit.run import RescoreOptions, ScoreOptions, run_rescore, run_score
 from tests.report.conftest import SAMPLES
 from tests.report.dbfactory import RUN_NEW, RUN_OLD
 

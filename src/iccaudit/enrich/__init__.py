@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from iccaudit.enrich.facts import line_facts
     from iccaudit.enrich.reference import Reference, ReferenceError, load_reference
-    from iccaudit.enrich.sandbox import build_sandbox
+    from iccaudit.enrich.sandbox import Sandbox, build_sandbox
 
-__all__ = ["Reference", "ReferenceError", "build_sandbox", "line_facts", "load_reference"]
+__all__ = ["Reference", "ReferenceError", "Sandbox", "build_sandbox", "line_facts", "load_reference"]
 
 # Imported on first use (PEP 562): ``rules validate`` needs only the data dictionary, and
 # pandas/duckdb/pydantic would add half a second to its start-up.
@@ -26,6 +26,7 @@ _LAZY = {
     "ReferenceError": "iccaudit.enrich.reference",
     "load_reference": "iccaudit.enrich.reference",
     "build_sandbox": "iccaudit.enrich.sandbox",
+    "Sandbox": "iccaudit.enrich.sandbox",
     "line_facts": "iccaudit.enrich.facts",
 }
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +90,7 @@ def _connect(database: Path | None, memory_limit: str | None,
 
 
 def build_sandbox(
-    line_items: pd.DataFrame | pa.Table,
+    line_items: pd.DataFrame | pa.Table | Any,
     reference_dir: Path,
     *,
     reference: Reference | None = None,
@@ -99,7 +98,6 @@ def build_sandbox(
     memory_limit: str | None = None,
     temp_directory: Path | None = None,
     raw: bool = True,
-    on_built: Callable[[str, duckdb.DuckDBPyConnection], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with this run's lines, the reference book and the views.
 
@@ -127,10 +125,6 @@ def build_sandbox(
         Keep each line's ``raw`` JSON in ``items`` and ``line_items``. The pipeline leaves it
         out when no rule of the run reads it: it is the widest column (a third of the bytes
         of 1 M generated lines) and nothing else in the sandbox uses it.
-    on_built
-        Called with the name of each table or view once it is built, and the connection: a
-        caller may start reading a finished view (on a cursor of its own, in a thread) while
-        the others are built. The pipeline starts its models once ``items`` is there.
 
     Returns
     -------
@@ -148,32 +142,75 @@ def build_sandbox(
         ``line_items`` lacks a column, repeats an ``item_id`` or leaves a required column
         empty; ``database`` is an existing, non-empty file.
     """
-    ref = reference if reference is not None else load_reference(Path(reference_dir))
-    con = _connect(database, memory_limit, temp_directory)
-    try:
-        # every step joins by keys and positions, none relies on the order rows are stored
-        # in: DuckDB may then write its tables in parallel
-        con.execute("SET preserve_insertion_order = false")
-        source = _typed_source(con, line_items)
+    sandbox = Sandbox(line_items, reference_dir, reference=reference, database=database,
+                      memory_limit=memory_limit, temp_directory=temp_directory, raw=raw)
+    return sandbox.finish()
+
+
+class Sandbox:
+    """:func:`build_sandbox` in steps, for a caller that reads a table while the rest is built.
+
+    ``Sandbox(...)`` loads the reference book and registers the lines; :meth:`build_until`
+    builds the views up to one of them (the pipeline starts its models once ``items`` is
+    there, on a cursor of :attr:`con` in a thread); :meth:`finish` builds the rest, checks the
+    lines and locks the connection down. A sandbox that fails closes its connection.
+    """
+
+    def __init__(self, line_items: pd.DataFrame | pa.Table | Any, reference_dir: Path, *,
+                 reference: Reference | None = None, database: Path | None = None,
+                 memory_limit: str | None = None, temp_directory: Path | None = None,
+                 raw: bool = True) -> None:
+        ref = reference if reference is not None else load_reference(Path(reference_dir))
+        self.con = _connect(database, memory_limit, temp_directory)
+        self.built: list[str] = []
         try:
-            load_reference_tables(con, ref)
-            columns = [c for c in schema.columns("line_items") if raw or c != "raw"]
-            for statement in view_statements(ref, source, columns):
+            # every step joins by keys and positions, none relies on the order rows are
+            # stored in: DuckDB may then write its tables in parallel
+            self.con.execute("SET preserve_insertion_order = false")
+            source = _typed_source(self.con, line_items)
+            load_reference_tables(self.con, ref)
+            self._columns = [c for c in schema.columns("line_items") if raw or c != "raw"]
+            self._statements = list(view_statements(ref, source, self._columns))
+        except BaseException:
+            self.close()
+            raise
+
+    def build_until(self, name: str) -> duckdb.DuckDBPyConnection:
+        """Build the views up to and including ``name`` (a no-op once it is built)."""
+        try:
+            while name not in self.built and self._statements:
+                statement = self._statements.pop(0)
+                self.con.execute(statement)
+                if made := _MADE.match(statement):
+                    self.built.append(made.group(1))
+        except BaseException:
+            self.close()
+            raise
+        if name not in self.built:
+            raise ValueError(f"the sandbox builds no table or view {name!r}")
+        return self.con
+
+    def finish(self) -> duckdb.DuckDBPyConnection:
+        """Build what is left, check the lines, and close the connection to the outside."""
+        con = self.con
+        try:
+            for statement in self._statements:
                 con.execute(statement)
-                if on_built is not None and (made := _MADE.match(statement)):
-                    on_built(made.group(1), con)
-        finally:
+            self._statements = []
             con.unregister(_SOURCE)
-        # on the built table, not the source: a Parquet source would be read once more
-        _check_rows(con, "items", columns)
-        try:
-            con.execute("SET enable_progress_bar = false")  # no DuckDB bars on the CLI's stderr
-        except duckdb.InvalidInputException:
-            pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting at all
-        con.execute("SET preserve_insertion_order = true")  # readers get DuckDB's default
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-    except BaseException:
-        con.close()
-        raise
-    return con
+            # on the built table, not the source: a Parquet source would be read once more
+            _check_rows(con, "items", self._columns)
+            try:
+                con.execute("SET enable_progress_bar = false")  # no DuckDB bars on stderr
+            except duckdb.InvalidInputException:
+                pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting
+            con.execute("SET preserve_insertion_order = true")  # readers get the default
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+        except BaseException:
+            self.close()
+            raise
+        return con
+
+    def close(self) -> None:
+        self.con.close()

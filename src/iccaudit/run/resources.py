@@ -1,0 +1,105 @@
+"""How a run uses the machine: in memory or out of core, DuckDB's memory limits, and the
+detectors imported early, with Python's collector paused.
+
+Every number here was measured on a two-core machine (see docs/performance.md); each is a
+setting of the run, not of the data, and none changes what a run finds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+#: Inputs above this size are scored out of core: line items go to Parquet, the sandbox is
+#: an in-memory DuckDB that spills beyond a memory limit, and the store copies from the
+#: Parquet file. One million lines of CSV are about 250 MB.
+LARGE_RUN_BYTES = 1024**3
+#: DuckDB's memory limit for the store of an out-of-core run, which writes the lines while
+#: the sandbox (with its own limit) scores them: the insert streams from the Parquet file.
+STORE_MEMORY_LIMIT = "1GB"
+#: Inputs from this size on import the outlier detectors in a thread while enrich runs.
+WARM_MODELS_BYTES = 16 * 1024**2
+#: DuckDB's memory limit for the out-of-core sandbox and numbering: a quarter of the machine's
+#: memory, at least 2 GB. Sorts, joins and windows spill beyond it; the peer medians (an exact
+#: quantile per group) cannot, and need about 4 GB at 10 M lines; $ICCAUDIT_MEMORY_LIMIT
+#: ("8GB") overrides it.
+LARGE_MEMORY_LIMIT = "auto"
+
+
+def memory_limit() -> str:
+    """The out-of-core memory limit (see :data:`LARGE_MEMORY_LIMIT`)."""
+    if os.environ.get("ICCAUDIT_MEMORY_LIMIT"):
+        return os.environ["ICCAUDIT_MEMORY_LIMIT"]
+    if LARGE_MEMORY_LIMIT != "auto":
+        return LARGE_MEMORY_LIMIT
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        total = 8 * 1024**3
+    return f"{max(2 * 1024**3, total // 4) // 1024**2}MB"
+
+
+def input_bytes(paths: list[Path]) -> int:
+    """Total size of the files under ``paths`` (what decides in memory or out of core)."""
+    total = 0
+    for path in map(Path, paths):
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            for root, _, names in os.walk(path):
+                total += sum((Path(root) / n).stat().st_size for n in names
+                             if (Path(root) / n).is_file())
+    return total
+
+
+def warm_models(models: bool, config: Path | None, size: int) -> threading.Thread | None:
+    """Import and compile the outlier detectors in a thread while enrich runs.
+
+    PyOD pulls in numba, scikit-learn and matplotlib (about 1.5 CPU-seconds here) and numba
+    loads its compiled code: work that does not need the data. Enrich is DuckDB's work, done
+    outside Python's GIL, so the imports only take their share of the cores there. Beside the
+    ingest they also held the GIL that the normalisers' many short Arrow calls wait for
+    (1 M lines: ingest 3.6 s with them, 2.3 s without; the run 0.5 s shorter). Any problem
+    is left for the models stage to report. Only for inputs whose reading takes a while
+    (:data:`WARM_MODELS_BYTES`): a small or refused input would pay the imports for nothing.
+    Not joined: the models wait on Python's import lock for any module still importing.
+    """
+    if not models or size < WARM_MODELS_BYTES:
+        return None
+
+    def warm() -> None:
+        try:
+            with gc_paused():
+                from iccaudit.detect.models.config import load_settings
+                from iccaudit.detect.models.detectors import warm_up
+
+                warm_up(load_settings(config).ensemble)
+        except Exception:  # noqa: BLE001,S110 - the models stage reports it properly
+            pass
+
+    thread = threading.Thread(target=warm, name="iccaudit-warm-models", daemon=True)
+    thread.start()
+    return thread
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for a burst of imports, their objects frozen.
+
+    Imports create hundreds of thousands of objects that live as long as the process, and
+    each full collection walks all of them: the detectors' imports triggered three, 0.26 s
+    with the GIL held (1 M lines). Afterwards :func:`gc.freeze` moves them out of the
+    collector's sight for good; what the run allocates later is collected as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()

@@ -1,0 +1,288 @@
+"""The Run: one ``score`` or ``rescore`` from its rules to its commit, in one place.
+
+A run carries its settings, the rules and configuration it uses, what each stage gave back,
+its counts and timings, and the store's open transaction. :mod:`.score` and :mod:`.rescore`
+drive it top-down::
+
+    run = Run.begin(opts)              # the rule pack checked, the configuration read
+    run.identify(inputs)               # the run id
+    with run.store_transaction(db):    # a database held by another process fails here
+        run.detect(items, ...)         # enrich; the rules and the models side by side
+        run.finish(...)                # the run's record, then COMMIT
+
+Three things share the two cores while a run detects: the rules on the sandbox connection,
+the models on a cursor of it in a thread (from the moment ``items`` exists; they take the
+rules' findings, which a model finding corroborates, at their end), and the store writing the
+run's lines in a thread. The rules' findings and the lines' facts are written as soon as the
+rules are done, while the models finish; a large sandbox is freed in a thread while the last
+rows are written. Stage timings are each stage's own, so they overlap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from iccaudit import __version__
+from iccaudit.run.config import ConfigSnapshot, reference_dir_used, snapshot
+from iccaudit.run.options import DetectOptions, RunError, ScoreResult, make_run_id
+from iccaudit.run.resources import memory_limit
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+    from iccaudit.detect.rules.ruleset import Rule, RuleSet
+    from iccaudit.store import RunWriter
+
+
+class Run:
+    """One run: see the module's docstring for the order its stages are called in."""
+
+    def __init__(self, opts: DetectOptions, rule_dirs: list[Path], ruleset: RuleSet,
+                 config: ConfigSnapshot, warnings: list[str]) -> None:
+        self.opts = opts
+        self.started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        self.rule_dirs = rule_dirs
+        self.ruleset = ruleset
+        self.config = config
+        self.warnings = warnings
+        self.timings: dict[str, float] = {}
+        self.run_id = ""
+        self.inputs: list[dict[str, str]] = []
+        self.findings: pd.DataFrame | None = None
+        self.rule_runs: pd.DataFrame | None = None
+        self.record: dict[str, Any] = {}
+        self._writer: RunWriter | None = None
+        self._written_findings = 0  # the rules' findings, written before the models' were
+        self._closers: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ the stages in order
+
+    @classmethod
+    def begin(cls, opts: DetectOptions, mapping: Path | None = None) -> Run:
+        """Load and check the rule pack (an invalid pack is refused before any file is read,
+        unless ``skip_invalid``, loudly) and read the configuration the run will use."""
+        from iccaudit.core.paths import bundled_rules_dir
+        from iccaudit.detect.rules.ruleset import load_ruleset, resolve_rule_dirs
+
+        warnings: list[str] = []
+        rule_dirs = resolve_rule_dirs(bundled_rules_dir(), opts.rules_dirs)
+        ruleset = load_ruleset(rule_dirs)
+        if ruleset.errors:
+            listing = "\n".join(str(e) for e in ruleset.errors)
+            if not opts.skip_invalid:
+                raise RunError(f"{len(ruleset.errors)} rule error(s); fix them or pass "
+                               f"--skip-invalid:\n{listing}", exit_code=3)
+            warnings.append(f"SKIPPING {len(ruleset.invalid_ids)} invalid rule(s) because of "
+                            f"--skip-invalid:\n{listing}")
+        config = snapshot(rule_dirs, models=opts.models, models_config=opts.models_config,
+                          mapping=mapping)
+        return cls(opts, rule_dirs, ruleset, config, warnings)
+
+    def identify(self, inputs: list[dict[str, str]]) -> None:
+        """Name the run after its start and its inputs (path and SHA-256 of each file)."""
+        self.inputs = inputs
+        self.run_id = make_run_id(self.started, inputs)
+
+    @contextlib.contextmanager
+    def store_transaction(self, db: Path, memory_limit: str | None = None) -> Iterator[None]:
+        """The run's one transaction, open while it detects. Any failure, Ctrl-C included,
+        rolls it back (a database file the run created is removed)."""
+        from iccaudit import store
+
+        try:
+            self._writer = store.RunWriter(db, memory_limit=memory_limit)
+        except store.StoreError as exc:
+            raise RunError(str(exc)) from None
+        try:
+            yield
+        except store.StoreError as exc:
+            self._writer.abort()
+            raise RunError(str(exc)) from None
+        except BaseException:
+            self._writer.abort()
+            raise
+        finally:
+            for closer in self._closers:  # the sandbox, freed while the last rows were written
+                closer.join()
+
+    def write_in_background(self, tables: dict[str, Any]) -> None:
+        """Hand ``tables`` to the store's writer thread; it takes them over (each leaves the
+        dict as its write begins, an Arrow table's batches let go once written)."""
+        assert self._writer is not None, "store_transaction() first"
+        self._writer.insert_in_background(tables)
+
+    def detect(self, items: Any, *, spill: Path | None = None,
+               after_enrich: dict[str, Any] | None = None) -> None:
+        """Enrich ``items`` (Arrow, or the Parquet rows of an out-of-core run), then run the
+        rules and the models side by side; sets :attr:`findings` and :attr:`rule_runs`.
+
+        ``spill``: the folder an out-of-core sandbox spills into. ``after_enrich``: tables the
+        store writes once enrich is done (in memory, the lines themselves: enrich keeps both
+        cores busy, and the write then frees the rows as it goes). The caller keeps no other
+        reference to ``items``: the sandbox has its copy once built.
+        """
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        import pandas as pd
+
+        from iccaudit.detect.rules.runner import run_rules
+        from iccaudit.enrich import Sandbox, line_facts
+
+        models = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models")
+                  if self.opts.models else None)
+        rules_done: Future[pd.DataFrame] = Future()
+        scoring: Future[tuple[pd.DataFrame, pd.DataFrame]] | None = None
+        sandbox = None
+        failed = True
+        try:
+            t0 = time.perf_counter()
+            sandbox = Sandbox(items, reference_dir_used(),
+                              memory_limit=memory_limit() if spill is not None else None,
+                              temp_directory=spill, raw=_reads_raw(self.ruleset.rules))
+            del items  # the sandbox has its copy; the store may free the rows as it writes
+            if models is not None:  # the models read only items: they start once it exists
+                cursor = sandbox.build_until("items").cursor()
+                scoring = models.submit(self._models, cursor, rules_done.result)
+            con = sandbox.finish()
+            self.timings["enrich_s"] = time.perf_counter() - t0
+            if after_enrich is not None:
+                self.write_in_background(after_enrich)
+            t0 = time.perf_counter()
+            findings, rule_runs = run_rules(con, self.ruleset.rules, self.run_id)
+            self.timings["rules_s"] = time.perf_counter() - t0
+            rules_done.set_result(findings)
+            # written while the models finish (10 M lines: a second); theirs come last
+            self.write_in_background({"findings": findings,
+                                      "line_facts": line_facts(con, self.run_id)})
+            self._written_findings = len(findings)
+            if scoring is not None:
+                model_findings, model_runs = scoring.result()
+                findings = pd.concat([f for f in (findings, model_findings) if len(f)]
+                                     or [findings], ignore_index=True)
+                rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
+            failed = False
+        except BaseException as exc:
+            if not rules_done.done():
+                rules_done.set_exception(exc)  # the models stop at their end, without them
+            raise
+        finally:
+            if models is not None:
+                models.shutdown(wait=True)  # the models' cursor is closed before the sandbox
+            if sandbox is not None:
+                self._close(sandbox.con, now=failed)
+        self.findings, self.rule_runs = findings, rule_runs
+        self.warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
+
+    def finish(self, files: pd.DataFrame, counts: tuple[int, int, int],
+               options: dict[str, Any], tables: dict[str, Any] | None = None) -> None:
+        """Write the run's record, its configuration, the rule runs, the findings not yet
+        written (and ``tables``), then commit. ``counts``: line items, rejects, non-items."""
+        import pandas as pd
+
+        assert self._writer is not None and self.findings is not None
+        self.record = self._run_record(files, counts, options)
+        t0 = time.perf_counter()
+        self._writer.insert({
+            "runs": pd.DataFrame([self.record]), "run_config": self.config.frame(self.run_id),
+            "rule_runs": self.rule_runs, "findings": self.findings.iloc[self._written_findings:],
+            **(tables or {})})
+        self._writer.commit()
+        # store_s: what the run waited for the store after scoring; the lines' write itself
+        # ran alongside the scoring (store_lines_s)
+        self.timings["store_s"] = time.perf_counter() - t0
+        self.timings["store_lines_s"] = self._writer.background_s
+
+    def result(self, db: Path, files: pd.DataFrame, skipped: list[tuple[str, str]],
+               errors: list[str]) -> ScoreResult:
+        assert self.findings is not None and self.rule_runs is not None
+        return ScoreResult(run_id=self.run_id, db=db, run=self.record, files=files,
+                           rule_runs=self.rule_runs, findings=self.findings, skipped=skipped,
+                           errors=errors, warnings=self.warnings, timings=self.timings)
+
+    # ------------------------------------------------------------------ helpers
+
+    @contextlib.contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Time a stage into :attr:`timings` (``name``, in seconds)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = time.perf_counter() - t0
+
+    def _models(self, cursor: duckdb.DuckDBPyConnection,
+                rule_findings: Callable[[], pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The models on their own cursor of the sandbox (in a thread, see :meth:`detect`)."""
+        from iccaudit.detect.models import ModelConfigError, run_models
+
+        t0 = time.perf_counter()
+        try:
+            return run_models(cursor, self.run_id, config=self.opts.models_config,
+                              seed=self.opts.seed, rule_findings=rule_findings)
+        except ModelConfigError as exc:
+            raise RunError(str(exc), exit_code=3) from None
+        finally:
+            cursor.close()
+            self.timings["models_s"] = time.perf_counter() - t0
+
+    def _close(self, con: duckdb.DuckDBPyConnection, now: bool) -> None:
+        """Close the sandbox: at once after a failure (before the run says why); else in a
+        thread joined at the end of the transaction, since freeing a large sandbox takes a
+        while (10 M lines: 1.4 s of spill files and memory) and the findings can be written
+        meanwhile."""
+        if now:
+            con.close()
+            return
+        closer = threading.Thread(target=con.close, name="iccaudit-sandbox-close")
+        closer.start()
+        self._closers.append(closer)
+
+    def _run_record(self, files: pd.DataFrame, counts: tuple[int, int, int],
+                    options: dict[str, Any]) -> dict[str, Any]:
+        from iccaudit.core import schema
+
+        assert self.findings is not None and self.rule_runs is not None
+        rule_runs = self.rule_runs
+        ok_rules = (rule_runs["kind"] == "rule") & (rule_runs["status"] == "ok")
+        n_items, n_rejects, n_non_items = counts
+        run = {
+            "run_id": self.run_id,
+            "started_at": self.started,
+            "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            "tool_version": __version__,
+            "inputs": json.dumps(self.inputs, ensure_ascii=False),
+            "options": json.dumps(options, ensure_ascii=False),
+            "files": len(files),
+            "rows_read": int(files["rows_read"].sum()),
+            "line_items": n_items,
+            "rejects": n_rejects,
+            "non_items": n_non_items,
+            "findings": len(self.findings),
+            "rules_evaluated": int(ok_rules.sum()) if len(rule_runs) else 0,
+            "rules_not_evaluated": int((rule_runs["status"] == "not_evaluated").sum())
+            if len(rule_runs) else 0,
+            "status": "complete",
+        }
+        schema.Run.model_validate(run)
+        return run
+
+
+def _reads_raw(rules: list[Rule]) -> bool:
+    """Whether a rule reads the lines' ``raw`` JSON (the sandbox only carries it then; no
+    view, runner query or model reads it)."""
+    return any("raw" in r.compiled.columns_used() for r in rules if r.view == "items")
+
+
+def with_run(frame: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    """``frame`` with ``run_id`` as its first column."""
+    frame = frame.drop(columns=["run_id"], errors="ignore").copy()
+    frame.insert(0, "run_id", run_id)
+    return frame

@@ -9,9 +9,13 @@ defined once, here.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SCHEMA_VERSION = 1
 
@@ -19,7 +23,7 @@ SCHEMA_VERSION = 1
 #: DuckDB's default string compression (dictionary + FSST) spends most of a large run's
 #: write on them; zstd writes 1 M lines' JSON three times faster into a sixth of the space
 #: and scans it faster too. A database created before keeps its own choice (same values).
-ZSTD = {"compression": "zstd"}
+ZSTD: JsonDict = {"compression": "zstd"}
 
 #: DuckDB SQL giving the JSON text of a ``raw`` column held as the cells themselves (a struct
 #: under the header names, as ingest keeps a batch of one header layout): the very text
@@ -33,7 +37,7 @@ RAW_CELLS_AS_JSON = 'to_json("raw")::VARCHAR'
 RAW_JSON_BESIDE_CELLS = "raw_json"
 
 
-def raw_is_cells(arrow_schema: Any) -> bool:
+def raw_is_cells(arrow_schema: pa.Schema) -> bool:
     """Whether an Arrow schema's ``raw`` column holds the cells (a struct), not JSON text."""
     import pyarrow as pa
 
@@ -243,7 +247,7 @@ class Finding(_Record):
     evidence: str = Field(description="JSON object of the values that support the finding")
 
 
-_SQL_TYPES = {
+_SQL_TYPES: dict[object, str] = {
     str: "VARCHAR",
     int: "BIGINT",
     float: "DOUBLE",
@@ -266,7 +270,7 @@ def sql_type(annotation: object) -> str:
     if origin is typing.Literal:
         return "VARCHAR"
     if annotation in _SQL_TYPES:
-        return _SQL_TYPES[annotation]  # type: ignore[index]
+        return _SQL_TYPES[annotation]
     if isinstance(annotation, str):  # Mechanism / Severity aliases resolved lazily
         return "VARCHAR"
     raise TypeError(f"no SQL type for {annotation!r}")

@@ -12,7 +12,6 @@ import shutil
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -27,6 +26,7 @@ from iccaudit.samples.render import (
     MW_HEADER,
     WAN_HEADERS,
     ZH_HEADERS,
+    Plan,
     Style,
     display_table,
     with_non_items,
@@ -64,35 +64,6 @@ INFLATED_CLAIMS = 2
 LARGE_RATE = 0.012
 #: Below this many rows the large CSV has no injections (too few lines to hold them).
 LARGE_MIN_INJECT = 500
-
-
-class Plan(TypedDict):
-    """The shape of one tender file: format, language, value styles and optional columns.
-
-    ``sn``, ``cond``, ``cap`` and ``mfg`` say whether the file has a serial, condition,
-    capacity and manufacture-date column; ``claim`` where the compute claim goes (``column``,
-    ``title`` or ``none``). The optional keys default to the :class:`Style` defaults or, for
-    ``subtotals``, ``blank`` and ``note``, to a draw of the generator.
-    """
-
-    fmt: str
-    lang: str
-    money: str
-    date: str
-    sn: bool
-    cond: bool
-    cap: bool
-    mfg: bool
-    claim: str
-    encoding: NotRequired[str]
-    layout: NotRequired[str]
-    extra: NotRequired[tuple[str, ...]]
-    cap_unit: NotRequired[str]
-    subtotals: NotRequired[bool]
-    blank: NotRequired[bool]
-    note: NotRequired[bool]
-    crlf: NotRequired[bool]
-
 
 #: The rotating plan of file shapes of the corpus (cycled when tenders > 16).
 FORMAT_PLAN: list[Plan] = [

@@ -15,7 +15,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -100,6 +100,34 @@ class Style:
     blank_rows: bool = True
     note: str = ""
     lineterminator: str = "\n"
+
+
+class Plan(TypedDict):
+    """One entry of the corpus's format plan, from which a file's :class:`Style` is drawn.
+
+    ``sn``, ``cond``, ``cap`` and ``mfg`` say whether the file has a serial, condition,
+    capacity and manufacture-date column; ``claim`` where the compute claim goes (``column``,
+    ``title`` or ``none``). The optional keys default to the :class:`Style` defaults or, for
+    ``subtotals``, ``blank`` and ``note``, to a draw of the generator.
+    """
+
+    fmt: str
+    lang: str
+    money: str
+    date: str
+    sn: bool
+    cond: bool
+    cap: bool
+    mfg: bool
+    claim: str
+    encoding: NotRequired[str]
+    layout: NotRequired[str]
+    extra: NotRequired[tuple[str, ...]]
+    cap_unit: NotRequired[str]
+    subtotals: NotRequired[bool]
+    blank: NotRequired[bool]
+    note: NotRequired[bool]
+    crlf: NotRequired[bool]
 
 
 # -- value formatting (column at a time) -----------------------------------------------------

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import typing
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SCHEMA_VERSION = 1
 
@@ -21,7 +25,7 @@ SCHEMA_VERSION = 1
 #: DuckDB's default string compression (dictionary + FSST) spends most of a large run's
 #: write on them; zstd writes 1 M lines' JSON three times faster into a sixth of the space
 #: and scans it faster too. A database created before keeps its own choice (same values).
-ZSTD = {"compression": "zstd"}
+ZSTD: JsonDict = {"compression": "zstd"}
 
 #: DuckDB SQL giving the JSON text of a ``raw`` column held as the cells themselves (a struct
 #: under the header names, as ingest keeps a batch of one header layout): the very text
@@ -35,7 +39,7 @@ RAW_CELLS_AS_JSON = 'to_json("raw")::VARCHAR'
 RAW_JSON_BESIDE_CELLS = "raw_json"
 
 
-def raw_is_cells(arrow_schema: Any) -> bool:
+def raw_is_cells(arrow_schema: pa.Schema) -> bool:
     """Whether an Arrow schema's ``raw`` column holds the cells (a struct), not JSON text."""
     import pyarrow as pa
 
@@ -295,7 +299,7 @@ class RunConfig(_Record):
                              json_schema_extra=ZSTD)
 
 
-_SQL_TYPES = {
+_SQL_TYPES: dict[object, str] = {
     str: "VARCHAR",
     int: "BIGINT",
     float: "DOUBLE",
@@ -318,7 +322,7 @@ def sql_type(annotation: object) -> str:
     if origin is typing.Literal:
         return "VARCHAR"
     if annotation in _SQL_TYPES:
-        return _SQL_TYPES[annotation]  # type: ignore[index]
+        return _SQL_TYPES[annotation]
     if isinstance(annotation, str):  # Mechanism / Severity aliases resolved lazily
         return "VARCHAR"
     raise TypeError(f"no SQL type for {annotation!r}")

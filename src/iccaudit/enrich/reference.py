@@ -14,13 +14,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+if TYPE_CHECKING:
+    import duckdb
+
 Source = Literal["S", "D", "E"]
+#: Where a value sits in a YAML document: keys and list indexes from the top.
+Loc = tuple[str | int, ...]
 
 # Aliases end up inside a generated regular expression (escaped); keep them to plain text.
 _ALIAS_RE = re.compile(r"^[^\x00-\x1f\\]{1,40}$")
@@ -232,26 +237,27 @@ def alias_key(alias: str) -> str:
     return re.sub(r"[\s\-_]+", "", alias.strip().lower())
 
 
-def _duplicates(data: _Strict) -> tuple[tuple, str] | None:
+def _duplicates(data: _Strict) -> tuple[Loc, str] | None:
     """First id or alias used twice across entries, as (location, message); else None."""
     if isinstance(data, AcceleratorsFile):
-        entries, section, key = data.accelerators, "accelerators", alias_key
+        section, key = "accelerators", alias_key
+        entries = [(acc.id, acc.aliases) for acc in data.accelerators]
         ids: dict[str, int] = {}
         for i, acc in enumerate(data.accelerators):
             if acc.id in ids:
                 return (section, i, "id"), f"duplicate accelerator id '{acc.id}'"
             ids[acc.id] = i
     elif isinstance(data, BrandsFile):
-        entries, section = data.brands, "brands"
+        section = "brands"
+        entries = [(brand.name, brand.aliases) for brand in data.brands]
 
         def key(alias: str) -> str:
             return alias.strip().lower()
     else:
         return None
     seen: dict[str, str] = {}
-    for i, entry in enumerate(entries):
-        name = getattr(entry, "id", None) or getattr(entry, "name", "")
-        for j, alias in enumerate(entry.aliases):
+    for i, (name, aliases) in enumerate(entries):
+        for j, alias in enumerate(aliases):
             k = key(alias)
             if k in seen and seen[k] != name:
                 return (section, i, "aliases", j), (
@@ -260,7 +266,8 @@ def _duplicates(data: _Strict) -> tuple[tuple, str] | None:
     return None
 
 
-def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict:
+def _line_index(node: yaml.Node, path: Loc = (),
+                out: dict[Loc, int] | None = None) -> dict[Loc, int]:
     """Map every (key/index) path of a YAML document to its 1-based line."""
     out = {} if out is None else out
     out.setdefault(path, node.start_mark.line + 1)
@@ -276,7 +283,7 @@ def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> d
     return out
 
 
-def _line_of(index: dict, loc: tuple) -> int:
+def _line_of(index: dict[Loc, int], loc: Loc) -> int:
     loc = tuple(loc)
     while loc and loc not in index:
         loc = loc[:-1]
@@ -323,7 +330,7 @@ def load_reference(reference_dir: Path) -> Reference:
     reference_dir = Path(reference_dir)
     if not reference_dir.is_dir():
         raise ReferenceError(f"{reference_dir}: reference folder not found")
-    parts: dict[str, Any] = {}
+    parts: dict[str, _Strict] = {}
     for path in sorted(reference_dir.glob("*.y*ml")):
         if path.name not in FILES:
             raise ReferenceError(
@@ -344,7 +351,7 @@ def load_reference(reference_dir: Path) -> Reference:
     return ref
 
 
-def _range_cols(prefix: str, rng: PriceRange | None) -> dict[str, Any]:
+def _range_cols(prefix: str, rng: PriceRange | None) -> dict[str, float | str | None]:
     return {
         f"{prefix}_low": rng.low if rng else None,
         f"{prefix}_high": rng.high if rng else None,
@@ -359,6 +366,7 @@ def reference_frames(ref: Reference) -> dict[str, pd.DataFrame]:
     for a in ref.accelerators.accelerators:
         asm = assembly.get(a.id)
         server = a.server
+        priced = server or a.card
         acc_rows.append(
             {
                 "model_id": a.id,
@@ -372,7 +380,7 @@ def reference_frames(ref: Reference) -> dict[str, pd.DataFrame]:
                 **_range_cols("server", server),
                 "server_peak": (server.peak or server.high) if server else None,
                 "server_cards": (server.cards or 8) if server else None,
-                "price_date": (server or a.card).date if (server or a.card) else None,
+                "price_date": priced.date if priced else None,
                 **_range_cols("head", asm.head if asm else None),
                 **_range_cols("module", asm.module if asm else None),
                 "note": a.note,
@@ -443,7 +451,7 @@ REF_DDL: dict[str, dict[str, str]] = {
 }
 
 
-def load_reference_tables(con: Any, ref: Reference) -> None:
+def load_reference_tables(con: duckdb.DuckDBPyConnection, ref: Reference) -> None:
     """Create and fill the ``ref_*`` tables in a DuckDB connection."""
     for name, frame in reference_frames(ref).items():
         cols = REF_DDL[name]

@@ -9,6 +9,7 @@ an accelerator token (H100, 4090, 910B …) so that only accelerator lines are r
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypedDict
 
 #: First and last contract date of the corpus.
 START = dt.date(2023, 3, 1)
@@ -23,10 +24,57 @@ def _d(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
+#: A dated price anchor: (ISO date, CNY).
+Anchor = tuple[str, int]
+
+#: One accelerator model of :data:`GPUS` (functional form: ``from`` is a keyword).
+Gpu = TypedDict("Gpu", {
+    "server": str, "card": str, "tflops": float | None, "domestic": bool, "from": dt.date,
+    "anchors": list[Anchor], "card_anchors": list[Anchor],
+})
+
+
+class Assembly(TypedDict):
+    """Machine head price and HGX module text of a model bought as head + module."""
+
+    head: int
+    module: str
+
+
+class Item(TypedDict):
+    """One non-accelerator catalogue item of :data:`ITEMS`."""
+
+    group: str
+    names: tuple[str, ...]
+    brands: tuple[str, ...]
+    models: tuple[str, ...]
+    specs: tuple[str, ...]
+    units: tuple[str, ...]
+    qty: tuple[int, int, int]
+    price: int
+    sigma: float
+    novel: bool
+
+
+class Cooling(TypedDict):
+    """A liquid-cooling system of :data:`COOLING`: names and CNY per kW (low, high)."""
+
+    names: tuple[str, ...]
+    rate: tuple[int, int]
+
+
+class Service(TypedDict):
+    """A service line of :data:`SERVICES`: names, units and share of the equipment total."""
+
+    names: tuple[str, ...]
+    unit: tuple[str, ...]
+    share: tuple[float, float]
+
+
 # key: server model text (after the brand series), card model text, dense FP16 TFLOPS per card
 # (None: not in the reference book), domestic, first month on sale, server price anchors,
 # card price anchors (empty: not sold as single cards in our corpus).
-GPUS: dict[str, dict] = {
+GPUS: dict[str, Gpu] = {
     "H100": {
         "server": "(8×NVIDIA H100 SXM5 80GB)", "card": "NVIDIA H100 80GB",
         "tflops": 989.0, "domestic": False, "from": _d("2023-03-01"),
@@ -90,7 +138,7 @@ DOMESTIC_GPUS = ("Ascend910B", "MLU370", "K100")
 CARD_GPUS = tuple(k for k, v in GPUS.items() if v["card"])
 
 #: Machine head (机头) price and HGX module text for the models bought as head + module.
-ASSEMBLY: dict[str, dict] = {
+ASSEMBLY: dict[str, Assembly] = {
     "H100": {"head": 420000, "module": "HGX H100 8-GPU 模组 (SXM5 80GB)"},
     "H800": {"head": 410000, "module": "HGX H800 8-GPU 模组 (SXM5 80GB)"},
     "A800": {"head": 380000, "module": "HGX A800 8-GPU 模组 (SXM4 80GB)"},
@@ -165,7 +213,7 @@ DECLARED_USED = ("二手", "二手（已声明）", "拆机", "翻新（已告�
 
 # Non-accelerator catalogue: key -> group (sheet), names, brands, models, specs, units,
 # quantity range and step, reference unit price, log-normal spread of the price.
-ITEMS: dict[str, dict] = {
+ITEMS: dict[str, Item] = {
     "ib_switch": {"group": "infra", "names": ("InfiniBand交换机", "IB交换机", "计算网交换机"),
                   "brands": ("NVIDIA", "英伟达"), "models": ("Quantum-2 QM9700 64口 NDR 400G",
                                                           "QM9790 64×400G NDR"),
@@ -250,7 +298,7 @@ ITEM_WEIGHTS: dict[str, float] = {
 NOVEL_KINDS: tuple[str, ...] = tuple(k for k, v in ITEMS.items() if v["novel"])
 
 # Liquid cooling. Rates per kW: cold plate 5-6 k, immersion ≈10 k (reference book).
-COOLING: dict[str, dict] = {
+COOLING: dict[str, Cooling] = {
     "cold_plate": {"names": ("冷板式液冷系统", "冷板式液冷设备（含CDU及二次侧管路）",
                              "冷板液冷基础设施"),
                    "rate": (5000, 6000)},
@@ -266,7 +314,7 @@ CAPACITY_KW_TEXT = ("制冷量{kw}kW", "额定制冷量：{kw}kW", "总制冷量
 CAPACITY_MW_TEXT = ("制冷量{mw}MW", "{mw}MW", "总散热能力{mw}MW")
 
 # Lump-sum services: share of the tender's equipment total.
-SERVICES: dict[str, dict] = {
+SERVICES: dict[str, Service] = {
     "integration": {"names": ("系统集成服务", "集成实施服务"), "unit": ("项",),
                     "share": (0.01, 0.025)},
     "install": {"names": ("安装调试服务", "部署调试及上架服务"), "unit": ("项", "批"),

@@ -26,6 +26,7 @@ from iccaudit.samples.render import (
     MW_HEADER,
     WAN_HEADERS,
     ZH_HEADERS,
+    Plan,
     Style,
     display_table,
     with_non_items,
@@ -65,7 +66,7 @@ LARGE_RATE = 0.012
 LARGE_MIN_INJECT = 500
 
 #: The rotating plan of file shapes of the corpus (cycled when tenders > 16).
-FORMAT_PLAN: list[dict] = [
+FORMAT_PLAN: list[Plan] = [
     {"fmt": "csv", "encoding": "utf-8", "lang": "zh", "money": "plain", "date": "iso", "sn": True, "cond": True,
          "cap": True, "mfg": False, "claim": "column", "extra": ("tender_id",), "subtotals": True, "blank": True,
          "note": True},
@@ -216,7 +217,7 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 # -- the corpus ---------------------------------------------------------------------------------
-def write_corpus(out: Path, seed: int = 7, tenders: int = 16) -> dict:
+def write_corpus(out: Path, seed: int = 7, tenders: int = 16) -> dict[str, int]:
     """Write ``out/tenders/`` (one file per tender), ``out/labels.csv`` and ``out/lookalikes.csv``.
 
     Same seed, same bytes. Sample-format files already in ``out/tenders`` are removed first so
@@ -242,7 +243,7 @@ def write_corpus(out: Path, seed: int = 7, tenders: int = 16) -> dict:
     out = Path(out)
     folder = out / "tenders"
     _clear(folder)
-    plans = [dict(FORMAT_PLAN[i % len(FORMAT_PLAN)]) for i in range(tenders)]
+    plans = [FORMAT_PLAN[i % len(FORMAT_PLAN)].copy() for i in range(tenders)]
     claim_where = np.array([p["claim"] for p in plans], dtype=object)
     mode = np.where(claim_where != "none", "honest", "none").astype(object)
     with_claim = np.flatnonzero(claim_where != "none")
@@ -333,21 +334,21 @@ def _number(lines: pd.DataFrame, two_sheet: np.ndarray, sheet_of: np.ndarray) ->
     return lines.drop(columns="_g")
 
 
-def _single_sheet(plan: dict) -> str:
+def _single_sheet(plan: Plan) -> str:
     if plan["fmt"] != "xlsx":
         return ""
     return "采购清单" if plan.get("layout") == "notes_sheet" else "Sheet1" \
         if plan.get("lang") == "en" else "分项报价表"
 
 
-def _file_name(i: int, plan: dict, tender: pd.Series) -> str:
+def _file_name(i: int, plan: Plan, tender: pd.Series) -> str:
     ext = _EXT[plan["fmt"]]
     name = (f"T{i + 1:02d}_{tender['city']}智算中心采购清单.{ext}" if i % 3 == 1
             else f"T{i + 1:02d}_{tender['tender_id']}.{ext}")
     return f"补充材料/{name}" if i % 5 == 4 else name
 
 
-def _style(rng: np.random.Generator, plan: dict, tender: pd.Series) -> Style:
+def _style(rng: np.random.Generator, plan: Plan, tender: pd.Series) -> Style:
     """Pick headers and the optional columns of one file from its plan."""
     lang = plan["lang"]
     table = EN_HEADERS if lang == "en" else ZH_HEADERS
@@ -400,7 +401,7 @@ def _title(tender: pd.Series, style: Style, with_claim: bool) -> list[str]:
     return rows
 
 
-def _render(path: Path, lines: pd.DataFrame, tender: pd.Series, style: Style, plan: dict,
+def _render(path: Path, lines: pd.DataFrame, tender: pd.Series, style: Style, plan: Plan,
             rng: np.random.Generator) -> None:
     disp = display_table(lines, tender, style, rng)
     total_cny = lines["total"].fillna(0.0)
@@ -415,22 +416,23 @@ def _render(path: Path, lines: pd.DataFrame, tender: pd.Series, style: Style, pl
         write_json(path, disp, tender, style)
     else:
         claim_title = plan["claim"] == "title"
-        sheets: list = []
-        notes = ["说明", ["一、本表为分项报价明细，序号按工作表分别编号。",
-                        "二、金额单位见表头；含税价已含13%增值税。",
-                        "三、GPU服务器按整机交付，配套设施另行验收。"], []]
+        sheets: list[tuple[str, pd.DataFrame | list[str], list[str]]] = []
+        notes: tuple[str, list[str], list[str]] = (
+            "说明", ["一、本表为分项报价明细，序号按工作表分别编号。",
+                     "二、金额单位见表头；含税价已含13%增值税。",
+                     "三、GPU服务器按整机交付，配套设施另行验收。"], [])
         if style.layout == "notes_sheet":
-            sheets.append(tuple(notes))
+            sheets.append(notes)
         if "two_sheets" in style.layout:
             for k, (sheet, sub) in enumerate(lines.groupby("sheet", sort=False)):
                 body = with_non_items(disp.loc[sub.index], sub["group"], style,
                                       total_cny.loc[sub.index], note=(k == 1))
-                sheets.append((sheet, body, _title(tender, style, claim_title and k == 0)))
+                sheets.append((str(sheet), body, _title(tender, style, claim_title and k == 0)))
         else:
             body = with_non_items(disp, lines["group"], style, total_cny)
             sheets.append((lines["sheet"].iloc[0], body, _title(tender, style, claim_title)))
         if style.layout == "two_sheets_notes":
-            sheets.append(tuple(notes))
+            sheets.append(notes)
         write_xlsx(path, sheets, style)
 
 

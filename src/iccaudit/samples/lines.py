@@ -16,8 +16,11 @@ visible fields; ``cap_in_spec``; ``total_factor``/``total_add`` (a bill_arithmet
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Mapping
+from typing import Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from iccaudit.samples import catalogue as cat
@@ -31,19 +34,20 @@ def _days(date: dt.date | str) -> int:
     return int((np.datetime64(str(date), "D") - _EPOCH).astype(int))
 
 
-def _pick(rng: np.random.Generator, options, n: int) -> np.ndarray:
+def _pick(rng: np.random.Generator, options: Collection[object], n: int) -> np.ndarray:
     arr = np.empty(len(options), dtype=object)
     arr[:] = list(options)
     return arr[rng.integers(0, len(options), n)]
 
 
-def _round_price(p: np.ndarray) -> np.ndarray:
+def _round_price(p: npt.ArrayLike) -> np.ndarray:
     """Quotes are whole yuan; large ones whole hundreds (so 万元 with 4 decimals is exact)."""
     p = np.asarray(p, dtype=float)
     return np.where(p >= 10000, np.round(p / 100) * 100, np.round(p))
 
 
-def curve(gpus: np.ndarray, days: np.ndarray, which: str = "anchors") -> np.ndarray:
+def curve(gpus: np.ndarray, days: np.ndarray,
+          which: Literal["anchors", "card_anchors"] = "anchors") -> np.ndarray:
     """Reference price of each accelerator key on each day (interpolated between anchors)."""
     out = np.full(len(gpus), np.nan)
     for key, info in cat.GPUS.items():  # per model, not per row
@@ -135,12 +139,12 @@ def _capacity_text(rng: np.random.Generator, kw: np.ndarray) -> np.ndarray:
                      _pick(rng, cat.CAPACITY_KW_TEXT, n))
     kw_s = pd.Series(kw.astype(int)).astype(str)
     mw_s = pd.Series(np.round(kw / 1000.0, 3)).astype(str)
-    t = pd.Series(templ)
+    t = cast("pd.Series[str]", pd.Series(templ))  # templates: text
     out = t.str.split("{").str[0] + np.where(use_mw, mw_s, kw_s) + t.str.split("}").str[1]
     return out.to_numpy(object)
 
 
-def _map(values: np.ndarray, table: dict) -> np.ndarray:
+def _map(values: npt.ArrayLike, table: Mapping[str, object]) -> np.ndarray:
     """Vectorised dictionary lookup (pandas hash join), as an object array."""
     return pd.Series(np.asarray(values, dtype=object)).map(table).to_numpy(dtype=object)
 
@@ -269,10 +273,10 @@ class Builder:
                     df["unit"][idx] = _pick(rng, ("套", "块"), c)
                 df["quantity"][idx] = q
             elif k in cat.COOLING:
-                info = cat.COOLING[k]
+                cool = cat.COOLING[k]
                 kw = rng.integers(4, 49, c) * 50
-                rate = rng.uniform(*info["rate"], c)
-                df["item_name"][idx] = _pick(rng, info["names"], c)
+                rate = rng.uniform(*cool["rate"], c)
+                df["item_name"][idx] = _pick(rng, cool["names"], c)
                 df["brand"][idx] = _pick(rng, cat.COOLING_BRANDS, c)
                 df["model"][idx] = "冷板式" if k == "cold_plate" else "单相浸没式"
                 df["unit"][idx] = _pick(rng, ("套", "项"), c)
@@ -292,20 +296,20 @@ class Builder:
                 df["quantity"][idx] = rng.integers(4, 65, c)
                 df["unit_price"][idx] = rng.uniform(*cat.RETROFIT_PRICE, c)
             elif k in cat.ITEMS:
-                info = cat.ITEMS[k]
-                lo, hi, step = info["qty"]
-                df["item_name"][idx] = _pick(rng, info["names"], c)
-                df["brand"][idx] = _pick(rng, info["brands"], c)
-                df["model"][idx] = _pick(rng, info["models"], c)
-                df["spec"][idx] = _pick(rng, info["specs"], c)
-                df["unit"][idx] = _pick(rng, info["units"], c)
+                item = cat.ITEMS[k]
+                lo, hi, step = item["qty"]
+                df["item_name"][idx] = _pick(rng, item["names"], c)
+                df["brand"][idx] = _pick(rng, item["brands"], c)
+                df["model"][idx] = _pick(rng, item["models"], c)
+                df["spec"][idx] = _pick(rng, item["specs"], c)
+                df["unit"][idx] = _pick(rng, item["units"], c)
                 df["quantity"][idx] = rng.integers(max(lo // step, 1), hi // step + 1, c) * step
-                df["unit_price"][idx] = info["price"] * _noise(rng, c, info["sigma"])
+                df["unit_price"][idx] = item["price"] * _noise(rng, c, item["sigma"])
             elif k in cat.SERVICES:
-                info = cat.SERVICES[k]
-                df["item_name"][idx] = _pick(rng, info["names"], c)
-                df["unit"][idx] = _pick(rng, info["unit"], c)
-                df["share"][idx] = rng.uniform(*info["share"], c)
+                svc = cat.SERVICES[k]
+                df["item_name"][idx] = _pick(rng, svc["names"], c)
+                df["unit"][idx] = _pick(rng, svc["unit"], c)
+                df["share"][idx] = rng.uniform(*svc["share"], c)
                 df["order"][idx] = 10.0 + rng.random(c)  # services close the list
             elif k == "reject":
                 pass
@@ -324,13 +328,14 @@ class Builder:
         self.frames.append(df)
         return df
 
-    def label(self, uids, mechanism: str, notes, novel: int = 0) -> None:
+    def label(self, uids: npt.ArrayLike, mechanism: str, notes: npt.ArrayLike | str,
+              novel: int = 0) -> None:
         uids = np.asarray(uids, dtype=int)
         notes = np.broadcast_to(np.asarray(notes, dtype=object), uids.shape)
         self.labels.append(pd.DataFrame({"uid": uids, "mechanism": mechanism,
                                          "novel": novel, "note": notes}))
 
-    def lookalike(self, uids, kind: str, notes) -> None:
+    def lookalike(self, uids: npt.ArrayLike, kind: str, notes: npt.ArrayLike | str) -> None:
         uids = np.asarray(uids, dtype=int)
         notes = np.broadcast_to(np.asarray(notes, dtype=object), uids.shape)
         self.looks.append(pd.DataFrame({"uid": uids, "kind": kind, "note": notes}))
@@ -344,7 +349,7 @@ def _log_int(rng: np.random.Generator, lo: int, hi: int, n: int) -> np.ndarray:
     return np.round(np.exp(rng.uniform(np.log(lo), np.log(hi), n))).astype(int)
 
 
-def num_text(x, decimals: int = 0) -> pd.Series:
+def num_text(x: npt.ArrayLike, decimals: int = 0) -> pd.Series:
     """Numbers as text for label notes, vectorised."""
     x = np.asarray(x, dtype=float)
     if decimals == 0:

@@ -15,9 +15,13 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
 
 #: Header synonyms per field. The writer picks one per file.
 ZH_HEADERS: dict[str, tuple[str, ...]] = {
@@ -96,6 +100,34 @@ class Style:
     blank_rows: bool = True
     note: str = ""
     lineterminator: str = "\n"
+
+
+class Plan(TypedDict):
+    """One entry of the corpus's format plan, from which a file's :class:`Style` is drawn.
+
+    ``sn``, ``cond``, ``cap`` and ``mfg`` say whether the file has a serial, condition,
+    capacity and manufacture-date column; ``claim`` where the compute claim goes (``column``,
+    ``title`` or ``none``). The optional keys default to the :class:`Style` defaults or, for
+    ``subtotals``, ``blank`` and ``note``, to a draw of the generator.
+    """
+
+    fmt: str
+    lang: str
+    money: str
+    date: str
+    sn: bool
+    cond: bool
+    cap: bool
+    mfg: bool
+    claim: str
+    encoding: NotRequired[str]
+    layout: NotRequired[str]
+    extra: NotRequired[tuple[str, ...]]
+    cap_unit: NotRequired[str]
+    subtotals: NotRequired[bool]
+    blank: NotRequired[bool]
+    note: NotRequired[bool]
+    crlf: NotRequired[bool]
 
 
 # -- value formatting (column at a time) -----------------------------------------------------
@@ -209,11 +241,11 @@ def with_non_items(disp: pd.DataFrame, groups: pd.Series, style: Style, total_cn
     money_col = "total"
     d = disp.copy()
     d["_pos"] = np.arange(len(d), dtype=float)
-    extra: list[dict] = []
+    extra: list[dict[str, object]] = []
     scale = 1e4 if style.money == "wan_col" else 1.0
 
-    def row(pos: float, **cells) -> dict:
-        r = {c: None for c in cols}
+    def row(pos: float, **cells: object) -> dict[str, object]:
+        r: dict[str, object] = {c: None for c in cols}
         r.update(cells)
         r["_pos"] = pos
         return r
@@ -299,7 +331,8 @@ def write_xlsx(path: Path, sheets: list[tuple[str, pd.DataFrame | list[str], lis
     from openpyxl.styles import Alignment, Font
 
     wb = Workbook()
-    wb.remove(wb.active)
+    if wb.active is not None:  # the default sheet: ours are added below
+        wb.remove(wb.active)
     for name, body, title in sheets:
         ws = wb.create_sheet(name)
         if isinstance(body, list):  # a note sheet: text only
@@ -331,7 +364,7 @@ def write_xlsx(path: Path, sheets: list[tuple[str, pd.DataFrame | list[str], lis
     _save_workbook(wb, path)
 
 
-def _cell(v):
+def _cell(v: object) -> object:
     if v is None:
         return None
     if isinstance(v, float) and np.isnan(v):
@@ -348,7 +381,7 @@ def _cell(v):
     return v
 
 
-def _save_workbook(wb, path: Path) -> None:
+def _save_workbook(wb: Workbook, path: Path) -> None:
     """Save with fixed timestamps so the same inputs give the same bytes."""
     fixed = dt.datetime(2025, 1, 1)
     wb.properties.creator = "iccaudit samples"

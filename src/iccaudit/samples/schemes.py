@@ -8,6 +8,7 @@ placement vary between targets so rules cannot key on one phrase or one multiple
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from iccaudit.samples import catalogue as cat
@@ -28,14 +29,15 @@ _ASSEMBLY_GPUS = tuple(cat.ASSEMBLY)
 
 
 def _day(b: Builder, targets: np.ndarray) -> np.ndarray:
-    return b.t["day"].to_numpy()[targets]
+    days: np.ndarray = b.t["day"].to_numpy()[targets]
+    return days
 
 
 def _full(n: int, value: str) -> np.ndarray:
     return np.full(n, value, dtype=object)
 
 
-def _date_text(days: np.ndarray) -> pd.Series:
+def _date_text(days: npt.ArrayLike) -> pd.Series:
     return pd.Series((np.datetime64("1970-01-01", "D") + np.asarray(days, dtype=int))
                      .astype("datetime64[D]").astype(str))
 
@@ -250,7 +252,7 @@ def serial_reuse(b: Builder, lines: pd.DataFrame, count: int) -> pd.DataFrame:
         return lines.iloc[:0]
     pick = rng.choice(len(cand), size=min(count, len(cand)), replace=False)
     pick.sort()
-    src = cand.iloc[pick]
+    src: pd.DataFrame = cand.iloc[pick]
     lo = pos[pick]
     tgt_pos = lo + np.floor(rng.random(len(pick)) * (len(days) - lo)).astype(int)
     target = sn_t["tender"].to_numpy()[tgt_pos]

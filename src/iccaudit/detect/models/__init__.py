@@ -43,7 +43,7 @@ new rows re-ranks the training rows with them, so a sample would cost more, not 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from iccaudit.detect.models.config import ModelConfigError, ModelSettings, load_settings
 from iccaudit.detect.models.detectors import DETECTORS, OutlierDetector
@@ -141,11 +141,12 @@ def read_items(
         at = end
     if at != n:
         raise LookupError("the items view changed while it was read")
-    arrays = {c: pa.array(values.pop(c)) for c in numeric}
+    arrays: dict[str, pa.Array] = {c: pa.array(values.pop(c)) for c in numeric}
     for c in text:
         dictionary = pa.array(list(seen[c]), type=pa.string())
         idx = codes.pop(c)
-        arrays[c] = pa.DictionaryArray.from_arrays(pa.array(idx, mask=idx < 0), dictionary)
+        indices: pa.Array = pa.array(idx, mask=idx < 0)  # int32, NULL where no value
+        arrays[c] = pa.DictionaryArray.from_arrays(indices, dictionary)
     return pa.table(arrays)
 
 
@@ -157,17 +158,20 @@ def _global_codes(col: pa.Array, seen: dict[str, int]) -> np.ndarray:
     import numpy as np
 
     enc = col.dictionary_encode()
-    local = enc.dictionary.to_pylist()
+    # A dictionary holds no NULL (those stay in the indices): text only.
+    local = cast("list[str]", enc.dictionary.to_pylist())
     for v in local:
         seen.setdefault(v, len(seen))
     lut = np.array([seen[v] for v in local] + [-1], dtype=np.int32)
     idx = enc.indices.to_numpy(zero_copy_only=False)  # NULL -> NaN when there are any
     if idx.dtype.kind == "f":
         idx = np.where(np.isnan(idx), -1, idx).astype(np.int64)
-    return lut[idx]
+    batch_codes: np.ndarray = lut[idx]
+    return batch_codes
 
 
-def read_locations(con: duckdb.DuckDBPyConnection, item_ids: Sequence[int]) -> pd.DataFrame:
+def read_locations(con: duckdb.DuckDBPyConnection,
+                   item_ids: Sequence[int] | np.ndarray) -> pd.DataFrame:
     """The columns that locate a finding (file, sheet, row, tender, line) for some items."""
     from iccaudit.core.duck import fetch_frame
 

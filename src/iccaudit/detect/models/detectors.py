@@ -8,39 +8,60 @@ must stay fast.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import BaseEstimator
 
 
-def _ecod(contamination: float, random_state: int | None, **params: Any) -> Any:
+class PyodDetector(Protocol):
+    """What we use of a PyOD detector (PyOD has no type information of its own)."""
+
+    decision_scores_: np.ndarray
+    threshold_: float
+
+    def fit(self, X: np.ndarray) -> object: ...
+
+
+class DetectorFactory(Protocol):
+    """Makes an unfitted PyOD detector: ``factory(contamination, random_state, **params)``."""
+
+    def __call__(self, contamination: float, random_state: int | None,
+                 **params: object) -> PyodDetector: ...
+
+
+def _ecod(contamination: float, random_state: int | None, **params: object) -> PyodDetector:
     from pyod.models.ecod import ECOD
     from pyod.utils import stat_models
 
     _cache_jit(stat_models)  # column_ecdf's tie handling is a numba function
 
-    return ECOD(contamination=contamination, **params)
+    est: PyodDetector = ECOD(contamination=contamination, **params)
+    return est
 
 
-def _copod(contamination: float, random_state: int | None, **params: Any) -> Any:
+def _copod(contamination: float, random_state: int | None, **params: object) -> PyodDetector:
     from pyod.models.copod import COPOD
     from pyod.utils import stat_models
 
     _cache_jit(stat_models)  # column_ecdf's tie handling is a numba function
 
-    return COPOD(contamination=contamination, **params)
+    est: PyodDetector = COPOD(contamination=contamination, **params)
+    return est
 
 
-def _hbos(contamination: float, random_state: int | None, **params: Any) -> Any:
+def _hbos(contamination: float, random_state: int | None, **params: object) -> PyodDetector:
     from pyod.models import hbos
 
     _cache_jit(hbos)
-    return hbos.HBOS(contamination=contamination, **params)
+    est: PyodDetector = hbos.HBOS(contamination=contamination, **params)
+    return est
 
 
-def _cache_jit(module: Any) -> None:
+def _cache_jit(module: ModuleType) -> None:
     """Keep numba's compiled code of ``module`` on disk between runs.
 
     HBOS scores through a numba function that PyOD compiles without ``cache=True``: about 2 s
@@ -57,15 +78,17 @@ def _cache_jit(module: Any) -> None:
                 fn._cache_enabled = True
 
 
-def _iforest(contamination: float, random_state: int | None, **params: Any) -> Any:
+def _iforest(contamination: float, random_state: int | None, **params: object) -> PyodDetector:
     from pyod.models.iforest import IForest
 
-    return IForest(contamination=contamination, random_state=random_state, **params)
+    est: PyodDetector = IForest(contamination=contamination, random_state=random_state,
+                                **params)
+    return est
 
 
 #: name -> factory(contamination, random_state, **params). Linear-time detectors only: the
 #: pipeline must score a million lines in seconds (no LOF / KNN, which are quadratic).
-DETECTORS: dict[str, Callable[..., Any]] = {
+DETECTORS: dict[str, DetectorFactory] = {
     "ecod": _ecod,
     "copod": _copod,
     "hbos": _hbos,
@@ -110,14 +133,14 @@ class OutlierDetector(BaseEstimator):
         detector: str = "ecod",
         contamination: float = 0.05,
         random_state: int | None = None,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, object] | None = None,
     ) -> None:
         self.detector = detector
         self.contamination = contamination
         self.random_state = random_state
         self.params = params
 
-    def fit(self, X: Any, y: Any = None) -> OutlierDetector:
+    def fit(self, X: npt.ArrayLike, y: object = None) -> OutlierDetector:
         """Fit on ``X`` (n_samples, n_features) and keep the training scores; returns self."""
         if self.detector not in DETECTORS:
             raise ValueError(f"unknown detector {self.detector!r}; known: {', '.join(DETECTORS)}")
@@ -172,21 +195,25 @@ def normalise(scores: np.ndarray, method: str) -> np.ndarray:
     if method == "rank":
         from scipy.stats import rankdata
 
-        return rankdata(s, method="average") / (n + 1)
+        ranks: np.ndarray = rankdata(s, method="average") / (n + 1)
+        return ranks
     if method == "unify":
         from scipy.special import erf
 
         std = s.std()
         if std == 0:
             return np.zeros(n)
-        return np.clip(erf((s - s.mean()) / (std * np.sqrt(2))), 0, 1)
+        unified: np.ndarray = np.clip(erf((s - s.mean()) / (std * np.sqrt(2))), 0, 1)
+        return unified
     if method == "minmax":
         lo, hi = s.min(), s.max()
-        return np.zeros(n) if hi == lo else (s - lo) / (hi - lo)
+        scaled: np.ndarray = np.zeros(n) if hi == lo else (s - lo) / (hi - lo)
+        return scaled
     raise ValueError(f"unknown normalisation {method!r}")
 
 
 def combine(normalised: list[np.ndarray], how: str) -> np.ndarray:
     """Ensemble score from normalised detector scores (mean or max)."""
     stack = np.vstack(normalised)
-    return stack.mean(axis=0) if how == "mean" else stack.max(axis=0)
+    combined: np.ndarray = stack.mean(axis=0) if how == "mean" else stack.max(axis=0)
+    return combined

@@ -13,9 +13,9 @@ few distinct values, so peer groups cost a handful of numpy passes at any size.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,7 @@ def num_rows(items: Items) -> int:
     return items.num_rows if isinstance(items, pa.Table) else len(items)
 
 
-def _col(items: Items, name: str) -> np.ndarray:
+def _col(items: Items | _Columns, name: str) -> np.ndarray:
     """A numeric column as float (NaN = missing), all-NaN when the items do not have it."""
     if isinstance(items, _Columns):
         return items[name] if name in items else np.full(items.n, np.nan)
@@ -58,7 +58,8 @@ def _col(items: Items, name: str) -> np.ndarray:
         col = items.column(name)
         t = col.type
         if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t):
-            return pc.cast(col, pa.float64()).to_numpy()  # nulls become NaN
+            floats: np.ndarray = pc.cast(col, pa.float64()).to_numpy()  # nulls become NaN
+            return floats
         series = col.to_pandas()
     else:
         series = items[name]
@@ -67,16 +68,17 @@ def _col(items: Items, name: str) -> np.ndarray:
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return a / b
+        quotient: np.ndarray = a / b
+    return quotient
 
 
-def _cards_per_unit(items: Items) -> np.ndarray:
+def _cards_per_unit(items: Items | _Columns) -> np.ndarray:
     cpu = _col(items, "cards_per_unit")
     # Fall back to the line's card count over its quantity when cards_per_unit is not given.
     return np.where(np.isnan(cpu), _div(_col(items, "card_count"), _col(items, "quantity")), cpu)
 
 
-def _price_per_kw(items: Items) -> np.ndarray:
+def _price_per_kw(items: Items | _Columns) -> np.ndarray:
     ppk = _col(items, "price_per_kw")
     if not np.isnan(ppk).all():
         return ppk
@@ -93,7 +95,7 @@ class Feature:
     ``columns`` are the item columns ``compute`` reads.
     """
 
-    compute: Callable[[Items], np.ndarray]
+    compute: Callable[[Items | _Columns], np.ndarray]
     zh: str
     en: str
     price: bool = False
@@ -143,7 +145,7 @@ CATEGORY_ZH: dict[str, str] = {
 LUMP_SUM = "lump_sum"
 
 
-class _Columns(dict):
+class _Columns(dict[str, np.ndarray]):
     """Numeric item columns as float arrays, each converted once (features share columns)."""
 
     def __init__(self, items: Items, names: set[str]) -> None:
@@ -155,7 +157,7 @@ class _Columns(dict):
 def compute_features(items: Items, names: list[str]) -> dict[str, np.ndarray]:
     """Log-scale feature arrays (NaN = missing) for the named features, for all lines at once."""
     columns = _Columns(items, {c for name in names for c in FEATURES[name].columns})
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for name in names:
         raw = FEATURES[name].compute(columns)
         # log where positive and finite, NaN elsewhere: one pass, no temporary of logs
@@ -176,14 +178,15 @@ def encode(items: Items, name: str) -> Codes:
     """Dictionary-encode one column (set-at-a-time: Arrow or pandas hashing, no row loop)."""
     if isinstance(items, pa.Table):
         col = items.column(name)
+        enc: pa.DictionaryArray | None
         if pa.types.is_dictionary(col.type):
-            enc = col.unify_dictionaries().combine_chunks()
+            enc = cast(pa.DictionaryArray, col.unify_dictionaries().combine_chunks())
         elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             enc = col.combine_chunks().dictionary_encode()
         else:
             enc = None
         if enc is not None:
-            codes = pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64)
+            codes = enc.indices.fill_null(-1).to_numpy().astype(np.int64)
             return Codes(codes, enc.dictionary.to_numpy(zero_copy_only=False).astype(object))
         series = col.to_pandas()
     else:
@@ -293,7 +296,7 @@ class Groups:
 
 
 def assign_groups(
-    items: Items, levels: list[GroupLevel], min_peers: int,
+    items: Items, levels: Sequence[GroupLevel], min_peers: int,
     lump_to_own_group: np.ndarray | None = None, kinds: Codes | None = None,
     item_ids: np.ndarray | None = None,
 ) -> Groups:
@@ -341,7 +344,9 @@ def assign_groups(
         take = complete & ((size[np.maximum(code, 0)] >= min_peers) | (not lv.fallback) | last)
         first = _first_rows(code)
         parts = [pd.Series(k.values[k.codes[first]], dtype=object) for k in sub]
-        names = parts[0].str.cat(parts[1:], sep="/") if len(parts) > 1 else parts[0]
+        # A list of Series is a valid ``others`` (pandas docs); the stubs only list list[str].
+        names = (parts[0].str.cat(parts[1:], sep="/")  # type: ignore[arg-type]
+                 if len(parts) > 1 else parts[0])
         candidates.append(names.to_numpy(dtype=object))
         taken = rest[take]
         pointer[taken] = offset + code[take]

@@ -7,7 +7,7 @@ built once at the end (text columns as categoricals: a million lines share a few
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 
 import numpy as np
@@ -19,6 +19,7 @@ from iccaudit.detect.models.detectors import OutlierDetector, combine, normalise
 from iccaudit.detect.models.features import (
     FEATURES,
     LUMP_SUM,
+    Groups,
     Items,
     _col,
     assign_groups,
@@ -105,7 +106,7 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
     excess = np.full(n, np.nan)
     feature_names = list(FEATURES)
 
-    def score_group(g: int) -> tuple[dict, pd.DataFrame | None]:
+    def score_group(g: int) -> tuple[dict[str, object], pd.DataFrame | None]:
         """Score group ``g`` into its slots; its rule_runs row and drivers (flagged lines)."""
         label = groups.labels[g]
         span = slice(groups.bounds[g], groups.bounds[g + 1])
@@ -235,7 +236,7 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
 
 
 def _lines_frame(
-    keep: np.ndarray, item_ids: np.ndarray, groups, score: np.ndarray,
+    keep: np.ndarray, item_ids: np.ndarray, groups: Groups, score: np.ndarray,
     pf_code: np.ndarray, feature_names: list[str], price_value: np.ndarray,
     peer_median: np.ndarray, median_peers: np.ndarray, ratio: np.ndarray,
     excess: np.ndarray, settings: ModelSettings,
@@ -257,17 +258,24 @@ def _lines_frame(
     # copy=False: the arrays are ours and fresh; pandas would copy every column again.
     return pd.DataFrame(copy=False, data={
         "item_id": item_ids[ev],
-        "group": pd.Categorical.from_codes(code, categories=groups.labels.tolist(),
-                                           validate=False),
-        "feature_set": pd.Categorical.from_codes(fs_code[code], categories=fs_cats),
+        "group": _categorical(code, groups.labels.tolist(), validate=False),
+        "feature_set": _categorical(fs_code[code], fs_cats),
         "peers": sizes[code].astype(np.int64),
         "score": sc,
-        "price_feature": pd.Categorical.from_codes(pf_code[ev], categories=feature_names),
+        "price_feature": _categorical(pf_code[ev], feature_names),
         "price_value": price_value[ev], "peer_median": peer_median[ev],
         "median_peers": median_peers[ev], "ratio": rt, "flagged": flagged,
-        "severity": pd.Categorical.from_codes(sev_code[sev], categories=sev_names),
+        "severity": _categorical(sev_code[sev], sev_names),
         "est_excess_cny": excess[ev],
     })
+
+
+def _categorical(codes: np.ndarray, categories: Sequence[str],
+                 validate: bool = True) -> pd.Categorical:
+    """``pd.Categorical.from_codes`` (its stubs take an Index of categories; pandas any list)."""
+    out: pd.Categorical = pd.Categorical.from_codes(  # type: ignore[call-overload]
+        codes, categories=categories, validate=validate)
+    return out
 
 
 def _lump_to_own_group(
@@ -285,13 +293,14 @@ def _lump_to_own_group(
     # One pass per category that has lump-sum lines (few), not per line.
     cat_codes = cats.codes if cats is not None else np.full(n, -1)
     for c in np.unique(cat_codes[lump]):
-        cat = str(cats.values[c]) if c >= 0 else "other"
+        cat = str(cats.values[c]) if cats is not None and c >= 0 else "other"
         fs = settings.feature_set(cat)
         rows = (cat_codes == c) & lump
         for name in fs.price_features:
             if name not in ("unit_price", "price_per_card", "value_share", "line_total"):
                 specific |= rows & ~np.isnan(feats[name])
-    return lump & ~specific
+    own: np.ndarray = lump & ~specific
+    return own
 
 
 def _local_medians(

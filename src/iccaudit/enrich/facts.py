@@ -32,6 +32,7 @@ def line_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
     string per row: a quarter of the table's memory at any size.
     """
     table = fetch_arrow(con, line_facts_sql())
-    ids = pa.DictionaryArray.from_arrays(pa.array(np.zeros(table.num_rows, dtype=np.int8)),
+    indices: pa.Array = pa.array(np.zeros(table.num_rows, dtype=np.int8))
+    ids = pa.DictionaryArray.from_arrays(indices,
                                          pa.array([run_id], pa.string()))
     return table.add_column(0, "run_id", ids)

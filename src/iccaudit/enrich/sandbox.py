@@ -73,7 +73,8 @@ def _check_rows(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) 
 
 def _connect(database: Path | None, memory_limit: str | None,
              temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
-    config = {"memory_limit": memory_limit} if memory_limit else {}
+    config: dict[str, str | bool | int | float | list[str]] = (
+        {"memory_limit": memory_limit} if memory_limit else {})
     if temp_directory is not None:
         config["temp_directory"] = str(temp_directory)
     if database is None:

@@ -88,7 +88,7 @@ class IngestBatch:
         One-line errors: ``file: cannot read ...`` or ``file [sheet S]: ...``.
     """
 
-    items_arrow: pa.Table
+    items_arrow: pa.Table | None
     rejects: pd.DataFrame
     non_items: pd.DataFrame
     files: pd.DataFrame
@@ -100,6 +100,8 @@ class IngestBatch:
     @cached_property
     def items(self) -> pd.DataFrame:
         """The line items as pandas (built on first use; the pipeline uses ``items_arrow``)."""
+        if self.items_arrow is None:
+            raise ValueError("the line items were handed on (to a file sink or the store)")
         return _typed_items(self.items_arrow)
 
 
@@ -350,13 +352,13 @@ def _trailing_notes(tail: pd.DataFrame, chunk_valued: dict[int, list[bool]],
     if turn.empty:
         return rejects, non_items
     key = ["source_file", "source_sheet", "source_row"]
-    hit = rejects[key].merge(turn[key].assign(_hit=True), how="left", on=key)["_hit"]
-    hit = hit.fillna(False).to_numpy(dtype=bool)
+    merged_hit = rejects[key].merge(turn[key].assign(_hit=True), how="left", on=key)["_hit"]
+    hit = merged_hit.fillna(False).to_numpy(dtype=bool)
     rejects = rejects[~hit]
     notes = turn.assign(kind="note")[NON_ITEM_COLUMNS]
     notes["text"] = notes["text"].where(notes["text"] != "", None)
     for table_id, n in turn["table"].value_counts().items():
-        r = reads[chunk_owner[table_id]]
+        r = reads[chunk_owner[int(table_id)]]
         r.counts = r.counts + np.array([0, -n, n])
     merged = pd.concat([non_items, notes], ignore_index=True)
     return rejects, merged.sort_values(key, kind="stable", na_position="first")
@@ -387,7 +389,8 @@ def _pieces(r: FileRead, size: int) -> Iterator[tuple[TablePlan, int | None]]:
             continue
         template = dataclasses.replace(plan, pre=None, shown=None, rows_read=0)
 
-        def rest(template=template):
+        def rest(template: TablePlan = template) -> Iterator[TablePlan]:
+            assert r.stream is not None
             for raw in r.stream.tables:
                 r.record["rows_read"] += len(raw.rows)
                 yield from chunks(dataclasses.replace(template, rows=raw.rows, cols=raw.columns),

@@ -35,7 +35,8 @@ from iccaudit.normalise.tables import (
 from iccaudit.read.base import RawTable
 
 
-def _find_header(head: list[tuple], mapping: dict[str, str] | None):
+def _find_header(head: list[tuple[object, ...]], mapping: dict[str, str] | None
+                 ) -> tuple[int | None, list[HeaderInfo]]:
     """(header row, infos) of the first qualifying row, or (None, best candidate infos)."""
     best: list[HeaderInfo] = []
     best_fields = -1
@@ -49,7 +50,8 @@ def _find_header(head: list[tuple], mapping: dict[str, str] | None):
     return None, best
 
 
-def _sub_header(row: tuple, infos: list[HeaderInfo], mapping) -> list[HeaderInfo] | None:
+def _sub_header(row: tuple[object, ...], infos: list[HeaderInfo],
+                mapping: dict[str, str] | None) -> list[HeaderInfo] | None:
     """Infos merged with a second header row (e.g. 价格(元) above 单价 | 总价), or None."""
     sub = [interpret(v if isinstance(v, str) else None, mapping) for v in row]
     present = {x.field for x in infos if x.field}

@@ -15,7 +15,7 @@ from iccaudit.core.duck import duckdb_connection, fetch_arrow
 from iccaudit.normalise.plan import TablePlan
 
 
-def _raw_json(cols: list[pa.Array], names: list[str]) -> pa.Array:
+def _raw_json(cols: list[pa.Array], names: list[str]) -> pa.Array | pa.ChunkedArray:
     """Each row as JSON {original header: cell text}, built by DuckDB's json_object.
 
     The header texts are bound as parameters, never formatted into the SQL. The result stays
@@ -45,7 +45,7 @@ def raw_text(raw: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     if len(raw) == 0:
         return pa.array([], pa.string())
     con = duckdb_connection()
-    con.register("raw_cells", pa.table({"raw": raw}))
+    con.register("raw_cells", pa.table({"raw": raw}))  # type: ignore[dict-item]
     try:
         return fetch_arrow(con, f"SELECT {schema.RAW_CELLS_AS_JSON} AS j FROM raw_cells"
                            ).column("j")
@@ -61,7 +61,7 @@ def with_raw_text(items: pa.Table) -> pa.Table:
     return items.set_column(i, "raw", raw_text(items.column(i)))
 
 def raw_json_batch(plans: list[TablePlan], acols: list[pa.Array], tid: np.ndarray,
-                    rows: np.ndarray) -> pa.Array:
+                    rows: np.ndarray) -> pa.Array | pa.ChunkedArray:
     """The raw JSON {original header: cell text} of the given rows, in one DuckDB query.
 
     One header layout (a large file): json_object with the headers bound as parameters.
@@ -74,10 +74,10 @@ def raw_json_batch(plans: list[TablePlan], acols: list[pa.Array], tid: np.ndarra
     for i, p in enumerate(plans):
         layouts.setdefault(tuple(p.names), []).append(i)
     if len(layouts) == 1:
-        names = next(iter(layouts))
+        layout = next(iter(layouts))
         whole = len(rows) == len(tid)
-        cols = [c if whole else c.take(pa.array(rows)) for c in acols[: len(names)]]
-        names = list(names)[: len(cols)]
+        cols = [c if whole else c.take(pa.array(rows)) for c in acols[: len(layout)]]
+        names = list(layout)[: len(cols)]
         # (a struct's field names must be unique, and DuckDB cuts them at a NUL)
         if cols and len(set(names)) == len(names) and not any("\x00" in n for n in names):
             # The cells under their header names, no copy: the store writes the JSON text
@@ -89,9 +89,10 @@ def raw_json_batch(plans: list[TablePlan], acols: list[pa.Array], tid: np.ndarra
     width = max(len(names) for names in layouts)
     W = min(width, len(acols))
     idx = pa.array(rows)
-    cells = {"t": pa.array(tid[rows], pa.int32()), "rn": pa.array(np.arange(len(rows)))}
+    cells: dict[str, pa.Array] = {"t": pa.array(tid[rows], pa.int32()),
+                                  "rn": pa.array(np.arange(len(rows)))}
     cells.update({f"c{j}": acols[j].take(idx) for j in range(W)})
-    keys = {"t": pa.array(np.arange(len(plans)), pa.int32())}
+    keys: dict[str, pa.Array] = {"t": pa.array(np.arange(len(plans)), pa.int32())}
     keys.update({f"k{j}": pa.array([p.names[j] if j < len(p.names) else None for p in plans],
                                    pa.string()) for j in range(W)})
     pairs = ", ".join(f"CASE WHEN k{j} IS NOT NULL THEN to_json(k{j}) || ':' || "

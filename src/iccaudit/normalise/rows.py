@@ -13,6 +13,7 @@ The steps, all set-at-a-time over the table's rows:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,8 @@ class BatchResult:
     tail: pd.DataFrame | None = None
 
 
-def _per_row(values: list, sizes: np.ndarray, dtype=object) -> np.ndarray:
+def _per_row(values: list[object], sizes: np.ndarray, dtype: type | str = object
+             ) -> np.ndarray:
     """One value per table repeated over the table's rows."""
     return np.repeat(np.asarray(values, dtype=dtype), sizes)
 
@@ -136,13 +138,16 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     rows = np.concatenate([p.rows for p in plans]) if T else np.zeros(0, "int64")
     W = max((len(p.cols) for p in plans), default=0)
 
-    def stack(get) -> pa.Array:
+    def stack(get: Callable[[TablePlan], pa.Array | None]) -> pa.Array:
         """One Arrow array over the batch: ``get(plan)`` or nulls for each table."""
         parts = [get(p) for p in plans]
         return _concat([x if x is not None else _nulls(len(p.rows))
                         for x, p in zip(parts, plans, strict=True)]) if T else _nulls(0)
 
-    acols = [stack(lambda p, j=j: p.cols[j] if j < len(p.cols) else None) for j in range(W)]
+    def column(j: int) -> Callable[[TablePlan], pa.Array | None]:
+        return lambda p: p.cols[j] if j < len(p.cols) else None
+
+    acols = [stack(column(j)) for j in range(W)]
 
     stacked: dict[str, pa.Array] = {}
 
@@ -219,7 +224,8 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     rcol = np.full(m, None, dtype=object)
     detail = np.full(m, None, dtype=object)
 
-    def flag(mask: np.ndarray, why: str, f: str | None, text) -> np.ndarray:
+    def flag(mask: np.ndarray, why: str, f: str | None,
+             text: str | Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """Reject the rows of ``mask`` not yet rejected; ``text(rows)`` gives their detail
         (built only for the flagged rows)."""
         mask = mask & cand & pd.isna(reason)
@@ -232,7 +238,7 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         detail[idx] = text(idx) if callable(text) else text
         return mask
 
-    def said(f: str, msg: str):
+    def said(f: str, msg: str) -> Callable[[np.ndarray], np.ndarray]:
         def build(idx: np.ndarray) -> np.ndarray:
             cells = field(f).take(pa.array(idx))
             shown = pd.Series(cells.to_numpy(zero_copy_only=False), dtype="str").fillna("")
@@ -388,8 +394,7 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
 
     nk = np.flatnonzero(~cand)
     shown_cols = acols if all(p.shown is None for p in plans) else [
-        stack(lambda p, j=j: (p.shown or p.cols)[j] if j < len(p.shown or p.cols) else None)
-        for j in range(W)]
+        stack(_shown_column(j)) for j in range(W)]
     shown = row_text([c.take(pa.array(nk)) for c in shown_cols], limit=200)
     # the rows above each table's data first, then its data rows: one frame, sorted by table
     pres = [(i, p.pre) for i, p in enumerate(plans) if p.pre is not None]
@@ -423,3 +428,6 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     return BatchResult(items, rejects, non_items, counts, valued, tail)
 
 
+def _shown_column(j: int) -> Callable[[TablePlan], pa.Array | None]:
+    """A table's column ``j`` as shown (merged cells filled), or None when it has fewer."""
+    return lambda p: (p.shown or p.cols)[j] if j < len(p.shown or p.cols) else None

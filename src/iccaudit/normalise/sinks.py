@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +15,9 @@ import pyarrow.compute as pc
 from iccaudit.core import schema
 from iccaudit.normalise.raw import raw_text, with_raw_text
 from iccaudit.normalise.tables import ITEM_SCHEMA
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 
 class ItemSink:
@@ -66,7 +70,7 @@ class ParquetSink(ItemSink):
         self.path = Path(path)
         self.failed: set[str] = set()
         self.in_order = True
-        self._writer = None
+        self._writer: pq.ParquetWriter | None = None
         #: the struct type ``raw`` is staged as (None: staged as JSON text). The cells of the
         #: first batch's header layout (a large file's batches all have it): their JSON text
         #: is made once, by the store, and the file is a third smaller to write and to read
@@ -115,7 +119,8 @@ class ParquetSink(ItemSink):
         if self._cells is None:
             return with_raw_text(items)
         i = items.schema.get_field_index("raw")
-        raw = items.column(i)
+        raw: pa.Array | pa.ChunkedArray = items.column(i)
+        text: pa.Array | pa.ChunkedArray
         if raw.type == self._cells:
             text = pa.nulls(len(raw), pa.large_string())
         else:
@@ -166,7 +171,9 @@ def item_order(items: pa.Table) -> pa.Array | None:
     """The indices that put ``items`` in :data:`ITEM_ORDER`, or None when they are in it."""
     if items.num_rows > 1 and _one_sheet_in_row_order(items):
         return None  # one large file, as read: a look at the row numbers, no sort
-    order = pc.sort_indices(items, sort_keys=[(c, "ascending", "at_start") for c in ITEM_ORDER])
+    # null placement per key (pyarrow >= 25); the stubs know only (name, order) pairs
+    keys: list[Any] = [(c, "ascending", "at_start") for c in ITEM_ORDER]
+    order = pc.sort_indices(items, sort_keys=keys)
     return None if (order.to_numpy() == np.arange(items.num_rows)).all() else order
 
 

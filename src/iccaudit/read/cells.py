@@ -129,7 +129,8 @@ def blank_to_null(cols: list[pa.Array | pa.ChunkedArray], line_breaks: bool = Tr
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(c: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray | None]:
+    def one(c: pa.Array | pa.ChunkedArray
+            ) -> tuple[pa.Array | pa.ChunkedArray, np.ndarray | None]:
         if isinstance(c, pa.ChunkedArray):
             c = pa.chunked_array([_null_where_blank(x.cast(pa.large_string()))
                                   for x in c.chunks if len(x)], pa.large_string())
@@ -152,11 +153,11 @@ def blank_to_null(cols: list[pa.Array | pa.ChunkedArray], line_breaks: bool = Tr
 def arrow(s: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     """Cell text as an Arrow large_string array, empty cells null (Arrow input passes through)."""
     if isinstance(s, pa.Array | pa.ChunkedArray):
-        arr = s.combine_chunks() if isinstance(s, pa.ChunkedArray) else s
-        return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
+        whole = s.combine_chunks() if isinstance(s, pa.ChunkedArray) else s
+        return whole if whole.type == pa.large_string() else whole.cast(pa.large_string())
     if not isinstance(s.dtype, pd.StringDtype):
         s = s.astype(object).where(s.notna(), None).astype("str")
-    arr = pa.array(s.array)
+    arr: pa.Array = pa.array(s.array)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     # One string type everywhere, so kernels that take several inputs always match.

@@ -8,9 +8,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -171,9 +172,13 @@ def _encoding(head: bytes) -> str:
     return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
 
 
-def _resolved(scan: Any) -> TextScan:
+#: A scan, or a scan still running in a thread.
+PendingScan = TextScan | Future[TextScan]
+
+
+def _resolved(scan: PendingScan) -> TextScan:
     """A :class:`TextScan`, waiting for it when it is a future."""
-    return scan.result() if hasattr(scan, "result") else scan
+    return scan.result() if isinstance(scan, Future) else scan
 
 
 def not_large_readable(size: int, general_limit: int) -> str:
@@ -184,7 +189,7 @@ def not_large_readable(size: int, general_limit: int) -> str:
             "takes (UTF-8, no blank lines, no old Mac line ends)")
 
 
-def read_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
+def read_large_text(path: Path, scan: PendingScan, delimiter: str | None, fmt: str
                     ) -> ReadResult | None:
     """A large CSV/TSV read by DuckDB; None when only the general reader can read it exactly.
 
@@ -241,9 +246,9 @@ class TextStream:
 
     format: str
     encoding: str
-    tables: Any  # Iterator[RawTable]
+    tables: Iterator[RawTable]
     #: the file's :class:`TextScan`, or a future of it (hashed and counted while it streams)
-    scan: Any
+    scan: PendingScan
     lines_seen: int = 0
 
     def _scanned(self) -> TextScan:
@@ -274,7 +279,7 @@ class TextStream:
                 f"{STREAM_TEXT_BYTES / 2**20:.0f} MB or save it without such cells")
 
 
-def stream_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
+def stream_large_text(path: Path, scan: PendingScan, delimiter: str | None, fmt: str
                       ) -> TextStream | None:
     """A very large CSV/TSV as a :class:`TextStream`, or None when DuckDB cannot read it.
 
@@ -293,7 +298,7 @@ def stream_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
     # quoted line breaks need DuckDB's serial reader (the parallel one says so at once)
     con = new_duckdb(large_strings=True)  # its own: the stream outlives this call
 
-    def open_reader(parallel: bool):
+    def open_reader(parallel: bool) -> tuple[pa.RecordBatchReader, pa.RecordBatch]:
         reader = con.sql(_read_csv_sql(width, parallel), params=[str(path), delim]
                          ).to_arrow_reader(STREAM_BATCH_ROWS)
         return reader, reader.read_next_batch()
@@ -311,10 +316,10 @@ def stream_large_text(path: Path, scan: Any, delimiter: str | None, fmt: str
     except duckdb.Error as exc:
         con.close()
         raise FileReadError(duckdb_error(exc)) from None
-    stream = TextStream(fmt, _encoding(head), None, scan)
+    stream = TextStream(fmt, _encoding(head), iter(()), scan)
 
-    def tables():
-        batch = first
+    def tables() -> Iterator[RawTable]:
+        batch: pa.RecordBatch | None = first
         try:
             while batch is not None:
                 cols, spans = blank_to_null([c for c in batch.columns])

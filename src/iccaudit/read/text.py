@@ -113,8 +113,8 @@ def sniff_delimiter(text: str) -> str:
     csv.field_size_limit(MAX_FILE_BYTES)
     best, best_score = ",", (0, 0)
     for delim in _DELIMITERS:
-        widths = Counter(len(r) for r in csv.reader(io.StringIO(sample), delimiter=delim))
-        widths = {w: k for w, k in widths.items() if w > 1}
+        counted = Counter(len(r) for r in csv.reader(io.StringIO(sample), delimiter=delim))
+        widths = {w: k for w, k in counted.items() if w > 1}
         if not widths:
             continue
         top = max(widths.values())
@@ -156,7 +156,7 @@ def _parse_delimited(text: str, delim: str) -> pd.DataFrame:
             {j: pd.Series(col, dtype=object) for j, col in enumerate(columns)},
             index=pd.RangeIndex(len(records)),
         )
-    frame.columns = range(frame.shape[1])
+    frame.columns = pd.RangeIndex(frame.shape[1])
     return frame
 
 

@@ -125,7 +125,7 @@ def load_run(db: str | Path, run_id: str | None = None) -> RunData:
         run = con.execute("SELECT * FROM runs WHERE run_id = $run", params).df()
         return RunData(
             run_id=run_id,
-            run=run.iloc[0].to_dict(),
+            run={str(k): v for k, v in run.iloc[0].to_dict().items()},
             files=con.execute(FILES_SQL, params).df(),
             rejects=con.execute(
                 "SELECT * FROM rejects WHERE run_id = $run "

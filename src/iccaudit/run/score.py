@@ -54,6 +54,7 @@ def _score(opts: ScoreOptions, work: Path | None, size: int) -> ScoreResult:
         with run.timed("number_s"):
             items: pa.Table | ParquetRows = _numbered_parquet(sink, run.run_id, work)
     else:
+        assert batch.items_arrow is not None  # in memory: the items are in the batch
         items = _numbered(batch.items_arrow, run.run_id)
         batch.items_arrow = None  # free the unsorted table
     n_items = len(items)

@@ -168,7 +168,7 @@ class ParquetRows:
             options = ", file_row_number = true"
         star = f"* EXCLUDE ({', '.join(hidden)})" if hidden else "*"
         return (f"(SELECT {', '.join([*extra, star])} "
-                f"FROM read_parquet({literal(self.path)}{options}))")
+                f"FROM read_parquet({literal(str(self.path))}{options}))")
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:

@@ -138,7 +138,7 @@ def rescore(db, run_id, rules_dirs, skip_invalid, no_models, models_config, seed
 
     \b
     Example:
-      iccaudit rescore --db findings.duckdb --no-models --rules my_rules/cooling
+      iccaudit rescore --db findings.duckdb --no-models --rules rules/liquid_cooling_markup
     """
     from iccaudit.report.summary import print_summary
     from iccaudit.run import RescoreOptions, RunError, run_rescore
@@ -166,7 +166,7 @@ def samples(out, seed, tenders, rows) -> None:
     \b
     Example:
       iccaudit samples --out /tmp/corpus --seed 11
-      iccaudit samples --out /tmp/big --rows 1000000
+      iccaudit samples --out /tmp/big --rows 200000
     """
     from iccaudit.samples import write_corpus, write_large_csv
 
@@ -185,8 +185,8 @@ def rules() -> None:
     \b
     Example:
       iccaudit rules validate
-      iccaudit rules test rules/cooling
-      iccaudit rules explain cooling-cold-plate-per-kw
+      iccaudit rules test rules/liquid_cooling_markup
+      iccaudit rules explain cooling-per-kw-markup
     """
 
 
@@ -217,7 +217,7 @@ def rules_validate(paths) -> None:
 
     \b
     Example:
-      iccaudit rules validate rules/cooling/per-kw.yaml
+      iccaudit rules validate rules/liquid_cooling_markup/cooling-per-kw-markup.yaml
     """
     from iccaudit.detect.rules.commands import validate_rules
 

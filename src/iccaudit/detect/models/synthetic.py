@@ -1,6 +1,6 @@
 """Synthetic ``items``-shaped rows with labelled price mark-ups, for tests and the benchmark.
 
-Prices follow the reference book of docs (domain.md) with log-normal noise; a share of lines
+Prices follow the reference book (docs/sources.md) with log-normal noise; a share of lines
 is marked up 2.5-6x (label 1) and a share is priced far *below* peers (label 0: a cheap line
 is not overpayment). Vectorised: a million rows take about a second.
 """

@@ -69,7 +69,7 @@ _RECOGNISED = ("text", "accel_model", "accel_vendor", "is_domestic", "export_con
                "peer_key")
 
 
-def vocabulary(aliases: Sequence[str]) -> dict[str, SqlValue]:
+def _vocabulary(aliases: Sequence[str]) -> dict[str, SqlValue]:
     """The ``$name`` values of the recognition vocabulary: each pattern, word list and bound
     of :mod:`iccaudit.enrich.vocab` under its name in lower case, and the patterns made from
     them and from the accelerator ``aliases``."""
@@ -94,7 +94,7 @@ def parameters(ref: Reference) -> dict[str, SqlValue]:
     """Every ``$name`` value of the SQL files: the reference book's enrich parameters and the
     vocabulary (no name is both)."""
     aliases = [a for acc in ref.accelerators.accelerators for a in acc.aliases]
-    words = vocabulary(aliases)
+    words = _vocabulary(aliases)
     reference = ref.enrich_params()
     both = words.keys() & reference.keys()
     if both:

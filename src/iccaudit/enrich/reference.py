@@ -188,17 +188,12 @@ class BrandsFile(_Strict):
     brands: list[Brand] = Field(min_length=1)
 
 
-#: The parameters the enrich SQL reads (``$key`` in ``enrich/sql/*.sql``) and the kind of
-#: number each is: ``params.yaml`` must give every one (:func:`load_reference` refuses a book
-#: without them, naming them).
+#: The parameters the enrich SQL reads (``$key`` in ``enrich/sql/*.sql``), each with its kind
+#: of number: :func:`load_reference` refuses a ``params.yaml`` without every one.
 ENRICH_PARAMS: dict[str, type[int | float]] = {
-    "peer_window_days": int,
-    "default_cards_per_unit": int,
-    "reference_cards_per_server": int,
-    "serial_min_chars": int,
-    "robust_z_min_peers": int,
-    "robust_z_mad_scale": float,
-    "robust_z_meanad_scale": float,
+    "peer_window_days": int, "default_cards_per_unit": int, "reference_cards_per_server": int,
+    "serial_min_chars": int, "robust_z_min_peers": int,
+    "robust_z_mad_scale": float, "robust_z_meanad_scale": float,
 }
 
 
@@ -258,13 +253,10 @@ class Reference(_Strict):
         given = {p.key: p.value for p in self.params.params}
         missing = [key for key in ENRICH_PARAMS if key not in given]
         if missing:
-            raise ReferenceError(f"params.yaml: {_missing_params(missing)}")
+            raise ReferenceError(f"params.yaml: missing parameter(s) {', '.join(missing)} "
+                                 "(the enrich views read them)")
         # Param's validator has checked each is a number of its kind
         return {key: kind(given[key]) for key, kind in ENRICH_PARAMS.items()}
-
-
-def _missing_params(keys: list[str]) -> str:
-    return f"missing parameter(s) {', '.join(keys)} (the enrich views read them)"
 
 
 def alias_key(alias: str) -> str:
@@ -376,9 +368,10 @@ def load_reference(reference_dir: Path) -> Reference:
     if missing:
         raise ReferenceError(f"{reference_dir}: missing reference file(s): {', '.join(missing)}")
     ref = Reference(**parts)
-    missing = [key for key in ENRICH_PARAMS if ref.param(key) is None]
-    if missing:
-        raise ReferenceError(f"{reference_dir / 'params.yaml'}: {_missing_params(missing)}")
+    try:
+        ref.enrich_params()
+    except ReferenceError as exc:
+        raise ReferenceError(f"{reference_dir}/{exc}") from None
     known = {a.id for a in ref.accelerators.accelerators}
     for i, model in enumerate(ref.assembly.models):
         if model.model not in known:

@@ -63,8 +63,9 @@ _ITEMS_EXTRA: dict[str, Column] = {
                    "retrofit (per retrofitted server); NULL when there is no reference",
                    "参考价口径"),
     "cards_per_unit": C("INTEGER", "accelerator cards in one unit: parsed from 8卡, 8*H100, H100*8, "
-                        "8 GPU, 8-GPU, 八卡 (1-16); default 8 for servers and modules, 1 for "
-                        "cards; NULL for other categories", "每台卡数"),
+                        "8 GPU, 8-GPU, 八卡 (1-16); for servers and modules stating none, "
+                        "params: default_cards_per_unit; 1 for cards; NULL for other "
+                        "categories", "每台卡数"),
     "condition_class": C("VARCHAR", "new, used, refurbished or unknown: used/refurbished wording "
                          "in the condition column or the text wins (二手/拆机/95新/9成新 → used; "
                          "翻新 → refurbished), else 全新/new → new", "新旧程度"),
@@ -99,8 +100,9 @@ _ITEMS_EXTRA: dict[str, Column] = {
     "basis_price_cny": C("DOUBLE", "the price compared with the reference: unit price (server, "
                          "card, head, module; NULL for lump sums), price_per_kw (kw), price "
                          "per retrofitted server (retrofit)", "比价口径单价"),
-    "ref_low_cny": C("DOUBLE", "reference low for ref_basis and accel_model (servers scaled by "
-                     "cards_per_unit / 8)", "参考价下限"),
+    "ref_low_cny": C("DOUBLE", "reference low for ref_basis and accel_model (servers and "
+                     "modules scaled by cards_per_unit over the reference's cards)",
+                     "参考价下限"),
     "ref_high_cny": C("DOUBLE", "reference high for ref_basis and accel_model", "参考价上限"),
     "ref_peak_cny": C("DOUBLE", "highest legitimate market price known (e.g. H100 servers in "
                       "2024-01), else ref_high_cny", "历史高点"),
@@ -134,11 +136,14 @@ _ITEMS_EXTRA: dict[str, Column] = {
     "ratio_to_mainstream_median": C("DOUBLE", "peer_price_cny / mainstream_peer_median: an "
                                     "off-brand line near 1 is priced like tier-1",
                                     "与主流品牌中位价之比"),
-    "robust_z": C("DOUBLE", "(ln price − median ln price) / (1.4826 × MAD of ln price) over the "
-                  "peers (line included); 1.2533 × mean absolute deviation when MAD is 0; 0 when "
-                  "all peers share one price; NULL when peer_count < 2", "稳健z分数"),
+    "robust_z": C("DOUBLE", "(ln price − median ln price) / (robust_z_mad_scale × MAD of ln "
+                  "price) over the peers (line included); robust_z_meanad_scale × mean absolute "
+                  "deviation when MAD is 0; 0 when all peers share one price; NULL when "
+                  "peer_count < robust_z_min_peers (params: the three; the scales make each "
+                  "deviation an estimate of σ)", "稳健z分数"),
     "peer_median_90d": C("DOUBLE", "median peer_price_cny of the peers whose purchase_date is "
-                         "within 90 days of this line's (line included)", "同期同类中位价"),
+                         "within the peer window of this line's (params: peer_window_days; the "
+                         "name keeps the bundled 90 days; line included)", "同期同类中位价"),
     "peer_count_90d": C("BIGINT", "peers behind peer_median_90d (line included)",
                         "同期同类行数"),
     "tender_mainstream_median": C(
@@ -173,7 +178,8 @@ DICTIONARY: dict[str, dict[str, Column]] = {
                                    "整机历史高点"),
         "purchase_date": C("DATE", "purchase_date of the module line"),
         "complete_peer_median_cny": C("DOUBLE", "median unit price of the batch's complete "
-                                      "servers of the same model and card count within 90 days "
+                                      "servers of the same model and card count within the peer "
+                                      "window (params: peer_window_days) "
                                       "of purchase_date (not assembled, not used, not a minor "
                                       "brand); NULL without any", "同期整机中位价"),
         "complete_peer_count": C("BIGINT", "complete servers behind complete_peer_median_cny",
@@ -265,7 +271,11 @@ def render_markdown() -> str:
         ("- Peers are the batch's lines with the same `category`, `peer_key` and `peer_basis`, "
         "lump sums and zero prices excluded; the line itself is included in `peer_count`, "
         "`peer_median` and `robust_z`."),
-        "- Server references are for 8 cards and scale with `cards_per_unit / 8`.",
+        ("- Server and module references are priced for a number of cards (a server's `cards` "
+        "in accelerators.yaml, else `reference_cards_per_server`) and scale with "
+        "`cards_per_unit` over it."),
+        ("- `params: name` in a description is an entry of `rules/reference/params.yaml`: the "
+        "views' thresholds and constants live there, not in their SQL."),
         "",
     ]
     for view, cols in DICTIONARY.items():

@@ -188,11 +188,28 @@ class BrandsFile(_Strict):
     brands: list[Brand] = Field(min_length=1)
 
 
+#: The parameters the enrich SQL reads (``$key`` in ``enrich/sql/*.sql``), each with its kind
+#: of number: :func:`load_reference` refuses a ``params.yaml`` without every one.
+ENRICH_PARAMS: dict[str, type[int | float]] = {
+    "peer_window_days": int, "default_cards_per_unit": int, "reference_cards_per_server": int,
+    "serial_min_chars": int, "robust_z_min_peers": int,
+    "robust_z_mad_scale": float, "robust_z_meanad_scale": float,
+}
+
+
 class Param(_Strict):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     value: float | str
     source: Source
     note: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _enrich_kind(self) -> Param:
+        kind = ENRICH_PARAMS.get(self.key)
+        if kind is not None and (isinstance(self.value, str)
+                                 or (kind is int and not float(self.value).is_integer())):
+            raise ValueError(f"{self.key} must be a {'whole ' if kind is int else ''}number")
+        return self
 
 
 class ParamsFile(_Strict):
@@ -230,6 +247,16 @@ class Reference(_Strict):
     def param(self, key: str) -> float | str | None:
         """Value of a parameter, or None."""
         return next((p.value for p in self.params.params if p.key == key), None)
+
+    def enrich_params(self) -> dict[str, int | float]:
+        """The :data:`ENRICH_PARAMS`, each of its kind; ReferenceError naming the missing."""
+        given = {p.key: p.value for p in self.params.params}
+        missing = [key for key in ENRICH_PARAMS if key not in given]
+        if missing:
+            raise ReferenceError(f"params.yaml: missing parameter(s) {', '.join(missing)} "
+                                 "(the enrich views read them)")
+        # Param's validator has checked each is a number of its kind
+        return {key: kind(given[key]) for key, kind in ENRICH_PARAMS.items()}
 
 
 def alias_key(alias: str) -> str:
@@ -341,6 +368,10 @@ def load_reference(reference_dir: Path) -> Reference:
     if missing:
         raise ReferenceError(f"{reference_dir}: missing reference file(s): {', '.join(missing)}")
     ref = Reference(**parts)
+    try:
+        ref.enrich_params()
+    except ReferenceError as exc:
+        raise ReferenceError(f"{reference_dir}/{exc}") from None
     known = {a.id for a in ref.accelerators.accelerators}
     for i, model in enumerate(ref.assembly.models):
         if model.model not in known:
@@ -362,6 +393,7 @@ def _range_cols(prefix: str, rng: PriceRange | None) -> dict[str, float | str | 
 def reference_frames(ref: Reference) -> dict[str, pd.DataFrame]:
     """The reference book as flat tables (name -> frame), ready for DuckDB."""
     assembly = {m.model: m for m in ref.assembly.models}
+    server_cards = ref.enrich_params()["reference_cards_per_server"]
     acc_rows, alias_rows = [], []
     for a in ref.accelerators.accelerators:
         asm = assembly.get(a.id)
@@ -379,7 +411,7 @@ def reference_frames(ref: Reference) -> dict[str, pd.DataFrame]:
                 **_range_cols("card", a.card),
                 **_range_cols("server", server),
                 "server_peak": (server.peak or server.high) if server else None,
-                "server_cards": (server.cards or 8) if server else None,
+                "server_cards": (server.cards or server_cards) if server else None,
                 "price_date": priced.date if priced else None,
                 **_range_cols("head", asm.head if asm else None),
                 **_range_cols("module", asm.module if asm else None),

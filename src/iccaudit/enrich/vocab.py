@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-# Category wording, checked in this order (first hit wins; see views.category_case).
+# Category wording, checked in this order (first hit wins; see sql/macros/category.sql).
 RETROFIT = r"改造|retrofit"
 SERVICE = (
     r"服务|实施|运维|安装|调试|培训|维保|维护|集成|咨询|部署|技术支持|"

@@ -271,3 +271,49 @@ def test_caret_is_placed_under_wide_characters():
     # "  zh: 单价高 " is 11 characters but 14 terminal cells (3 wide characters)
     assert caret.index("^") == 4 + 14
     assert source.endswith("{x}")
+
+
+def test_one_file_with_many_problems_reports_every_one_with_its_code_and_line(write_rule):
+    """Structure errors do not hide the others: a missing field, a bad severity, an unknown
+    column in where, a bad message format, a repeated test name and a test row with an unknown
+    column are all reported in one load, each at its own line."""
+    text = """\
+id: many-problems
+title: Many problems
+mechanism: price_outlier
+severity: extreme
+status: stable
+description: d
+where: unit_prce_cny > 2 * ref_high_cny
+message:
+  zh: "单价 {unit_price_cny:%%}"
+  en: "unit price {unit_price_cny:,.0f}"
+evidence: [unit_price_cny]
+tests:
+  - name: high
+    expect: hit
+    row: {unit_price_cny: 9000000, not_a_column: 1}
+  - name: high
+    expect: miss
+    row: {unit_price_cny: 100}
+"""
+    rs = load(write_rule(text, name="many-problems"))
+    codes = {e.code: e for e in rs.errors}
+    # rationale missing (E105), severity unknown (E111), column unknown (E103), format (E113),
+    # test row column (E301), test name twice (E303)
+    assert {"E105", "E111", "E103", "E113", "E301", "E303"} <= set(codes), [
+        str(e) for e in rs.errors]
+    assert codes["E111"].line == 4 and codes["E103"].line == 7 and codes["E113"].line == 9
+    assert codes["E301"].line == 15 and codes["E303"].line == 16
+    assert "rationale" in codes["E105"].message and "unit_prce_cny" in codes["E103"].message
+    assert rs.rules == [] and rs.invalid_ids == {"many-problems"}
+
+
+def test_every_code_belongs_to_exactly_the_validators_that_report_it():
+    from iccaudit.detect.rules.errors import CODES
+    from iccaudit.detect.rules.validators import VALIDATORS
+
+    claimed = {code for v in VALIDATORS for code in v.codes}
+    assert claimed <= set(CODES), claimed - set(CODES)
+    # each validator is a small class with a docstring naming what it checks
+    assert all(type(v).__doc__ for v in VALIDATORS) and len(VALIDATORS) >= 8

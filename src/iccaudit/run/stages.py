@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-    from iccaudit.detect.rules.ruleset import Rule, RuleSet
+    from iccaudit.detect.rules.model import Rule, RuleSet
     from iccaudit.store import RunWriter
 
 

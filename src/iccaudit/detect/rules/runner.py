@@ -22,7 +22,8 @@ from sqlglot import exp
 
 from iccaudit.core import schema
 from iccaudit.detect.rules.compiler import DIALECT, CompiledRule
-from iccaudit.detect.rules.ruleset import Rule, RuleCase, default_row
+from iccaudit.detect.rules.model import Rule, RuleCase
+from iccaudit.detect.rules.testrows import default_row
 
 #: A rule that fires on more than this share of its applicable rows gets a warning ...
 FIRE_RATE_WARNING = 0.20

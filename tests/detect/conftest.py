@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from iccaudit.core import schema
-from iccaudit.detect.rules.runner import case_frame
+from iccaudit.detect.rules.ruletests import case_frame
 
 
 @dataclass

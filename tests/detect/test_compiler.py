@@ -13,7 +13,7 @@ import pytest
 from iccaudit.detect.rules import compiler
 from iccaudit.detect.rules.compiler import ALLOWED_FUNCTIONS, ExpressionError, check_expression
 from iccaudit.detect.rules.ruleset import load_ruleset
-from iccaudit.detect.rules.runner import case_frame
+from iccaudit.detect.rules.ruletests import case_frame
 
 from .conftest import DICTIONARY, build_fixture_sandbox
 

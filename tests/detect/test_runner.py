@@ -10,7 +10,8 @@ import pytest
 from iccaudit import store
 from iccaudit.core import schema
 from iccaudit.detect.rules.ruleset import load_ruleset
-from iccaudit.detect.rules.runner import FIRE_RATE_MIN_ROWS, run_case, run_rule_tests, run_rules
+from iccaudit.detect.rules.ruletests import run_case, run_rule_tests
+from iccaudit.detect.rules.runner import FIRE_RATE_MIN_ROWS, run_rules
 
 from .conftest import DICTIONARY, GOLDEN_DIR, build_fixture_sandbox, rule_yaml
 
@@ -97,7 +98,7 @@ def test_finding_ids_are_deterministic(write_rule):
 
 
 def case_frame_(rows):
-    from iccaudit.detect.rules.runner import case_frame
+    from iccaudit.detect.rules.ruletests import case_frame
 
     return case_frame(rows, run_id="r1")
 

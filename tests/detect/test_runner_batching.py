@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from iccaudit.core.paths import reference_dir
-from iccaudit.detect.rules.runner import case_frame, default_builder, render_messages, run_rules
+from iccaudit.detect.rules.messages import render_messages
+from iccaudit.detect.rules.ruletests import case_frame, default_builder
+from iccaudit.detect.rules.runner import run_rules
 
 from .conftest import build_fixture_sandbox, rule_yaml
 from .test_runner import PRICE_BODY, golden_rules, rules_from

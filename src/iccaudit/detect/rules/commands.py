@@ -77,7 +77,7 @@ def validate_rules(paths: Sequence[Path]) -> int:
 
 def test_rules(paths: Sequence[Path]) -> int:
     """Run every rule's in-file tests; invalid rules count as failures."""
-    from iccaudit.detect.rules.runner import run_rule_tests
+    from iccaudit.detect.rules.ruletests import run_rule_tests
 
     ruleset = load_ruleset(paths)
     out = _console()

@@ -30,7 +30,7 @@ MAX_DEPTH = 100
 
 #: Scalar functions a rule may call: SQL name -> sqlglot node class. Keep it short: every entry
 #: is documented in docs/rules.md and must be harmless on any input.
-ALLOWED_FUNCTIONS: dict[str, type[exp.Expression]] = {
+ALLOWED_FUNCTIONS: dict[str, type[exp.Expr]] = {
     "regexp_matches": exp.RegexpLike,
     "lower": exp.Lower,
     "upper": exp.Upper,
@@ -56,7 +56,7 @@ ALLOWED_FUNCTIONS: dict[str, type[exp.Expression]] = {
 _FUNCTION_NAMES = {cls: name for name, cls in ALLOWED_FUNCTIONS.items()}
 
 #: Operators and structure (not functions).
-_ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
+_ALLOWED_NODES: tuple[type[exp.Expr], ...] = (
     exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren,
     exp.And, exp.Or, exp.Not, exp.Xor,
     exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
@@ -104,7 +104,7 @@ class ExpressionError(Exception):
         self.issues = issues
 
 
-def _offset(node: exp.Expression) -> tuple[int, str | None]:
+def _offset(node: exp.Expr) -> tuple[int, str | None]:
     """Character offset and text of a node, from sqlglot's token metadata (or a descendant's)."""
     for n in node.walk():
         meta = getattr(n, "_meta", None) or {}
@@ -131,7 +131,7 @@ def suggest(name: str, choices: list[str]) -> str:
     return f" (did you mean {match[0]}?)" if match else ""
 
 
-def _is_literal(node: exp.Expression) -> bool:
+def _is_literal(node: exp.Expr) -> bool:
     if isinstance(node, exp.Neg):
         return _is_literal(node.this)
     if isinstance(node, exp.Cast | exp.Paren):
@@ -139,10 +139,10 @@ def _is_literal(node: exp.Expression) -> bool:
     return isinstance(node, exp.Literal | exp.Null | exp.Boolean)
 
 
-def _depth(node: exp.Expression, limit: int) -> int:
+def _depth(node: exp.Expr, limit: int) -> int:
     """Tree depth, iteratively (a recursive walk could itself overflow on hostile input)."""
     best = 0
-    stack: list[tuple[exp.Expression, int]] = [(node, 1)]
+    stack: list[tuple[exp.Expr, int]] = [(node, 1)]
     while stack:
         n, d = stack.pop()
         best = max(best, d)
@@ -164,7 +164,7 @@ def _paren_depth(text: str) -> int:
 
 
 def check_expression(text: str, columns: Mapping[str, Any], *, what: str = "expression"
-                     ) -> exp.Expression:
+                     ) -> exp.Expr:
     """Parse ``text`` and check it against the allow-list and the view's ``columns``.
 
     Returns the checked tree with column names normalised to the dictionary's spelling.
@@ -188,7 +188,7 @@ def check_expression(text: str, columns: Mapping[str, Any], *, what: str = "expr
     return tree
 
 
-def _parse(text: str, what: str) -> exp.Expression:
+def _parse(text: str, what: str) -> exp.Expr:
     log = logging.getLogger("sqlglot")
     level = log.level
     log.setLevel(logging.CRITICAL)  # sqlglot warns when it falls back to a Command
@@ -234,11 +234,11 @@ def _line_col_to_offset(text: str, line: int | None, col: int | None,
     return max(0, base + col - len(highlight or " "))
 
 
-def _walk(tree: exp.Expression, columns: Mapping[str, Any]) -> list[ExprIssue]:
+def _walk(tree: exp.Expr, columns: Mapping[str, Any]) -> list[ExprIssue]:
     issues: list[ExprIssue] = []
     lower_cols = {c.lower(): c for c in columns}
 
-    def bad(code: str, message: str, node: exp.Expression) -> None:
+    def bad(code: str, message: str, node: exp.Expr) -> None:
         off, tok = _offset(node)
         issues.append(ExprIssue(code, message, off, tok))
 
@@ -352,44 +352,44 @@ class CompiledRule:
 
     rule_id: str
     view: str
-    where: exp.Expression
-    applies: exp.Expression | None = None
-    excess: exp.Expression | None = None
-    score: exp.Expression | None = None
+    where: exp.Expr
+    applies: exp.Expr | None = None
+    excess: exp.Expr | None = None
+    score: exp.Expr | None = None
     evidence: dict[str, exp.Expression] = field(default_factory=dict)
     fields: dict[str, exp.Expression] = field(default_factory=dict)
     key_mode: str = "item"
     key_column: str | list[str] | None = None
 
-    def applicable(self) -> exp.Expression:
+    def applicable(self) -> exp.Expr:
         """Rows the rule can judge: its ``applies`` expression, else ``where IS NOT NULL``."""
         if self.applies is not None:
             return exp.paren(self.applies.copy())
         return exp.Not(this=exp.Is(this=exp.paren(self.where.copy()), expression=exp.Null()))
 
-    def condition(self) -> exp.Expression:
+    def condition(self) -> exp.Expr:
         """The hit condition: ``where``, within ``applies`` when the rule declares it."""
         if self.applies is not None:
             return exp.and_(exp.paren(self.applies.copy()), exp.paren(self.where.copy()))
         return exp.paren(self.where.copy())
 
-    def key_expr(self) -> exp.Expression:
+    def key_expr(self) -> exp.Expr:
         if self.key_mode == "item":
             return exp.column("item_id")
-        if self.key_mode == "column":
-            return exp.column(self.key_column)
-        if self.key_mode == "list":
+        if self.key_mode in ("column", "list"):
+            assert isinstance(self.key_column, str)
             return exp.column(self.key_column)
         if self.key_mode == "columns":
+            assert isinstance(self.key_column, list)
             return exp.Array(expressions=[
                 exp.cast(exp.column(c), "BIGINT") for c in self.key_column])
         return exp.Null()
 
-    def group_key_expr(self) -> exp.Expression:
+    def group_key_expr(self) -> exp.Expr:
         """A text key of the implicated lines (or the tender): the base of the finding ids."""
         if self.key_mode in ("item", "column"):
-            return exp.cast(exp.column("item_id" if self.key_mode == "item" else self.key_column),
-                            "VARCHAR")
+            key = self.key_column if isinstance(self.key_column, str) else "item_id"
+            return exp.cast(exp.column(key), "VARCHAR")
         if self.key_mode in ("list", "columns"):
             return exp.func("array_to_string", exp.func("list_sort", self.key_expr()),
                             exp.Literal.string(","))
@@ -422,6 +422,7 @@ class CompiledRule:
                  if self.score is not None else exp.cast(exp.Literal.number(1), "DOUBLE"))
         excess = (exp.cast(exp.paren(self.excess.copy()), "DOUBLE") if self.excess is not None
                   else exp.cast(exp.Null(), "DOUBLE"))
+        evidence: exp.Expr
         if self.evidence:
             struct = exp.Struct(expressions=[
                 exp.PropertyEQ(this=exp.to_identifier(alias, quoted=True), expression=e.copy())
@@ -445,9 +446,9 @@ class CompiledRule:
         return exp.select(*projections).from_(exp.to_table(source or self.view)).where(
             self.condition())
 
-    def stats_projections(self, index: int) -> list[exp.Expression]:
+    def stats_projections(self, index: int) -> list[exp.Expr]:
         """count(applicable) and count(hits) for the batched per-view statistics query."""
-        def count_if(cond: exp.Expression, alias: str) -> exp.Expression:
+        def count_if(cond: exp.Expr, alias: str) -> exp.Expr:
             return exp.alias_(
                 exp.Filter(this=exp.Count(this=exp.Star()),
                            expression=exp.Where(this=cond)), alias, quoted=True)

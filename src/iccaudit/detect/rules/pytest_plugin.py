@@ -7,6 +7,7 @@ include ``rules``) fails CI on a broken rule or a failing rule test.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ class RuleProblem(Exception):
 class RuleFile(pytest.File):
     """One rule file: validated once, then one item per in-file test case."""
 
-    def collect(self):
+    def collect(self) -> Iterator[pytest.Item]:
         from iccaudit.detect.rules.ruleset import load_ruleset
 
         ruleset = load_ruleset([Path(self.path)])
@@ -59,7 +60,7 @@ class RuleItem(pytest.Item):
             if self.ruleset.errors:
                 raise RuleProblem("\n".join(e.render() for e in self.ruleset.errors))
             return
-        from iccaudit.detect.rules.runner import run_case
+        from iccaudit.detect.rules.ruletests import run_case
 
         rule, case = self.case
         result = run_case(rule, case)

@@ -12,18 +12,15 @@ row with status ``not_evaluated`` and the one-line error: it never counts as "no
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from sqlglot import exp
 
 from iccaudit.core import schema
 from iccaudit.detect.rules.compiler import DIALECT, CompiledRule
-from iccaudit.detect.rules.model import Rule, RuleCase
-from iccaudit.detect.rules.testrows import default_row
+from iccaudit.detect.rules.messages import render_messages
+from iccaudit.detect.rules.model import Rule
 
 #: A rule that fires on more than this share of its applicable rows gets a warning ...
 FIRE_RATE_WARNING = 0.20
@@ -94,7 +91,7 @@ def finding_sql(compiled: CompiledRule, source: str | None = None, *,
     return frame.replace(_HITS_PLACEHOLDER, compiled.hits_query(source).sql(DIALECT), 1)
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:500]
 
@@ -129,7 +126,7 @@ def _materialise(con: Any, view: str, rules: Sequence[Rule]) -> str | None:
     return _temp_table(con, f"__rules_{view}", select)
 
 
-def _columns_read(rules: Sequence[Rule]) -> list[exp.Expression]:
+def _columns_read(rules: Sequence[Rule]) -> list[exp.Expr]:
     """The view columns any of ``rules`` reads, sorted, as quoted column references."""
     cols = sorted(set().union(*(r.compiled.columns_used() for r in rules)))
     return [exp.column(c, quoted=True) for c in cols]
@@ -184,7 +181,7 @@ def _stats(con: Any, view: str, rules: Sequence[Rule]) -> dict[str, tuple[int, i
     import duckdb
 
     def query(batch: Sequence[Rule]) -> exp.Select:
-        cols: list[exp.Expression] = [exp.alias_(exp.Count(this=exp.Star()), "n")]
+        cols: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "n")]
         for i, r in enumerate(batch):
             cols.extend(r.compiled.stats_projections(i))
         return exp.select(*cols).from_(exp.to_table(view))
@@ -202,7 +199,7 @@ def _stats(con: Any, view: str, rules: Sequence[Rule]) -> dict[str, tuple[int, i
             row = con.execute(query([r]).sql(DIALECT)).fetchall()[0]
             out[r.id] = (int(row[0]), int(row[1]), int(row[2]))
         except duckdb.Error as exc:
-            out[r.id] = _one_line(exc)
+            out[r.id] = one_line(exc)
     return out
 
 
@@ -211,7 +208,7 @@ def _counts(con: Any, table: str, rules: Sequence[Rule], which: int) -> list[int
     None when the query fails (the caller then takes the rule-by-rule path)."""
     import duckdb
 
-    cols: list[exp.Expression] = [exp.alias_(exp.Count(this=exp.Star()), "n")]
+    cols: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "n")]
     cols.extend(r.compiled.stats_projections(i)[which] for i, r in enumerate(rules))
     try:
         return [int(v) for v in con.execute(
@@ -232,7 +229,7 @@ def _stats_and_hits(con: Any, view: str, source: str, rules: Sequence[Rule]
         applicable = _counts(con, source, rules, 0)
         hits_table = _hit_rows(con, view, source, rules) if applicable is not None else None
         hits = _counts(con, hits_table, rules, 1) if hits_table is not None else None
-        if hits is not None:
+        if hits is not None and applicable is not None:
             return {r.id: (applicable[0], applicable[1 + i], hits[1 + i])
                     for i, r in enumerate(rules)}, hits_table
         if hits_table is not None:
@@ -240,90 +237,6 @@ def _stats_and_hits(con: Any, view: str, source: str, rules: Sequence[Rule]
     stats = _stats(con, source, rules)
     return stats, _hit_rows(con, view, source, [r for r in rules
                                                 if not isinstance(stats[r.id], str)])
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return str(value)
-
-
-def _is_null(value: Any) -> bool:
-    import pandas as pd
-
-    if value is None or value is pd.NaT or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def _format_column(values: Any, spec: str) -> Any:
-    """Format one placeholder's column (output formatting; one call per column) as an Arrow
-    string array.
-
-    Each distinct value is formatted once: findings repeat medians, counts and names.
-    """
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-
-    def one(v: Any) -> str:
-        if _is_null(v):
-            return "—"
-        if hasattr(v, "tolist") and not isinstance(v, str):
-            v = v.tolist()
-        try:
-            return format(v, spec) if spec else _plain(v)
-        except (TypeError, ValueError):
-            return _plain(v)
-
-    # Only where equal values print alike: 1 and 1.0 and True, or Decimal 1.0 and 1.00, or
-    # 0.0 and -0.0 hash alike but do not; lists are unhashable. Other kinds value by value.
-    kind = pd.api.types.infer_dtype(values, skipna=True)
-    if kind in ("string", "integer", "boolean"):
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        uniques = list(uniques)
-    elif kind == "floating":
-        numbers = values.to_numpy(dtype=float, na_value=np.nan)
-        bits, _ = pd.factorize(numbers.view(np.int64))  # by bit pattern: -0.0 is not 0.0
-        first = pd.Series(np.arange(len(bits))).groupby(bits).first().to_numpy()
-        uniques = [float(x) for x in numbers[first]]
-        codes = np.where(np.isnan(numbers), -1, bits)
-    else:
-        return pa.array([one(v) for v in values], pa.large_string())
-    texts = pa.array([one(u) for u in uniques] + ["—"], pa.large_string())
-    return texts.take(pa.array(np.where(codes < 0, len(uniques), codes)))
-
-
-def render_messages(template: str, frame: Any, formatted: dict | None = None) -> Any:
-    """Render a message template for every row of ``frame`` (columns ``f_<name>``).
-
-    The pieces (literal text and formatted columns) are joined by one Arrow kernel, not by
-    a pandas string concatenation per piece. ``formatted`` caches formatted columns by
-    (column, format): the Chinese and English messages of a finding show the same values.
-    """
-    import string
-
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    formatted = {} if formatted is None else formatted
-    pieces: list[Any] = []
-    for literal, name, spec, _conv in string.Formatter().parse(template):
-        if literal:
-            pieces.append(pa.scalar(literal, pa.large_string()))
-        if name is None:
-            continue
-        source = {"est_excess_cny": "__excess", "score": "__score"}.get(name, f"f_{name}")
-        key = (source, spec or "")
-        if key not in formatted:
-            formatted[key] = _format_column(frame[source].astype(object), spec or "")
-        pieces.append(formatted[key])
-    if not any(isinstance(p, pa.Array) for p in pieces):  # no placeholder: the text itself
-        text = "".join(p.as_py() for p in pieces)
-        return pd.Series([text] * len(frame), index=frame.index, dtype=object)
-    joined = pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
-    return pd.Series(joined.to_numpy(zero_copy_only=False), index=frame.index, dtype=object)
 
 
 def _findings(rule: Rule, hits: Any, run_id: str) -> Any:
@@ -418,7 +331,7 @@ def _run_view(con: Any, view: str, view_rules: Sequence[Rule], run_id: str,
                 try:
                     found = fetches[r.id].result()
                 except duckdb.Error as exc:
-                    runs[r.id] = {"status": "not_evaluated", "error": _one_line(exc),
+                    runs[r.id] = {"status": "not_evaluated", "error": one_line(exc),
                                   "rows_evaluated": rows}
                     continue
                 warning = None
@@ -439,7 +352,7 @@ def _run_view(con: Any, view: str, view_rules: Sequence[Rule], run_id: str,
     return frames
 
 
-def _run(con: Any, rules: Sequence[Rule], run_id: str, *, include_deprecated: bool = False
+def run_pack(con: Any, rules: Sequence[Rule], run_id: str, *, include_deprecated: bool = False
          ) -> tuple[Any, Any]:
     import pandas as pd
 
@@ -512,114 +425,5 @@ def run_rules(con: Any, rules: Sequence[Rule], run_id: str) -> tuple[Any, Any]:
     :class:`iccaudit.core.schema.Finding` and :class:`iccaudit.core.schema.RuleRun`. Deprecated rules
     get a ``skipped`` row; a rule that fails at run time a ``not_evaluated`` row with the error.
     """
-    return _run(con, rules, run_id)
+    return run_pack(con, rules, run_id)
 
-
-# --------------------------------------------------------------------------------------------
-# In-file tests
-
-
-@dataclass
-class CaseResult:
-    """The outcome of one in-file test case."""
-
-    rule_id: str
-    path: str
-    case: str
-    expect: str
-    passed: bool
-    code: str | None = None
-    detail: str = ""
-
-    @property
-    def test_id(self) -> str:
-        return f"{self.path}::{self.case}::{self.expect}"
-
-
-def case_frame(rows: Iterable[dict[str, Any]], run_id: str = "rule-test") -> Any:
-    """A line_items frame (all schema.LineItem columns) from test rows over default values."""
-    import pandas as pd
-
-    records = []
-    for i, row in enumerate(rows, start=1):
-        rec = {"run_id": run_id, "item_id": i, **default_row(i), **row}
-        rec["source_row"] = rec.get("source_row") or i + 1
-        records.append(rec)
-    frame = pd.DataFrame.from_records(records, columns=schema.columns("line_items"))
-    for c in ("quantity", "unit_price_cny", "total_cny", "capacity_kw", "claimed_pflops"):
-        frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
-    for c in ("item_id", "source_row"):
-        frame[c] = frame[c].astype("int64")
-    frame["serial_numbers"] = frame["serial_numbers"].map(
-        lambda v: list(v) if isinstance(v, list | tuple) else [])
-    return frame
-
-
-SandboxBuilder = Callable[[Any, Path], Any]
-
-
-_REFERENCE_CACHE: dict[tuple, Any] = {}
-
-
-def _reference(reference_dir: Path) -> Any:
-    """The reference book, loaded once per directory state (YAML parsing is the slow part)."""
-    from iccaudit.enrich import load_reference
-
-    folder = Path(reference_dir).resolve()
-    state = tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
-                         for p in folder.glob("*") if p.is_file())) if folder.is_dir() else ()
-    key = (folder, state)
-    if key not in _REFERENCE_CACHE:
-        _REFERENCE_CACHE.clear()
-        _REFERENCE_CACHE[key] = load_reference(folder)
-    return _REFERENCE_CACHE[key]
-
-
-def default_builder() -> SandboxBuilder:
-    """iccaudit.enrich.build_sandbox, with the reference book loaded once for many cases."""
-    from iccaudit.enrich import build_sandbox
-
-    def build(line_items: Any, reference_dir: Path) -> Any:
-        return build_sandbox(line_items, reference_dir, reference=_reference(reference_dir))
-
-    return build
-
-
-def run_case(rule: Rule, case: RuleCase, *, build: SandboxBuilder | None = None,
-             reference_dir: Path | None = None) -> CaseResult:
-    """Build a sandbox from the case's rows and check that the rule hits or misses."""
-    from iccaudit.core.paths import reference_dir as default_reference
-
-    build = build or default_builder()
-    ref = reference_dir or default_reference()
-    result = CaseResult(rule.id, rule.path, case.name, case.expect, passed=False)
-    try:
-        con = build(case_frame(case.line_rows()), ref)
-    except Exception as exc:  # noqa: BLE001 - reported as a failed case, one line
-        result.code, result.detail = "E305", f"cannot build the sandbox: {_one_line(exc)}"
-        return result
-    try:
-        findings, runs = _run(con, [rule], "rule-test", include_deprecated=True)
-    finally:
-        con.close()
-    run = runs.iloc[0]
-    if run["status"] != "ok":
-        result.code, result.detail = "E305", f"the rule failed on the test rows: {run['error']}"
-        return result
-    hits = int(run["hits"])
-    if case.expect == "hit" and hits == 0:
-        result.code, result.detail = "E304", "expected a hit, got none"
-    elif case.expect == "miss" and hits > 0:
-        msg = findings["message"].iloc[0] if len(findings) else ""
-        result.code, result.detail = "E306", f"expected a miss, the rule fired: {msg}"
-    else:
-        result.passed = True
-        result.detail = f"{hits} hit(s)" if hits else "no hit"
-    return result
-
-
-def run_rule_tests(rules: Iterable[Rule], *, build: SandboxBuilder | None = None,
-                   reference_dir: Path | None = None) -> list[CaseResult]:
-    """Every in-file test case of every rule."""
-    return [run_case(r, c, build=build, reference_dir=reference_dir)
-            for r in rules for c in r.tests]

@@ -277,7 +277,6 @@ class LineFact(_Record):
 #: What a ``run_config`` row records: a rule file, a reference file, the detector settings,
 #: the column mapping, or the whole configuration (``pack``: one row per run).
 ConfigKind = Literal["pack", "rules", "reference", "models", "mapping"]
-CONFIG_KINDS: tuple[str, ...] = typing.get_args(ConfigKind)
 
 
 class RunConfig(_Record):
@@ -313,7 +312,6 @@ _SQL_TYPES: dict[object, str] = {
 def sql_type(annotation: object) -> str:
     """DuckDB type of a pydantic field annotation (Optional unwrapped, Literal as VARCHAR)."""
     import types
-    import typing
 
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -362,7 +360,6 @@ def ddl(table: str) -> str:
 
 def _is_optional(annotation: object) -> bool:
     import types
-    import typing
 
     origin = typing.get_origin(annotation)
     return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)

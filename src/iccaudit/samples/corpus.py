@@ -4,6 +4,9 @@ Both run the same pipeline over one line table (:func:`build_table`): tenders ->
 lines -> injected schemes and look-alikes -> duplicates -> services, serials, conditions ->
 claims and whole-table label rules. The corpus then renders one file per tender in a rotating
 plan of shapes; the large CSV writes everything at once.
+
+Over 500 lines on purpose: the two drivers share one build order, and reading it in one file
+is what keeps the labels and the lines in step.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Every injector takes the builder and an array of target tenders and either adds labelled lines
 or adds look-alike lines (recorded apart, never labelled). A mechanism's wording, magnitude and
 placement vary between targets so rules cannot key on one phrase or one multiple.
+
+Over 500 lines on purpose: one injector per scheme and one per look-alike, side by side, so
+that each scheme is read next to the legitimate line it must not be confused with.
 """
 
 from __future__ import annotations

@@ -119,16 +119,6 @@ class Rule(_Strict):
             raise RuntimeError(f"rule {self.id} was not compiled; load it with load_ruleset")
         return self._compiled
 
-    def evidence_items(self) -> list[tuple[str, str]]:
-        """``[(alias, expression text), ...]`` in the file's order."""
-        out: list[tuple[str, str]] = []
-        for entry in self.evidence:
-            if isinstance(entry, str):
-                out.append((entry, entry))
-            else:
-                out.extend(entry.items())
-        return out
-
 
 @dataclass
 class RuleSet:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import duckdb
 import pandas as pd
@@ -19,7 +19,21 @@ _SOURCE = "_incoming_line_items"
 _MADE = re.compile(r"\s*CREATE (?:TABLE|VIEW) (\w+)")
 
 
-def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
+class RowsFile(Protocol):
+    """Line items in a file DuckDB reads itself (``store.ParquetRows``, an out-of-core run)."""
+
+    column_names: list[str]
+
+    def sql(self, position: str | None = None) -> str: ...
+
+    def __len__(self) -> int: ...
+
+
+#: What a sandbox is built from: the lines in memory (pandas or Arrow) or in a file.
+LineSource = pd.DataFrame | pa.Table | RowsFile
+
+
+def _typed_source(con: duckdb.DuckDBPyConnection, line_items: LineSource) -> str:
     """Register the caller's rows and return a FROM item giving them typed by the schema.
 
     The rows are not copied into a table of their own: enrich reads the few columns it
@@ -28,8 +42,8 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
     """
     cols = schema.columns("line_items")
     # a pandas frame or an Arrow table (the pipeline passes Arrow: a fraction of the memory)
-    is_arrow = hasattr(line_items, "column_names")
-    names = list(line_items.column_names if is_arrow else line_items.columns)
+    names = list(line_items.columns if isinstance(line_items, pd.DataFrame)
+                 else line_items.column_names)
     missing = [c for c in cols if c not in names]
     if missing:
         raise ValueError(f"line_items frame lacks columns {missing}")
@@ -41,7 +55,7 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
     select = ", ".join(f'{schema.RAW_CELLS_AS_JSON} AS "raw"' if c == "raw" and cells
                        else f'CAST("{c}" AS {types[c]}) AS "{c}"' for c in cols)
     # __row: each row's position, by which enrich joins the 90-day window back to the rows
-    if hasattr(line_items, "sql"):
+    if not isinstance(line_items, pd.DataFrame | pa.Table):
         # rows in a Parquet file (store.ParquetRows, an out-of-core run): DuckDB's own reader
         # streams them within its memory limit; scanning the Arrow dataset took 3x the time
         # and memory outside the limit. Read while building, before external access is off.
@@ -49,7 +63,7 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: Any) -> str:
     import numpy as np
 
     rows = np.arange(len(line_items), dtype="int64")
-    if is_arrow:
+    if isinstance(line_items, pa.Table):
         con.register(_SOURCE, line_items.select(cols).append_column("__row", pa.array(rows)))
     else:
         con.register(_SOURCE, line_items[cols].assign(__row=rows))
@@ -91,7 +105,7 @@ def _connect(database: Path | None, memory_limit: str | None,
 
 
 def build_sandbox(
-    line_items: pd.DataFrame | pa.Table | Any,
+    line_items: LineSource,
     reference_dir: Path,
     *,
     reference: Reference | None = None,
@@ -157,7 +171,7 @@ class Sandbox:
     lines and locks the connection down. A sandbox that fails closes its connection.
     """
 
-    def __init__(self, line_items: pd.DataFrame | pa.Table | Any, reference_dir: Path, *,
+    def __init__(self, line_items: LineSource, reference_dir: Path, *,
                  reference: Reference | None = None, database: Path | None = None,
                  memory_limit: str | None = None, temp_directory: Path | None = None,
                  raw: bool = True) -> None:

@@ -8,7 +8,7 @@ run_id, so every run stays self-contained and queries on the latest run never do
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from iccaudit.run.options import RescoreOptions, RunError, ScoreResult
 from iccaudit.run.stages import Run, with_run
@@ -30,7 +30,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
                              pa.repeat(pa.scalar(run.run_id, pa.string()), items.num_rows))
     n_items = items.num_rows
     files = with_run(frames["files"], run.run_id)
-    lines = {"files": files, "line_items": items,
+    lines: dict[str, Any] = {"files": files, "line_items": items,
              "rejects": with_run(frames["rejects"], run.run_id),
              "non_items": with_run(frames["non_items"], run.run_id)}
     del items

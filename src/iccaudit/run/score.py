@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from iccaudit.run.options import RunError, ScoreOptions, ScoreResult
 from iccaudit.run.resources import (
@@ -59,7 +59,7 @@ def _score(opts: ScoreOptions, work: Path | None, size: int) -> ScoreResult:
         batch.items_arrow = None  # free the unsorted table
     n_items = len(items)
     files = with_run(batch.files, run.run_id)
-    lines = {"files": files, "line_items": items,
+    lines: dict[str, Any] = {"files": files, "line_items": items,
              "rejects": with_run(batch.rejects, run.run_id),
              "non_items": with_run(batch.non_items, run.run_id)}
     del items  # the store's copy is the only one: it frees the rows it has written

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from iccaudit.detect.rules.model import Rule, RuleSet
+    from iccaudit.enrich.sandbox import LineSource
     from iccaudit.store import RunWriter
 
 
@@ -119,7 +120,7 @@ class Run:
         assert self._writer is not None, "store_transaction() first"
         self._writer.insert_in_background(tables)
 
-    def detect(self, items: Any, *, spill: Path | None = None,
+    def detect(self, items: LineSource, *, spill: Path | None = None,
                after_enrich: dict[str, Any] | None = None) -> None:
         """Enrich ``items`` (Arrow, or the Parquet rows of an out-of-core run), then run the
         rules and the models side by side; sets :attr:`findings` and :attr:`rule_runs`.

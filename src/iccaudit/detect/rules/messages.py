@@ -5,7 +5,11 @@ spec, the template's pieces joined by one Arrow kernel per message (no Python pe
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 
 def _plain(value: Any) -> str:
@@ -61,7 +65,8 @@ def _format_column(values: Any, spec: str) -> Any:
     return texts.take(positions)
 
 
-def render_messages(template: str, frame: Any, formatted: dict | None = None) -> Any:
+def render_messages(template: str, frame: pd.DataFrame,
+                    formatted: dict[tuple[str, str], pa.Array] | None = None) -> pd.Series:
     """Render a message template for every row of ``frame`` (columns ``f_<name>``).
 
     The pieces (literal text and formatted columns) are joined by one Arrow kernel, not by

@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iccaudit.core import schema
 from iccaudit.detect.rules.model import Rule, RuleCase
 from iccaudit.detect.rules.runner import one_line, run_pack
 from iccaudit.detect.rules.testrows import default_row
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -32,7 +35,7 @@ class CaseResult:
         return f"{self.path}::{self.case}::{self.expect}"
 
 
-def case_frame(rows: Iterable[dict[str, Any]], run_id: str = "rule-test") -> Any:
+def case_frame(rows: Iterable[dict[str, Any]], run_id: str = "rule-test") -> pd.DataFrame:
     """A line_items frame (all schema.LineItem columns) from test rows over default values."""
     import pandas as pd
 

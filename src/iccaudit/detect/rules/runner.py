@@ -13,9 +13,13 @@ row with status ``not_evaluated`` and the one-line error: it never counts as "no
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
 
 from iccaudit.core import schema
 from iccaudit.detect.rules.compiler import DIALECT, CompiledRule
@@ -96,13 +100,13 @@ def one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-def _fetch(con: Any, sql: str) -> Any:
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     from iccaudit.core.duck import fetch_frame  # via Arrow: big results stay cheap
 
     return fetch_frame(con, sql)
 
 
-def _materialise(con: Any, view: str, rules: Sequence[Rule]) -> str | None:
+def _materialise(con: duckdb.DuckDBPyConnection, view: str, rules: Sequence[Rule]) -> str | None:
     """Copy the columns the rules read from ``view`` into a temp table, once for all its rules.
 
     The views are computed on demand (peer statistics, recognition regexes): querying a view
@@ -132,7 +136,7 @@ def _columns_read(rules: Sequence[Rule]) -> list[exp.Expr]:
     return [exp.column(c, quoted=True) for c in cols]
 
 
-def _temp_table(con: Any, table: str, select: exp.Select, replace: bool = False) -> str | None:
+def _temp_table(con: duckdb.DuckDBPyConnection, table: str, select: exp.Select, replace: bool = False) -> str | None:
     """``CREATE TEMP TABLE table AS select``; the table's name, or None when it failed."""
     import duckdb
 
@@ -150,7 +154,7 @@ def _hits_table_name(view: str) -> str:
     return f"__rules_hits_{view}"
 
 
-def _hit_rows(con: Any, view: str, source: str, rules: Sequence[Rule]) -> str | None:
+def _hit_rows(con: duckdb.DuckDBPyConnection, view: str, source: str, rules: Sequence[Rule]) -> str | None:
     """The rows of ``source`` that any of ``rules`` hits, with the columns they read.
 
     One scan of the view for all its rules; each rule's finding query then filters these few
@@ -165,7 +169,7 @@ def _hit_rows(con: Any, view: str, source: str, rules: Sequence[Rule]) -> str | 
     return _temp_table(con, _hits_table_name(view), select, replace=True)
 
 
-def _drop(con: Any, table: str) -> None:
+def _drop(con: duckdb.DuckDBPyConnection, table: str) -> None:
     import duckdb
 
     try:
@@ -176,7 +180,7 @@ def _drop(con: Any, table: str) -> None:
         pass  # the connection is in-memory and closed by the caller anyway
 
 
-def _stats(con: Any, view: str, rules: Sequence[Rule]) -> dict[str, tuple[int, int, int] | str]:
+def _stats(con: duckdb.DuckDBPyConnection, view: str, rules: Sequence[Rule]) -> dict[str, tuple[int, int, int] | str]:
     """rule id -> (rows, applicable, hits), or the one-line error of a rule that failed."""
     import duckdb
 
@@ -203,7 +207,7 @@ def _stats(con: Any, view: str, rules: Sequence[Rule]) -> dict[str, tuple[int, i
     return out
 
 
-def _counts(con: Any, table: str, rules: Sequence[Rule], which: int) -> list[int] | None:
+def _counts(con: duckdb.DuckDBPyConnection, table: str, rules: Sequence[Rule], which: int) -> list[int] | None:
     """count(*) and, per rule, its applicable rows (``which`` 0) or hits (1) in ``table``;
     None when the query fails (the caller then takes the rule-by-rule path)."""
     import duckdb
@@ -217,7 +221,7 @@ def _counts(con: Any, table: str, rules: Sequence[Rule], which: int) -> list[int
         return None
 
 
-def _stats_and_hits(con: Any, view: str, source: str, rules: Sequence[Rule]
+def _stats_and_hits(con: duckdb.DuckDBPyConnection, view: str, source: str, rules: Sequence[Rule]
                     ) -> tuple[dict[str, tuple[int, int, int] | str], str | None]:
     """(rule id -> (rows, applicable, hits) or error, the shared hit rows table or None).
 
@@ -239,7 +243,7 @@ def _stats_and_hits(con: Any, view: str, source: str, rules: Sequence[Rule]
                                                 if not isinstance(stats[r.id], str)])
 
 
-def _findings(rule: Rule, hits: Any, run_id: str) -> Any:
+def _findings(rule: Rule, hits: pd.DataFrame, run_id: str) -> pd.DataFrame:
     import pandas as pd
 
     n = len(hits)
@@ -271,13 +275,13 @@ def _findings(rule: Rule, hits: Any, run_id: str) -> Any:
     return frame.reset_index(drop=True)
 
 
-def _empty_findings() -> Any:
+def _empty_findings() -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame({c: pd.Series(dtype=object) for c in schema.columns("findings")})
 
 
-def _tenders_table(con: Any) -> str | None:
+def _tenders_table(con: duckdb.DuckDBPyConnection) -> str | None:
     """Each tender's first file, once per run (None: each rule computes it, as before)."""
     import duckdb
 
@@ -288,8 +292,8 @@ def _tenders_table(con: Any) -> str | None:
     return _TENDERS_TABLE
 
 
-def _run_view(con: Any, view: str, view_rules: Sequence[Rule], run_id: str,
-              runs: dict[str, dict[str, Any]], tenders: str | None) -> list[Any]:
+def _run_view(con: duckdb.DuckDBPyConnection, view: str, view_rules: Sequence[Rule], run_id: str,
+              runs: dict[str, dict[str, Any]], tenders: str | None) -> list[pd.DataFrame]:
     """Run the rules of one view; fills ``runs`` and returns their findings frames.
 
     One worker thread talks to DuckDB (statistics, hit rows, then each rule's finding query,
@@ -352,8 +356,8 @@ def _run_view(con: Any, view: str, view_rules: Sequence[Rule], run_id: str,
     return frames
 
 
-def run_pack(con: Any, rules: Sequence[Rule], run_id: str, *, include_deprecated: bool = False
-         ) -> tuple[Any, Any]:
+def run_pack(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], run_id: str, *, include_deprecated: bool = False
+         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     import pandas as pd
 
     runs: dict[str, dict[str, Any]] = {}
@@ -388,7 +392,7 @@ def run_pack(con: Any, rules: Sequence[Rule], run_id: str, *, include_deprecated
     return count_money_once(findings), rule_runs
 
 
-def count_money_once(findings: Any) -> Any:
+def count_money_once(findings: pd.DataFrame) -> pd.DataFrame:
     """One estimate of overpayment per line, so that sums over findings never count twice.
 
     When several rules put money on the same line (a refurbished white-label server is both
@@ -418,7 +422,7 @@ def count_money_once(findings: Any) -> Any:
     return f
 
 
-def run_rules(con: Any, rules: Sequence[Rule], run_id: str) -> tuple[Any, Any]:
+def run_rules(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every rule on the sandbox connection.
 
     Returns ``(findings, rule_runs)``: DataFrames with the columns of

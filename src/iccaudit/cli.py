@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import IO, Any
 
 import click
 
@@ -29,13 +31,13 @@ class UserError(click.ClickException):
 
     exit_code = EXIT_ERROR
 
-    def show(self, file=None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"iccaudit: error: {self.format_message()}", err=True)
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
     err = UserError(message)
-    err.exit_code = code
+    err.exit_code = code  # type: ignore[misc]  # click declares it a class variable; set per error
     raise err
 
 
@@ -86,8 +88,10 @@ def cli() -> None:
                    "memory. Default: out of core when the inputs exceed 1 GB.")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the out-of-core files (default: the temporary folder).")
-def score(paths, db, mapping, rules_dirs, skip_invalid, no_models, models_config, seed,
-          report_path, lang, fmt, quiet, large, work_dir) -> None:
+def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rules_dirs: tuple[Path, ...],
+          skip_invalid: bool, no_models: bool, models_config: Path | None, seed: int,
+          report_path: Path | None, lang: str, fmt: str, quiet: bool, large: bool | None,
+          work_dir: Path | None) -> None:
     """Read tender files, run the rules and models, and write findings to a DuckDB file.
 
     PATHS are files (CSV, TSV, XLSX, Parquet, JSON, JSONL) or folders, scanned recursively.
@@ -131,7 +135,8 @@ def score(paths, db, mapping, rules_dirs, skip_invalid, no_models, models_config
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
-def rescore(db, run_id, rules_dirs, skip_invalid, no_models, models_config, seed, fmt) -> None:
+def rescore(db: Path, run_id: str | None, rules_dirs: tuple[Path, ...], skip_invalid: bool,
+            no_models: bool, models_config: Path | None, seed: int, fmt: str) -> None:
     """Re-run rules and models on a stored run's line items, without reading files again.
 
     The rule author's loop: edit a rule, rescore, look. Writes a new, self-contained run.
@@ -160,7 +165,7 @@ def rescore(db, run_id, rules_dirs, skip_invalid, no_models, models_config, seed
               help="Number of tender files of the small corpus.")
 @click.option("--rows", type=int, default=None,
               help="Instead of the corpus, write one large CSV of about N line items.")
-def samples(out, seed, tenders, rows) -> None:
+def samples(out: Path, seed: int, tenders: int, rows: int | None) -> None:
     """Write a labelled, deterministic corpus of tender files with injected schemes.
 
     \b
@@ -198,7 +203,7 @@ _rules_opt = click.option("--rules", "rules_dirs", multiple=True, type=click.Pat
 @_rules_opt
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True)
-def rules_list(rules_dirs, fmt) -> None:
+def rules_list(rules_dirs: tuple[Path, ...], fmt: str) -> None:
     """List the rules, one line each.
 
     \b
@@ -212,7 +217,7 @@ def rules_list(rules_dirs, fmt) -> None:
 
 @rules.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-def rules_validate(paths) -> None:
+def rules_validate(paths: tuple[Path, ...]) -> None:
     """Check rule files; print every error as file:line:col: message.
 
     \b
@@ -226,7 +231,7 @@ def rules_validate(paths) -> None:
 
 @rules.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-def rules_test(paths) -> None:
+def rules_test(paths: tuple[Path, ...]) -> None:
     """Run every rule's in-file tests (expect: hit / miss).
 
     \b
@@ -241,7 +246,7 @@ def rules_test(paths) -> None:
 @rules.command("explain")
 @click.argument("rule_id")
 @_rules_opt
-def rules_explain(rule_id, rules_dirs) -> None:
+def rules_explain(rule_id: str, rules_dirs: tuple[Path, ...]) -> None:
     """Print a rule's description and the SQL it compiles to.
 
     \b
@@ -267,8 +272,8 @@ def rules_explain(rule_id, rules_dirs) -> None:
               help="Exit 4 when the recall of any labelled mechanism is below this.")
 @click.option("--fail-under-precision", type=click.FloatRange(0, 1), default=None,
               help="Exit 4 when overall precision at --min-severity is below this.")
-def evaluate(labels, db, run_id, min_severity, fmt, fail_under_recall,
-             fail_under_precision) -> None:
+def evaluate(labels: Path, db: Path, run_id: str | None, min_severity: str, fmt: str,
+             fail_under_recall: float | None, fail_under_precision: float | None) -> None:
     """Recall, precision and lines flagged per mechanism, against a labels file.
 
     With --fail-under-recall / --fail-under-precision it is a quality gate for a rule pack
@@ -306,7 +311,7 @@ def evaluate(labels, db, run_id, min_severity, fmt, fail_under_recall,
               show_default=True)
 @click.option("--run", "run_id", default=None, help="Run to report (default: the latest).")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
-def report(db, out, run_id, lang) -> None:
+def report(db: Path, out: Path, run_id: str | None, lang: str) -> None:
     """Write a self-contained HTML report of a run (opens offline).
 
     \b
@@ -329,7 +334,8 @@ def report(db, out, run_id, lang) -> None:
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Findings as CSV.")
 @click.option("--parquet", type=click.Path(path_type=Path), help="Findings as Parquet.")
 @click.option("--run", "run_id", default=None, help="Run to export (default: the latest).")
-def export(db, xlsx, csv_path, parquet, run_id) -> None:
+def export(db: Path, xlsx: Path | None, csv_path: Path | None, parquet: Path | None,
+           run_id: str | None) -> None:
     """Export findings (and rejects, summary) to Excel, CSV or Parquet.
 
     \b
@@ -351,7 +357,7 @@ def export(db, xlsx, csv_path, parquet, run_id) -> None:
 
 @cli.command()
 @click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
-def doctor(db) -> None:
+def doctor(db: Path) -> None:
     """Check the database: schema version (migrating older ones) and invariants.
 
     Exits 0 when every invariant holds, 1 otherwise.
@@ -386,7 +392,7 @@ class _Interrupted(BaseException):
     """Ctrl-C or SIGTERM: unwinds the run (temporary files removed, no write half done)."""
 
 
-def _interrupted(signum, frame) -> None:
+def _interrupted(signum: int, frame: FrameType | None) -> None:
     raise _Interrupted
 
 

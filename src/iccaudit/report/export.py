@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from iccaudit.report import data as rdata
 from iccaudit.report.labels import mechanism_name
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
 
 #: Characters that make a spreadsheet treat a cell as a formula.
 FORMULA_PREFIX = r"^[=+\-@\t\r]"
@@ -140,7 +145,7 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _atomic(path: Path, write) -> Path:
+def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
     """Write through a temporary file, so a failed export never leaves half a file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -156,14 +161,15 @@ def _write_xlsx(run: rdata.RunData, findings: pd.DataFrame, path: Path) -> None:
     from openpyxl import Workbook
 
     wb = Workbook()
-    wb.remove(wb.active)
+    if wb.active is not None:
+        wb.remove(wb.active)  # the new workbook's one worksheet
     _table_sheets(wb, "发现 findings", findings, FINDING_COLUMNS)
     _table_sheets(wb, "拒收 rejects", run.rejects, REJECT_COLUMNS)
     _summary_sheet(wb, run)
     wb.save(path)
 
 
-def _table_sheets(wb, name: str, frame: pd.DataFrame,
+def _table_sheets(wb: Workbook, name: str, frame: pd.DataFrame,
                   columns: Sequence[tuple[str, str]]) -> None:
     frame = neutralise(frame.reindex(columns=[c for c, _ in columns]))
     chunk = EXCEL_MAX_ROWS - 1
@@ -188,7 +194,7 @@ def _cell(value: object) -> object:
     return value
 
 
-def _format_table(ws, frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> None:
+def _format_table(ws: Worksheet, frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> None:
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
@@ -209,7 +215,7 @@ def _format_table(ws, frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -
     _print_setup(ws, columns, last_row)
 
 
-def _print_setup(ws, columns: Sequence[tuple[str, str]], last_row: int) -> None:
+def _print_setup(ws: Worksheet, columns: Sequence[tuple[str, str]], last_row: int) -> None:
     from openpyxl.utils import get_column_letter
 
     ws.freeze_panes = "A2"
@@ -218,7 +224,8 @@ def _print_setup(ws, columns: Sequence[tuple[str, str]], last_row: int) -> None:
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0  # as many pages tall as needed
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    if ws.sheet_properties.pageSetUpPr is not None:  # a new worksheet always has one
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_title_rows = "1:1"  # the header row repeats on every printed page
     ws.print_options.gridLines = True
 
@@ -236,7 +243,7 @@ def _text_width(s: pd.Series) -> int:
     return int((s.str.len() + s.str.count(r"[^\x00-\xff]")).max() or 0)
 
 
-def _summary_sheet(wb, run: rdata.RunData) -> None:
+def _summary_sheet(wb: Workbook, run: rdata.RunData) -> None:
     from openpyxl.styles import Font
 
     ws = wb.create_sheet("汇总 summary")
@@ -270,10 +277,11 @@ def _summary_sheet(wb, run: rdata.RunData) -> None:
     ws.page_setup.orientation = "landscape"
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    if ws.sheet_properties.pageSetUpPr is not None:  # a new worksheet always has one
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
 
 
-def _block(ws, title: str, frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> None:
+def _block(ws: Worksheet, title: str, frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> None:
     from openpyxl.styles import Font
 
     ws.append([title])

@@ -145,13 +145,15 @@ def _reject_reasons(rejects: pd.DataFrame, lang: str) -> list[dict[str, object]]
     if rejects.empty:
         return []
     counts = rejects.groupby("reason").size().sort_values(ascending=False)
-    return [{"reason": reason_name(r, lang), "count": int(n)} for r, n in counts.items()]
+    return [{"reason": reason_name(str(r), lang), "count": int(n)} for r, n in counts.items()]
 
 
 def _by_mechanism(findings: pd.DataFrame, lang: str) -> list[dict[str, object]]:
-    rows = rdata.money_by(findings, "mechanism", "extendable").to_dict("records")
+    rows: list[dict[str, object]] = [
+        {str(k): v for k, v in r.items()}
+        for r in rdata.money_by(findings, "mechanism", "extendable").to_dict("records")]
     for r in rows:
-        r["name"] = mechanism_name(r["mechanism"], lang)
+        r["name"] = mechanism_name(str(r["mechanism"]), lang)
     return rows
 
 
@@ -190,7 +192,7 @@ def _finding_rows(findings: pd.DataFrame, lang: str) -> list[dict[str, object]]:
         "supplier": f["supplier"].fillna(""),
         "corroborating": f["corroborating"].fillna(False).astype(bool),
     })
-    return frame.to_dict("records")
+    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
 
 
 def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str | None]]:
@@ -209,7 +211,8 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
     mechs = _by_mechanism(run.findings, lang)
     plots.append({
         "title": t["plot_mechanism"],
-        "svg": bar_chart([m["name"] for m in mechs], [m["money"] for m in mechs],
+        "svg": bar_chart([str(m["name"]) for m in mechs],
+                         [float(m["money"]) for m in mechs],  # type: ignore[arg-type]
                          title=t["plot_mechanism"], fmt=money, chart_id="plot-mechanism")
         if mechs else None,
         "note": None,
@@ -238,8 +241,9 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
 
     peers = rdata.peer_points(db, run.run_id)
     rows = []
-    for (accel, form, unit), part in peers.groupby(
+    for key, part in peers.groupby(
             ["accel", "form", peers["unit"].fillna("")], sort=True):
+        accel, form, unit = (str(k) for k in key)
         # the price basis (server, card ...) repeats the form; a raw unit ("unit:台") does not
         basis = unit.removeprefix("unit:") if unit.startswith("unit:") or not unit else ""
         label = f"{accel} · {FORMS[lang].get(form, form)} · {basis}".rstrip(" ·")

@@ -7,7 +7,7 @@
    The quickstart blocks (``<!-- quickstart-... -->``) are left to ``.ci/run``, which runs them
    verbatim; a block preceded by ``<!-- not-run: why -->`` is skipped (none is today). Each
    example runs in its own scratch folder holding a copy of ``data/samples``, the rule pack, a run of
-   the samples in ``findings.duckdb``, ``labels.csv``, and the user's files the help texts
+   the samples in ``findings.duckdb`` (and a rescore of it), ``labels.csv``, and the user's files the help texts
    name (``采购清单.xlsx``, ``map.yaml``); ``/tmp/`` in an example means that folder.
 2. Every source a rule cites exists: ``docs/sources.md#id`` anchors and repository paths.
 """
@@ -49,7 +49,7 @@ def help_examples() -> list[tuple[str, str]]:
 
     commands = [[], ["score"], ["rescore"], ["samples"], ["evaluate"], ["report"], ["export"],
                 ["doctor"], ["rules", "list"], ["rules", "validate"], ["rules", "test"],
-                ["rules", "explain"]]
+                ["rules", "explain"], ["runs"], ["runs", "list"], ["runs", "diff"]]
     found = []
     for cmd in commands:
         text = CliRunner().invoke(cli, [*cmd, "--help"]).output
@@ -76,7 +76,9 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(next((REPO / "data" / "samples" / "tenders").glob("*.xlsx")),
                 work / "采购清单.xlsx")
     (work / "map.yaml").write_text('headers:\n  "采购数量": quantity\n', encoding="utf-8")
-    _run(work, "iccaudit score data/samples/tenders --db findings.duckdb")
+    for line in ("iccaudit score data/samples/tenders --db findings.duckdb",
+                 "iccaudit rescore --db findings.duckdb --no-models"):  # two runs to compare
+        assert _run(work, line).returncode == 0, line
     return work
 
 

@@ -10,9 +10,12 @@ import os
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from iccaudit import __version__
 
@@ -353,6 +356,79 @@ def export(db: Path, xlsx: Path | None, csv_path: Path | None, parquet: Path | N
         _fail(str(exc))
     for path in written:
         click.echo(f"wrote {path}")
+
+
+@cli.group()
+def runs() -> None:
+    """List the runs of a database and compare two of them.
+
+    \b
+    Example:
+      iccaudit runs list --db findings.duckdb
+      iccaudit runs diff --db findings.duckdb
+    """
+
+
+@runs.command("list")
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def runs_list(db: Path, fmt: str) -> None:
+    """The complete runs, oldest first, with the hash of the rules, reference prices and
+    settings each used (``run_config``).
+
+    \b
+    Example:
+      iccaudit runs list --db findings.duckdb
+    """
+    from iccaudit.report.diff import list_runs
+    from iccaudit.store import StoreError
+
+    try:
+        frame = list_runs(db)
+    except StoreError as exc:
+        _fail(str(exc))
+    _print_frame(frame, fmt)
+
+
+@runs.command("diff")
+@click.argument("run_a", required=False)
+@click.argument("run_b", required=False)
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def runs_diff(run_a: str | None, run_b: str | None, db: Path, fmt: str) -> None:
+    """Findings added, removed or changed (severity, money at risk, message) from RUN_A to
+    RUN_B, matched by detector and source line. Default: the run before the latest, and the
+    latest (for example a rescore after the reference book changed).
+
+    \b
+    Example:
+      iccaudit runs diff --db findings.duckdb
+    """
+    from iccaudit.report.diff import diff_runs
+    from iccaudit.store import StoreError
+
+    try:
+        a, b, frame = diff_runs(db, run_a, run_b)
+    except StoreError as exc:
+        _fail(str(exc))
+    if fmt == "table":
+        counts = frame["change"].value_counts()
+        click.echo(f"{a} -> {b}: " + ", ".join(
+            f"{int(counts.get(k, 0))} {k}" for k in ("added", "removed", "changed")))
+    _print_frame(frame, fmt)
+
+
+def _print_frame(frame: pd.DataFrame, fmt: str) -> None:
+    import pandas as pd
+
+    if fmt == "json":
+        click.echo(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
+    elif len(frame):
+        with pd.option_context("display.max_columns", None, "display.width", 200,
+                               "display.max_colwidth", 60):
+            click.echo(frame.to_string(index=False))
 
 
 @cli.command()

@@ -97,9 +97,15 @@ def test_run_killed_while_writing_leaves_only_complete_runs(corpus, db_with_one_
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    after = check_database(db)
-    assert after == before  # the earlier run intact, nothing of the killed one
+    after = check_database(db)  # only complete runs, every file reconciles, doctor passes
+    # The earlier run intact, and of the killed one nothing, or all of it: DuckDB writes the
+    # WAL at COMMIT, and a kill that lands after the commit record was written (a loaded
+    # machine is slow to deliver it) leaves the killed run committed whole.
+    assert after["run_ids"][: len(before["run_ids"])] == before["run_ids"]
+    if after != before:
+        assert after["runs"] == before["runs"] + 1, (before, after)
+        assert all(after[t] > before[t] for t in ("files", "line_items")), (before, after)
     # and the database still takes new runs
     small = db.parent / "small.csv"
     assert invoke(["score", str(small), "--db", str(db), "--no-models", "-q"]).code == 0
-    assert check_database(db)["runs"] == before["runs"] + 1
+    assert check_database(db)["runs"] == after["runs"] + 1

@@ -268,3 +268,47 @@ def test_rendering_loads_no_enrich_module(fixture_db, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_runs_diff_shows_what_the_new_reference_book_changed(two_runs):
+    """`runs diff` between the run before and after the reference change: the findings that
+    moved are those of rules that read reference prices, and a run against itself is empty."""
+    from iccaudit.report.diff import diff_runs, list_runs
+
+    db, first, second, *_ = two_runs
+    a, b, diff = diff_runs(db)  # default: the run before the latest, and the latest
+    assert (a, b) == (first, second)
+    assert len(diff), "raising the H100 and cold-plate references changed no finding"
+    assert set(diff["change"]) <= {"added", "removed", "changed"}
+    con = store.connect(db, read_only=True)
+    try:
+        # what each rule's findings were, per run: the diff must agree with a plain count
+        counts = dict(con.execute(
+            "SELECT run_id, count(*) FROM findings WHERE run_id IN (?, ?) GROUP BY run_id",
+            [first, second]).fetchall())
+    finally:
+        con.close()
+    added, removed = (diff["change"] == "added").sum(), (diff["change"] == "removed").sum()
+    assert counts[second] - counts[first] == added - removed
+    # the rules that moved read the reference book (price or cooling bands)
+    moved = set(diff["detector"])
+    assert moved & {"above-reference-peak", "cooling-per-kw-markup", "head-module-no-discount",
+                    "head-module-thin-discount", "domestic-token-price"}, moved
+    assert not [d for d in moved if d in ("dup-identical-line", "bill-total-mismatch")]
+    assert len(diff_runs(db, second, second)[2]) == 0
+    runs = list_runs(db)
+    assert list(runs["run_id"]) == [first, second]
+    assert runs["config_sha256"].nunique() == 2  # the reference book differs, so does the hash
+
+
+def test_runs_diff_errors_are_one_line(two_runs, tmp_path):
+    db, first, *_ = two_runs
+    cmd = [sys.executable, "-m", "iccaudit.cli", "runs", "diff", "no-such-run", "--db", str(db)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "no run 'no-such-run'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    one = tmp_path / "one.duckdb"
+    run_score(ScoreOptions(paths=[SAMPLES], db=one, models=False))
+    proc = subprocess.run([sys.executable, "-m", "iccaudit.cli", "runs", "diff", "--db",
+                           str(one)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "first run" in proc.stderr

@@ -302,7 +302,7 @@ def test_runs_diff_shows_what_the_new_reference_book_changed(two_runs):
 
 
 def test_runs_diff_errors_are_one_line(two_runs, tmp_path):
-    db, first, *_ = two_runs
+    db, *_ = two_runs
     cmd = [sys.executable, "-m", "iccaudit.cli", "runs", "diff", "no-such-run", "--db", str(db)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and "no run 'no-such-run'" in proc.stderr

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import click
 
@@ -32,16 +32,21 @@ DEFAULT_DB = "findings.duckdb"
 class UserError(click.ClickException):
     """A one-line error for the user; never a traceback."""
 
-    exit_code = EXIT_ERROR
+    #: click reads the exit code from the exception's class; :func:`_fail` raises a subclass
+    #: for any other code.
+    exit_code: ClassVar[int] = EXIT_ERROR
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"iccaudit: error: {self.format_message()}", err=True)
 
 
-def _fail(message: str, code: int = EXIT_ERROR) -> None:
-    err = UserError(message)
-    err.exit_code = code  # type: ignore[misc]  # click declares it a class variable; set per error
-    raise err
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Stop the command with a one-line error and exit ``code``."""
+
+    class _Error(UserError):
+        exit_code = code
+
+    raise _Error(message)
 
 
 def _default_rules_dirs() -> list[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 
@@ -148,13 +149,22 @@ def _reject_reasons(rejects: pd.DataFrame, lang: str) -> list[dict[str, object]]
     return [{"reason": reason_name(str(r), lang), "count": int(n)} for r, n in counts.items()]
 
 
-def _by_mechanism(findings: pd.DataFrame, lang: str) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = [
-        {str(k): v for k, v in r.items()}
-        for r in rdata.money_by(findings, "mechanism", "extendable").to_dict("records")]
-    for r in rows:
-        r["name"] = mechanism_name(str(r["mechanism"]), lang)
-    return rows
+class _MechanismRow(TypedDict):
+    """Money at risk of one mechanism (a row of :func:`rdata.money_by`) and its name."""
+
+    mechanism: str
+    money: float
+    lines: int
+    high: int
+    name: str
+
+
+def _by_mechanism(findings: pd.DataFrame, lang: str) -> list[_MechanismRow]:
+    return [
+        _MechanismRow(mechanism=r["mechanism"], money=r["money"], lines=r["lines"],
+                      high=r["high"], name=mechanism_name(r["mechanism"], lang))
+        for r in rdata.money_by(findings, "mechanism", "extendable").to_dict("records")
+    ]
 
 
 def _finding_rows(findings: pd.DataFrame, lang: str) -> list[dict[str, object]]:
@@ -211,8 +221,7 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
     mechs = _by_mechanism(run.findings, lang)
     plots.append({
         "title": t["plot_mechanism"],
-        "svg": bar_chart([str(m["name"]) for m in mechs],
-                         [float(m["money"]) for m in mechs],  # type: ignore[arg-type]
+        "svg": bar_chart([m["name"] for m in mechs], [m["money"] for m in mechs],
                          title=t["plot_mechanism"], fmt=money, chart_id="plot-mechanism")
         if mechs else None,
         "note": None,

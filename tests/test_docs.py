@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -88,7 +89,7 @@ def _run(work: Path, line: str) -> subprocess.CompletedProcess[str]:
     args[0] = "iccaudit"
     proc = subprocess.run([sys.executable, "-m", "iccaudit.cli", *args[1:]], cwd=work,
                           capture_output=True, text=True, timeout=600, check=False,
-                          env={**__import__("os").environ, "ICCAUDIT_RULES": str(work / "rules")})
+                          env={**os.environ, "ICCAUDIT_RULES": str(work / "rules")})
     return proc
 
 

@@ -194,10 +194,7 @@ class Sandbox:
         """Build the views up to and including ``name`` (a no-op once it is built)."""
         try:
             while name not in self.built and self._statements:
-                statement = self._statements.pop(0)
-                self.con.execute(statement)
-                if made := _MADE.match(statement):
-                    self.built.append(made.group(1))
+                self._step()
         except BaseException:
             self.close()
             raise
@@ -209,9 +206,8 @@ class Sandbox:
         """Build what is left, check the lines, and close the connection to the outside."""
         con = self.con
         try:
-            for statement in self._statements:
-                con.execute(statement)
-            self._statements = []
+            while self._statements:
+                self._step()
             con.unregister(_SOURCE)
             # on the built table, not the source: a Parquet source would be read once more
             _check_rows(con, "items", self._columns)
@@ -226,6 +222,13 @@ class Sandbox:
             self.close()
             raise
         return con
+
+    def _step(self) -> None:
+        """Run the next statement; a table or view it creates goes into :attr:`built`."""
+        statement = self._statements.pop(0)
+        self.con.execute(statement)
+        if made := _MADE.match(statement):
+            self.built.append(made.group(1))
 
     def close(self) -> None:
         self.con.close()

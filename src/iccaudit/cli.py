@@ -6,6 +6,7 @@ Heavy modules (pandas, duckdb, pyod) are imported inside the commands, so that
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -84,6 +85,9 @@ def cli() -> None:
               help="Detector settings YAML (default: the bundled models.yaml).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed of the models; same inputs and seed give the same findings.")
+@click.option("--price-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Date (YYYY-MM-DD) at which lines of undated tenders are priced against the "
+                   "dated reference book (default: each price series' latest point).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path),
               help="Also write the HTML report of this run to PATH.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
@@ -98,8 +102,8 @@ def cli() -> None:
               help="Folder for the out-of-core files (default: the temporary folder).")
 def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rules_dirs: tuple[Path, ...],
           skip_invalid: bool, no_models: bool, models_config: Path | None, seed: int,
-          report_path: Path | None, lang: str, fmt: str, quiet: bool, large: bool | None,
-          work_dir: Path | None) -> None:
+          price_date: dt.datetime | None, report_path: Path | None, lang: str, fmt: str,
+          quiet: bool, large: bool | None, work_dir: Path | None) -> None:
     """Read tender files, run the rules and models, and write findings to a DuckDB file.
 
     PATHS are files (CSV, TSV, XLSX, Parquet, JSON, JSONL) or folders, scanned recursively.
@@ -117,6 +121,7 @@ def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rules_dirs: t
         paths=list(paths), db=db, mapping=mapping, rules_dirs=list(rules_dirs),
         skip_invalid=skip_invalid, models=not no_models, models_config=models_config,
         seed=seed, progress=not quiet and fmt == "table", large=large, work_dir=work_dir,
+        price_date=price_date.date() if price_date else None,
     )
     try:
         result = run_score(opts)
@@ -141,10 +146,14 @@ def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rules_dirs: t
 @click.option("--no-models", is_flag=True, help="Run the rules only.")
 @click.option("--models-config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--price-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Date (YYYY-MM-DD) at which lines of undated tenders are priced against the "
+                   "dated reference book (default: each price series' latest point).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def rescore(db: Path, run_id: str | None, rules_dirs: tuple[Path, ...], skip_invalid: bool,
-            no_models: bool, models_config: Path | None, seed: int, fmt: str) -> None:
+            no_models: bool, models_config: Path | None, seed: int,
+            price_date: dt.datetime | None, fmt: str) -> None:
     """Re-run rules and models on a stored run's line items, without reading files again.
 
     The rule author's loop: edit a rule, rescore, look. Writes a new, self-contained run.
@@ -159,7 +168,8 @@ def rescore(db: Path, run_id: str | None, rules_dirs: tuple[Path, ...], skip_inv
     try:
         result = run_rescore(RescoreOptions(
             db=db, source_run=run_id, rules_dirs=list(rules_dirs), skip_invalid=skip_invalid,
-            models=not no_models, models_config=models_config, seed=seed))
+            models=not no_models, models_config=models_config, seed=seed,
+            price_date=price_date.date() if price_date else None))
     except RunError as exc:
         _fail(str(exc), exc.exit_code)
     print_summary(result, fmt)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from tests.enrich.conftest import line, one
@@ -45,9 +47,11 @@ def test_retrofit_per_server(sandbox):
 
 
 def test_server_and_card_references_and_ratios(sandbox):
+    # after the H100 series' last point (2024-12: 2.35–2.45 M; its peak 2.8 M in 2024-01)
+    late = {"date": dt.date(2024, 12, 15)}
     con = sandbox([
-        line("GPU服务器", 2_750_000, spec="8*H100"),
-        line("GPU服务器", 1_250_000, spec="4*H100"),       # reference scaled to 4 cards
+        line("GPU服务器", 2_750_000, spec="8*H100", **late),
+        line("GPU服务器", 1_250_000, spec="4*H100", **late),  # reference scaled to 4 cards
         line("加速卡", 120_000, model="昇腾910B", unit="张"),
         line("GPU服务器", 2_400_000, spec="8*H200"),        # no reference for the model
         line("GPU服务器", 24_000_000, spec="8*H100", unit="批"),  # lump sum: no basis price
@@ -55,9 +59,9 @@ def test_server_and_card_references_and_ratios(sandbox):
     rows = con.execute(
         "SELECT ref_basis, ref_low_cny, ref_high_cny, ref_peak_cny, ratio_to_ref_high, "
         "ratio_to_ref_low, ref_source FROM items ORDER BY item_id").fetchall()
-    assert rows[0] == ("server", 2_400_000, 2_500_000, 2_800_000, pytest.approx(1.1),
-                       pytest.approx(2.75 / 2.4), "S")
-    assert rows[1][:4] == ("server", 1_200_000, 1_250_000, 1_400_000)
+    assert rows[0] == ("server", 2_350_000, 2_450_000, 2_800_000, pytest.approx(2.75 / 2.45),
+                       pytest.approx(2.75 / 2.35), "S")
+    assert rows[1][:4] == ("server", 1_175_000, 1_225_000, 1_400_000)
     assert rows[2][:3] == ("card", 110_000, 130_000)
     assert rows[3][:3] == ("server", None, None)
     assert rows[4][4] is None
@@ -88,7 +92,8 @@ def test_assembled_wording_on_complete_servers(sandbox):
 
 
 def test_tender_assemblies_pairs_anonymous_head_with_module(sandbox):
-    con = sandbox([
+    late = dt.date(2024, 12, 15)  # after the H100 series' last point: 2.35–2.45 M
+    con = sandbox([dict(row, date=late) for row in [
         # T1: head names no GPU, module is H100; 10 heads, 8 modules -> 8 servers.
         line("机头", 400_000, quantity=10, tender_id="T1", spec="2*8480+ 2TB"),
         line("GPU模组", 2_100_000, quantity=8, tender_id="T1", model="HGX H100 8-GPU"),
@@ -99,7 +104,7 @@ def test_tender_assemblies_pairs_anonymous_head_with_module(sandbox):
         line("GPU模组", 1_800_000, quantity=5, tender_id="T3", spec="H100"),
         # T4: a head without a module is not a pair either.
         line("机头", 400_000, quantity=5, tender_id="T4"),
-    ])
+    ]])
     rows = con.execute(
         "SELECT tender_id, accel_model, head_item_id, module_item_id, servers, "
         "price_per_server_cny, complete_ref_low_cny, complete_ref_high_cny, "
@@ -108,10 +113,10 @@ def test_tender_assemblies_pairs_anonymous_head_with_module(sandbox):
     assert [r[:6] for r in rows] == [("T1", "H100", 1, 2, 8, 2_500_000),
                                      ("T2", "H100", 3, 4, 5, 2_220_000)]
     t1, t2 = rows
-    assert t1[6:10] == (2_400_000, 2_500_000, pytest.approx(0.0), 0.05)
-    assert t1[10] == pytest.approx(2_375_000)
-    assert t1[11] == pytest.approx(8 * 125_000)          # conservative excess per server
-    assert t2[8] == pytest.approx(1 - 2_220_000 / 2_500_000)
+    assert t1[6:10] == (2_350_000, 2_450_000, pytest.approx(1 - 2.5 / 2.45), 0.05)
+    assert t1[10] == pytest.approx(2_327_500)
+    assert t1[11] == pytest.approx(8 * 172_500)          # conservative excess per server
+    assert t2[8] == pytest.approx(1 - 2_220_000 / 2_450_000)
     assert t2[11] == 0
 
 

@@ -141,8 +141,8 @@ def test_broken_yaml_and_missing_or_unknown_files(tmp_path):
     with pytest.raises(ReferenceError, match="missing reference file.*cooling.yaml"):
         load_reference(ref_dir)
     shutil.copy(REFERENCE_DIR / "cooling.yaml", ref_dir / "cooling.yaml")
-    (ref_dir / "prices.yaml").write_text("a: 1\n", encoding="utf-8")
-    with pytest.raises(ReferenceError, match=r"prices\.yaml:1: unknown reference file"):
+    (ref_dir / "costs.yaml").write_text("a: 1\n", encoding="utf-8")
+    with pytest.raises(ReferenceError, match=r"costs\.yaml:1: unknown reference file"):
         load_reference(ref_dir)
 
 

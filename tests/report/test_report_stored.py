@@ -27,18 +27,19 @@ from tests.report.dbfactory import RUN_NEW, RUN_OLD
 REPORT = Path(__file__).resolve().parents[2] / "src" / "iccaudit" / "report"
 
 COLD_PLATE_BAND = "¥5,000 – ¥6,000"
-H100_SERVER = "server: {low: 2400000, high: 2500000, peak: 2800000"
+H100_SERVER = "{from: 2024-01, low: 2700000, high: 2800000, peak: 2800000"
 
 
 def _changed_pack(tmp: Path) -> Path:
-    """A copy of the bundled pack with an H100 server price and the cold-plate band raised."""
+    """A copy of the bundled pack with the H100 server series' first point and the
+    cold-plate band raised."""
     pack = tmp / "rules"
     shutil.copytree(bundled_rules_dir(), pack, ignore=shutil.ignore_patterns("__pycache__"))
-    acc = pack / "reference" / "accelerators.yaml"
-    text = acc.read_text(encoding="utf-8")
+    prices = pack / "reference" / "prices.yaml"
+    text = prices.read_text(encoding="utf-8")
     assert H100_SERVER in text
-    acc.write_text(text.replace(H100_SERVER, "server: {low: 2400000, high: 2900000, "
-                                "peak: 3000000"), encoding="utf-8")
+    prices.write_text(text.replace(H100_SERVER, "{from: 2024-01, low: 2700000, high: 3200000, "
+                                   "peak: 3300000"), encoding="utf-8")
     cooling = pack / "reference" / "cooling.yaml"
     text = cooling.read_text(encoding="utf-8")
     assert "low: 5000\n    high: 6000" in text
@@ -157,8 +158,9 @@ def test_same_pack_same_hash_and_models_and_mapping_are_recorded(tmp_path):
 
 
 def test_replacement_pack_records_the_bundled_reference_it_falls_back_to(tmp_path):
-    """--rules with a whole pack replaces the rules; the sandbox still loads the bundled
-    reference book and detector settings, and the record says so."""
+    """--rules with a whole pack without reference/ or models.yaml replaces the rules; the
+    sandbox loads the bundled reference book and detector settings, the record says so and
+    the run warns."""
     pack = tmp_path / "mypack"
     shutil.copytree(bundled_rules_dir() / "price_outlier", pack / "price_outlier")
     db = tmp_path / "f.duckdb"
@@ -175,6 +177,44 @@ def test_replacement_pack_records_the_bundled_reference_it_falls_back_to(tmp_pat
     assert all(p.startswith("price_outlier/") for k, _, p in rows if k == "rules")
     assert roots["reference"] == {str((bundled_rules_dir() / "reference").resolve())}
     assert roots["models"] == {str(bundled_rules_dir().resolve())}
+    warned = "\n".join(run.warnings)
+    assert f"rule pack {pack} has no reference/ folder: using the reference book" in warned
+    assert f"rule pack {pack} has no models.yaml: using the detector settings" in warned
+
+
+def test_replacement_pack_brings_its_own_reference_and_settings(tmp_path):
+    """A pack with reference/ and models.yaml runs with them: an H100 server series raised
+    by half in the pack's book moves the stored reference of the run's H100 lines."""
+    pack = tmp_path / "mypack"
+    shutil.copytree(bundled_rules_dir() / "price_outlier", pack / "price_outlier")
+    shutil.copytree(bundled_rules_dir() / "reference", pack / "reference")
+    shutil.copy(bundled_rules_dir() / "models.yaml", pack / "models.yaml")
+    prices = pack / "reference" / "prices.yaml"
+    text = prices.read_text(encoding="utf-8")
+    for low, high in (("2700000", "2800000"), ("2350000", "2450000")):
+        assert f"low: {low}, high: {high}" in text
+        text = text.replace(f"low: {low}, high: {high}",
+                            f"low: {int(low) * 3 // 2}, high: {int(high) * 3 // 2}")
+    prices.write_text(text, encoding="utf-8")
+    db = tmp_path / "f.duckdb"
+    bundled = run_score(ScoreOptions(paths=[SAMPLES], db=db, models=False))
+    own = run_score(ScoreOptions(paths=[SAMPLES], db=db, rules_dirs=[pack], models=True))
+    assert not [w for w in own.warnings if "rule pack" in w]
+    con = store.connect(db, read_only=True)
+    try:
+        rows = con.execute("SELECT kind, root FROM run_config WHERE run_id = ?",
+                           [own.run_id]).fetchall()
+        ratio = con.execute(
+            """SELECT median(b.ref_high_cny / a.ref_high_cny), count(*)
+               FROM line_facts a JOIN line_facts b USING (source_file, source_row)
+               JOIN line_items li ON li.run_id = a.run_id AND li.item_id = a.item_id
+               WHERE a.run_id = ? AND b.run_id = ? AND a.ref_basis = 'server'
+                 AND a.accel_model = 'H100'""", [bundled.run_id, own.run_id]).fetchone()
+    finally:
+        con.close()
+    assert {r for k, r in rows if k == "reference"} == {str((pack / "reference").resolve())}
+    assert {r for k, r in rows if k == "models"} == {str(pack.resolve())}
+    assert ratio[1] > 0 and ratio[0] == pytest.approx(1.5)
 
 
 def test_rescore_stores_its_own_config_and_facts(tmp_path):

@@ -19,7 +19,7 @@ from pydantic.json_schema import JsonDict
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Storage hint for the raw JSON columns (``ddl`` writes it as ``USING COMPRESSION zstd``):
 #: DuckDB's default string compression (dictionary + FSST) spends most of a large run's
@@ -268,6 +268,8 @@ class LineFact(_Record):
     ref_basis: str | None = Field(None, description="items.ref_basis")
     ref_low_cny: float | None = Field(None, description="items.ref_low_cny")
     ref_high_cny: float | None = Field(None, description="items.ref_high_cny")
+    ref_as_of: str | None = Field(None, description="items.ref_as_of (the dated reference "
+                                  "point used, and where the line's date came from)")
     peer_basis: str | None = Field(None, description="items.peer_basis")
     peer_price_cny: float | None = Field(None, description="items.peer_price_cny")
     peer_count: int | None = Field(None, description="items.peer_count")

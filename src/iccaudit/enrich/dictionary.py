@@ -100,14 +100,26 @@ _ITEMS_EXTRA: dict[str, Column] = {
     "basis_price_cny": C("DOUBLE", "the price compared with the reference: unit price (server, "
                          "card, head, module; NULL for lump sums), price_per_kw (kw), price "
                          "per retrofitted server (retrofit)", "比价口径单价"),
-    "ref_low_cny": C("DOUBLE", "reference low for ref_basis and accel_model (servers and "
-                     "modules scaled by cards_per_unit over the reference's cards)",
+    "ref_low_cny": C("DOUBLE", "reference low for ref_basis and accel_model as of "
+                     "ref_price_date (accelerators: prices.yaml series, linear between points; "
+                     "servers and modules scaled by cards_per_unit over the reference's cards)",
                      "参考价下限"),
-    "ref_high_cny": C("DOUBLE", "reference high for ref_basis and accel_model", "参考价上限"),
-    "ref_peak_cny": C("DOUBLE", "highest legitimate market price known (e.g. H100 servers in "
-                      "2024-01), else ref_high_cny", "历史高点"),
+    "ref_high_cny": C("DOUBLE", "reference high for ref_basis and accel_model as of "
+                      "ref_price_date", "参考价上限"),
+    "ref_peak_cny": C("DOUBLE", "highest legitimate market price of the model's series at any "
+                      "date (e.g. H100 servers in 2024-01), else ref_high_cny", "历史高点"),
     "ref_source": C("VARCHAR", "source tag of the reference range: S sourced, D derived, "
-                    "E estimate", "参考价来源"),
+                    "E estimate ('S/D': the two points interpolated between)", "参考价来源"),
+    "ref_price_date": C("DATE", "the date an accelerator line is priced at: its date, else its "
+                        "tender's first date, else the run's --price-date; NULL when none "
+                        "(the series' last point is used)", "参考价日期"),
+    "ref_date_basis": C("VARCHAR", "where ref_price_date comes from: line date, tender date, "
+                        "run price date, or 'undated: latest point'", "参考价日期来源"),
+    "ref_point": C("VARCHAR", "the reference point(s) used, e.g. '2024-01→2024-12 "
+                   "(interpolated)', '2023-09 (only point)', '2024-12 (latest point)'",
+                   "参考价取点"),
+    "ref_as_of": C("VARCHAR", "the dated reference in words, for evidence: range, date, "
+                   "where the date comes from, point(s) and source", "参考价说明"),
     "ratio_to_ref_high": C("DOUBLE", "basis_price_cny / ref_high_cny", "与参考上限之比"),
     "ratio_to_ref_low": C("DOUBLE", "basis_price_cny / ref_low_cny", "与参考下限之比"),
     "line_value_share": C("DOUBLE", "line_total_cny / tender_total_cny", "占项目金额比例"),
@@ -176,6 +188,13 @@ DICTIONARY: dict[str, dict[str, Column]] = {
         "complete_ref_peak_cny": C("DOUBLE", "highest legitimate complete-server price known "
                                    "(e.g. H100 in 2024-01), else complete_ref_high_cny",
                                    "整机历史高点"),
+        "complete_ref_cny": C("DOUBLE", "the complete server's reference price for the pair: "
+                              "the middle of the dated range as of purchase_date where the "
+                              "model has a dated series, else complete_ref_peak_cny",
+                              "整机参考价"),
+        "complete_ref_basis": C("VARCHAR", "what complete_ref_cny is, in words (reference as "
+                                "of a month and its point(s), or the reference peak)",
+                                "整机参考价说明"),
         "purchase_date": C("DATE", "purchase_date of the module line"),
         "complete_peer_median_cny": C("DOUBLE", "median unit price of the batch's complete "
                                       "servers of the same model and card count within the peer "

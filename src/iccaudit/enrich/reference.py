@@ -18,33 +18,17 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from iccaudit.enrich.prices import PRICE_POINTS_DDL, PricesFile, price_point_frame, series_problem
+from iccaudit.enrich.refbase import PRICE_DATE_RE as _PRICE_DATE_RE
+from iccaudit.enrich.refbase import Loc, ReferenceError, Source, _Strict
 
 if TYPE_CHECKING:
     import duckdb
 
-Source = Literal["S", "D", "E"]
-#: Where a value sits in a YAML document: keys and list indexes from the top.
-Loc = tuple[str | int, ...]
-
 # Aliases end up inside a generated regular expression (escaped); keep them to plain text.
 _ALIAS_RE = re.compile(r"^[^\x00-\x1f\\]{1,40}$")
-_PRICE_DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
-
-
-class ReferenceError(Exception):
-    """A reference-book file that cannot be used; ``str()`` is one line with file:line."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="after")
-    def _low_not_above_high(self) -> _Strict:
-        low, high = getattr(self, "low", None), getattr(self, "high", None)
-        if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
-            raise ValueError(f"low {low:g} is above high {high:g}")
-        return self
 
 
 class PriceRange(_Strict):
@@ -224,6 +208,7 @@ FILES: dict[str, type[_Strict]] = {
     "network.yaml": NetworkFile,
     "brands.yaml": BrandsFile,
     "params.yaml": ParamsFile,
+    "prices.yaml": PricesFile,
 }
 _REQUIRED = ("accelerators.yaml", "assembly.yaml", "cooling.yaml", "brands.yaml")
 
@@ -233,8 +218,9 @@ class Reference(_Strict):
 
     Attributes
     ----------
-    accelerators, assembly, cooling, network, brands, params
-        The validated content of the file of the same name.
+    accelerators, assembly, cooling, network, brands, params, prices
+        The validated content of the file of the same name (``prices``: the dated series,
+        :mod:`iccaudit.enrich.prices`).
     """
 
     accelerators: AcceleratorsFile
@@ -243,6 +229,7 @@ class Reference(_Strict):
     network: NetworkFile = NetworkFile()
     brands: BrandsFile
     params: ParamsFile = ParamsFile()
+    prices: PricesFile = PricesFile()
 
     def param(self, key: str) -> float | str | None:
         """Value of a parameter, or None."""
@@ -280,6 +267,8 @@ def _duplicates(data: _Strict) -> tuple[Loc, str] | None:
 
         def key(alias: str) -> str:
             return alias.strip().lower()
+    elif isinstance(data, PricesFile):
+        return series_problem(data)
     else:
         return None
     seen: dict[str, str] = {}
@@ -379,6 +368,12 @@ def load_reference(reference_dir: Path) -> Reference:
                 f"{reference_dir / 'assembly.yaml'}: models.{i}.model: unknown accelerator "
                 f"'{model.model}' (known: {', '.join(sorted(known))})"
             )
+    for i, series in enumerate(ref.prices.series):
+        if series.model not in known:
+            raise ReferenceError(
+                f"{reference_dir / 'prices.yaml'}: series.{i}.model: unknown accelerator "
+                f"'{series.model}' (known: {', '.join(sorted(known))})"
+            )
     return ref
 
 
@@ -456,6 +451,7 @@ def reference_frames(ref: Reference) -> dict[str, pd.DataFrame]:
         "ref_brands": pd.DataFrame(brands),
         "ref_params": pd.DataFrame(params),
         "ref_network": pd.DataFrame(network, columns=list(NetworkItem.model_fields)),
+        "ref_price_points": price_point_frame(ref),
     }
 
 
@@ -480,6 +476,7 @@ REF_DDL: dict[str, dict[str, str]] = {
                    "source": "VARCHAR", "note": "VARCHAR"},
     "ref_network": {"id": "VARCHAR", "unit": "VARCHAR", "low": "DOUBLE", "high": "DOUBLE",
                     "source": "VARCHAR", "note": "VARCHAR"},
+    "ref_price_points": PRICE_POINTS_DDL,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Protocol
@@ -113,6 +114,7 @@ def build_sandbox(
     memory_limit: str | None = None,
     temp_directory: Path | None = None,
     raw: bool = True,
+    price_date: dt.date | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with this run's lines, the reference book and the views.
 
@@ -140,6 +142,9 @@ def build_sandbox(
         Keep each line's ``raw`` JSON in ``items`` and ``line_items``. The pipeline leaves it
         out when no rule of the run reads it: it is the widest column (a third of the bytes
         of 1 M generated lines) and nothing else in the sandbox uses it.
+    price_date
+        The date lines without one (no line date, no dated line in their tender) are priced
+        at against the dated reference (``prices.yaml``). Default: each series' last point.
 
     Returns
     -------
@@ -158,7 +163,8 @@ def build_sandbox(
         empty; ``database`` is an existing, non-empty file.
     """
     sandbox = Sandbox(line_items, reference_dir, reference=reference, database=database,
-                      memory_limit=memory_limit, temp_directory=temp_directory, raw=raw)
+                      memory_limit=memory_limit, temp_directory=temp_directory, raw=raw,
+                      price_date=price_date)
     return sandbox.finish()
 
 
@@ -174,7 +180,7 @@ class Sandbox:
     def __init__(self, line_items: LineSource, reference_dir: Path, *,
                  reference: Reference | None = None, database: Path | None = None,
                  memory_limit: str | None = None, temp_directory: Path | None = None,
-                 raw: bool = True) -> None:
+                 raw: bool = True, price_date: dt.date | None = None) -> None:
         ref = reference if reference is not None else load_reference(Path(reference_dir))
         self.con = _connect(database, memory_limit, temp_directory)
         self.built: list[str] = []
@@ -185,7 +191,7 @@ class Sandbox:
             source = _typed_source(self.con, line_items)
             load_reference_tables(self.con, ref)
             self._columns = [c for c in schema.columns("line_items") if raw or c != "raw"]
-            self._statements = list(view_statements(ref, source, self._columns))
+            self._statements = list(view_statements(ref, source, self._columns, price_date))
         except BaseException:
             self.close()
             raise

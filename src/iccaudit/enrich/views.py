@@ -33,6 +33,7 @@ Choices worth knowing (also in docs/dictionary.md):
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from iccaudit.enrich import vocab
@@ -54,12 +55,14 @@ _INNER = frozenset((
     "rid", "tid", "tender_id", "unit_price_cny", "category", "peer_key", "brand_tier",
     "ref_basis", "is_lump_sum", "unit_norm", "ref_low_cny", "ref_high_cny", "line_total_cny",
     "total_diff_cny", "card_count", "capacity_scope", "price_per_kw", "retrofit_servers",
-    "purchase_date", "tender_total_cny"))
+    "purchase_date", "tender_total_cny", "ref_peak_cny", "ref_source", "ref_price_date",
+    "ref_date_basis", "ref_point"))
 _OUTER = frozenset((
     "rid", "tid", "tender_id", "category", "peer_key", "brand_tier", "line_total_cny",
     "total_diff_cny", "card_count", "capacity_scope", "price_per_kw", "retrofit_servers",
     "purchase_date", "basis_price_cny", "ratio_to_ref_high", "ratio_to_ref_low",
-    "line_value_share", "tender_total_cny", "peer_price_cny", "peer_basis"))
+    "line_value_share", "tender_total_cny", "peer_price_cny", "peer_basis", "ref_price_date",
+    "ref_date_basis", "ref_point", "ref_as_of"))
 #: What items takes of each text's recognition (_text_class), beside the caller's columns.
 _RECOGNISED = ("text", "accel_model", "accel_vendor", "is_domestic", "export_controlled",
                "export_control_date", "fp16_dense_tflops", "tdp_w", "category", "ref_basis",
@@ -90,16 +93,24 @@ def _vocabulary(aliases: Sequence[str]) -> dict[str, SqlValue]:
     return values
 
 
-def parameters(ref: Reference) -> dict[str, SqlValue]:
-    """Every ``$name`` value of the SQL files: the reference book's enrich parameters and the
-    vocabulary (no name is both)."""
+#: The date an undated line is priced at when the run states none: the last point of every
+#: series (ref_price_points' last segment runs to 9999-12-31, exclusive).
+_LATEST_POINT = dt.date(9999, 12, 30)
+
+
+def parameters(ref: Reference, price_date: dt.date | None = None) -> dict[str, SqlValue]:
+    """Every ``$name`` value of the SQL files: the reference book's enrich parameters, the
+    vocabulary (no name is both), and the run's price date for undated lines
+    (``default_price_date``; the last point of each series when ``price_date`` is None)."""
     aliases = [a for acc in ref.accelerators.accelerators for a in acc.aliases]
     words = _vocabulary(aliases)
     reference = ref.enrich_params()
     both = words.keys() & reference.keys()
     if both:
         raise ValueError(f"named both in params.yaml and the vocabulary: {sorted(both)}")
-    return {**words, **reference}
+    run: dict[str, SqlValue] = {"default_price_date": price_date or _LATEST_POINT,
+                                "price_date_given": price_date is not None}
+    return {**words, **reference, **run}
 
 
 def _carry(columns: Sequence[tuple[str, str]], made: frozenset[str], alias: str | None) -> str:
@@ -108,16 +119,16 @@ def _carry(columns: Sequence[tuple[str, str]], made: frozenset[str], alias: str 
                    if name not in made)
 
 
-def view_statements(ref: Reference, source: str,
-                    line_item_columns: Sequence[str]) -> list[str]:
+def view_statements(ref: Reference, source: str, line_item_columns: Sequence[str],
+                    price_date: dt.date | None = None) -> list[str]:
     """The statements that build the sandbox's tables and views, in dependency order.
 
     ``source`` is a FROM item (a table name or a parenthesised SELECT) giving the run's line
     items with the ``line_item_columns`` already typed, and ``__row``, each row's position
     (distinct integers); it is read twice: once for the few columns enrich computes on, once
-    for the final ``items`` table.
+    for the final ``items`` table. ``price_date``: the date undated lines are priced at.
     """
-    params = parameters(ref)
+    params = parameters(ref, price_date)
     carry = [("li", c) for c in line_item_columns] + [("c", c) for c in _RECOGNISED]
     slots: dict[str, dict[str, str]] = {
         "_li": {"source": source},

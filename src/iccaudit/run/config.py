@@ -3,9 +3,12 @@ it used, each with its SHA-256 and text, stored in the run's ``run_config`` rows
 
 :func:`snapshot` reads the files once, when the run starts; :meth:`ConfigSnapshot.frame`
 gives the rows to store under the run's id. The record is the truth of the run, including
-where it falls back: the sandbox loads the reference book of the bundled pack (or of
-$ICCAUDIT_RULES) even when ``--rules`` replaces the rule pack, and the rows say so
-(:func:`reference_dir_used` is the one place that choice is made).
+where it falls back. A whole pack given with ``--rules DIR`` (sub-folders of rules) brings
+its own reference book (``DIR/reference/``) and detector settings (``DIR/models.yaml``); a
+pack without them, or a single rule folder, runs with the bundled ones (or
+$ICCAUDIT_RULES'), and :func:`fallbacks` says so in the run's warnings.
+:func:`reference_dir_used` and :func:`models_config_used` are the one place each choice is
+made.
 """
 
 from __future__ import annotations
@@ -21,16 +24,45 @@ from iccaudit.core import schema
 from iccaudit.core.paths import bundled_rules_dir, models_config, reference_dir
 
 
-def reference_dir_used() -> Path:
-    """The reference book a run's sandbox loads: the bundled pack's (``$ICCAUDIT_RULES``
-    honoured), whatever ``--rules`` says."""
+def _packs(user_dirs: Iterable[Path]) -> list[Path]:
+    """The ``--rules`` folders that are whole packs, last given first."""
+    from iccaudit.detect.rules.ruleset import is_pack
+
+    return [Path(d) for d in reversed(list(user_dirs)) if is_pack(Path(d))]
+
+
+def reference_dir_used(user_dirs: Iterable[Path] = ()) -> Path:
+    """The reference book a run's sandbox loads: that of the last ``--rules`` pack that has
+    one, else the bundled pack's (``$ICCAUDIT_RULES`` honoured)."""
+    for pack in _packs(user_dirs):
+        if (pack / "reference").is_dir():
+            return reference_dir(pack)
     return reference_dir(bundled_rules_dir())
 
 
-def models_config_used(config: Path | None) -> Path:
-    """The detector settings a run's models read: ``--models-config``, else the bundled
-    ``models.yaml``."""
-    return Path(config) if config is not None else models_config()
+def models_config_used(config: Path | None, user_dirs: Iterable[Path] = ()) -> Path:
+    """The detector settings a run's models read: ``--models-config``, else the
+    ``models.yaml`` of the last ``--rules`` pack that has one, else the bundled one."""
+    if config is not None:
+        return Path(config)
+    for pack in _packs(user_dirs):
+        if (pack / "models.yaml").is_file():
+            return pack / "models.yaml"
+    return models_config()
+
+
+def fallbacks(user_dirs: Iterable[Path], *, models: bool, config: Path | None) -> list[str]:
+    """One warning per ``--rules`` pack that brings no reference book or detector settings
+    of its own, naming the bundled file the run uses instead."""
+    out: list[str] = []
+    packs = _packs(user_dirs)
+    if packs and not (packs[0] / "reference").is_dir():
+        out.append(f"rule pack {packs[0]} has no reference/ folder: using the reference book "
+                   f"{reference_dir_used(packs)}")
+    if packs and models and config is None and not (packs[0] / "models.yaml").is_file():
+        out.append(f"rule pack {packs[0]} has no models.yaml: using the detector settings "
+                   f"{models_config_used(None, packs)}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -71,19 +103,22 @@ class ConfigSnapshot:
 
 
 def snapshot(rule_dirs: Iterable[Path], *, models: bool, models_config: Path | None,
-             mapping: Path | None = None) -> ConfigSnapshot:
+             mapping: Path | None = None, user_dirs: Iterable[Path] = ()) -> ConfigSnapshot:
     """Read the files a run uses: the rule files under ``rule_dirs`` (as resolved for the
     run), the reference book, the detector settings when the models run, the mapping when
-    one is given. A file that cannot be read is left out (its loader reports it)."""
+    one is given. ``user_dirs``: the ``--rules`` folders as given (a pack among them brings
+    its own reference and settings). A file that cannot be read is left out (its loader
+    reports it)."""
     from iccaudit.detect.rules.ruleset import rule_files
 
     found: list[tuple[str, Path, Path]] = []  # kind, root, file
     for folder in map(Path, rule_dirs):
         found += [("rules", folder.parent, f) for f in rule_files([folder])]
-    ref = reference_dir_used()
+    user_dirs = list(user_dirs)
+    ref = reference_dir_used(user_dirs)
     found += [("reference", ref, f) for f in sorted(ref.glob("*.y*ml"))]
     if models:
-        settings = models_config_used(models_config)
+        settings = models_config_used(models_config, user_dirs)
         found.append(("models", settings.parent, settings))
     if mapping is not None:
         found.append(("mapping", Path(mapping).parent, Path(mapping)))

@@ -34,6 +34,9 @@ class DetectOptions:
     models: bool = True
     models_config: Path | None = None
     seed: int = 0
+    #: the date undated lines are priced at against the dated reference (default: each
+    #: series' last point)
+    price_date: dt.date | None = None
 
 
 @dataclass(kw_only=True)

@@ -38,6 +38,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
         run.detect(lines["line_items"], after_enrich=lines)
         options = {"rescore_of": source, "rules_dirs": [str(d) for d in run.rule_dirs],
                    "models": opts.models, "seed": opts.seed,
+                   "price_date": opts.price_date.isoformat() if opts.price_date else None,
                    "skipped_invalid_rules": sorted(run.ruleset.invalid_ids)}
         run.finish(files, (n_items, len(frames["rejects"]), len(frames["non_items"])), options)
     return run.result(opts.db, files, [], [])

@@ -80,6 +80,7 @@ def _score(opts: ScoreOptions, work: Path | None, size: int) -> ScoreResult:
             "rules_dirs": [str(d) for d in run.rule_dirs],
             "models": opts.models,
             "seed": opts.seed,
+            "price_date": opts.price_date.isoformat() if opts.price_date else None,
             "skipped_invalid_rules": sorted(run.ruleset.invalid_ids),
         }
         run.finish(files, (n_items, len(batch.rejects), len(batch.non_items)), options)

@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iccaudit import __version__
-from iccaudit.run.config import ConfigSnapshot, reference_dir_used, snapshot
+from iccaudit.run.config import (
+    ConfigSnapshot,
+    fallbacks,
+    models_config_used,
+    reference_dir_used,
+    snapshot,
+)
 from iccaudit.run.options import DetectOptions, RunError, ScoreResult, make_run_id
 from iccaudit.run.resources import memory_limit
 
@@ -84,7 +90,8 @@ class Run:
             warnings.append(f"SKIPPING {len(ruleset.invalid_ids)} invalid rule(s) because of "
                             f"--skip-invalid:\n{listing}")
         config = snapshot(rule_dirs, models=opts.models, models_config=opts.models_config,
-                          mapping=mapping)
+                          mapping=mapping, user_dirs=opts.rules_dirs)
+        warnings += fallbacks(opts.rules_dirs, models=opts.models, config=opts.models_config)
         return cls(opts, rule_dirs, ruleset, config, warnings)
 
     def identify(self, inputs: list[dict[str, str]]) -> None:
@@ -145,9 +152,10 @@ class Run:
         failed = True
         try:
             t0 = time.perf_counter()
-            sandbox = Sandbox(items, reference_dir_used(),
+            sandbox = Sandbox(items, reference_dir_used(self.opts.rules_dirs),
                               memory_limit=memory_limit() if spill is not None else None,
-                              temp_directory=spill, raw=_reads_raw(self.ruleset.rules))
+                              temp_directory=spill, raw=_reads_raw(self.ruleset.rules),
+                              price_date=self.opts.price_date)
             del items  # the sandbox has its copy; the store may free the rows as it writes
             if models is not None:  # the models read only items: they start once it exists
                 cursor = sandbox.build_until("items").cursor()
@@ -226,7 +234,8 @@ class Run:
 
         t0 = time.perf_counter()
         try:
-            return run_models(cursor, self.run_id, config=self.opts.models_config,
+            config = models_config_used(self.opts.models_config, self.opts.rules_dirs)
+            return run_models(cursor, self.run_id, config=config,
                               seed=self.opts.seed, rule_findings=rule_findings)
         except ModelConfigError as exc:
             raise RunError(str(exc), exit_code=3) from None

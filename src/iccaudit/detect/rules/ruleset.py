@@ -123,7 +123,7 @@ def _id_location(path: Path) -> tuple[int, int, str | None]:
     return line, col, doc.line_text(line)
 
 
-def _is_pack(folder: Path) -> bool:
+def is_pack(folder: Path) -> bool:
     """A whole pack: it has sub-folders that hold rule files."""
     return any(
         sub.is_dir() and sub.name not in NON_RULE_DIRS and rule_files([sub])
@@ -146,7 +146,7 @@ def resolve_rule_dirs(bundled: Path, user_dirs: list[Path]) -> list[Path]:
         dirs = [d for d in sorted(bundled.iterdir())
                 if d.is_dir() and d.name not in NON_RULE_DIRS and not d.name.startswith(".")]
     for user in map(Path, user_dirs):
-        if _is_pack(user):
+        if is_pack(user):
             dirs = [d for d in sorted(user.iterdir())
                     if d.is_dir() and d.name not in NON_RULE_DIRS and not d.name.startswith(".")]
             loose = [f for f in user.iterdir() if f.suffix in RULE_SUFFIXES

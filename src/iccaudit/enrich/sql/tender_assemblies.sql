@@ -84,26 +84,47 @@ SELECT p.tender_id, p.accel_model, p.head_item_id, p.module_item_id,
     least(p.head_qty, p.module_qty) AS servers,
     p.head_unit_price_cny, p.module_unit_price_cny,
     p.head_unit_price_cny + p.module_unit_price_cny AS price_per_server_cny,
-    r.server_low * p.cards_per_unit / r.server_cards AS complete_ref_low_cny,
-    r.server_high * p.cards_per_unit / r.server_cards AS complete_ref_high_cny,
-    r.server_peak * p.cards_per_unit / r.server_cards AS complete_ref_peak_cny,
+    r.ref_low AS complete_ref_low_cny,
+    r.ref_high AS complete_ref_high_cny,
+    r.ref_peak AS complete_ref_peak_cny,
+    -- the complete server's price of the pair's month: the middle of the dated range where
+    -- the book has a dated series (more than one point); without one the range holds at any
+    -- date and only its peak is a safe yardstick
+    CASE WHEN r.dated THEN r.ref_mid ELSE r.ref_peak END AS complete_ref_cny,
+    CASE WHEN r.dated THEN 'reference as of ' || coalesce(strftime(r.on_date, '%Y-%m'),
+                                                          'the latest point')
+              || ' (' || r.point || ')'
+         ELSE 'reference peak (' || r.point || ')' END AS complete_ref_basis,
     p.purchase_date,
     cp.complete_peer_median_cny,
     cp.complete_peer_count,
-    1 - (p.head_unit_price_cny + p.module_unit_price_cny)
-        / (r.server_low * p.cards_per_unit / r.server_cards) AS discount_vs_ref_low,
-    1 - (p.head_unit_price_cny + p.module_unit_price_cny)
-        / (r.server_high * p.cards_per_unit / r.server_cards) AS discount_vs_ref_high,
+    1 - (p.head_unit_price_cny + p.module_unit_price_cny) / r.ref_low AS discount_vs_ref_low,
+    1 - (p.head_unit_price_cny + p.module_unit_price_cny) / r.ref_high AS discount_vs_ref_high,
     params.disc_low AS expected_discount_low,
     params.disc_high AS expected_discount_high,
-    r.server_high * p.cards_per_unit / r.server_cards * (1 - params.disc_low)
-        AS expected_assembled_high_cny,
+    r.ref_high * (1 - params.disc_low) AS expected_assembled_high_cny,
     least(p.head_qty, p.module_qty) * greatest(0.0,
-        p.head_unit_price_cny + p.module_unit_price_cny
-        - r.server_high * p.cards_per_unit / r.server_cards * (1 - params.disc_low))
+        p.head_unit_price_cny + p.module_unit_price_cny - r.ref_high * (1 - params.disc_low))
         AS excess_cny
 FROM pairs p
 CROSS JOIN params
 LEFT JOIN complete_peers cp
     ON cp.head_item_id = p.head_item_id AND cp.module_item_id = p.module_item_id
-LEFT JOIN ref_accelerators r ON r.model_id = p.accel_model
+-- the complete-server reference as of the pair's date (ref_price_points, @dated), scaled from
+-- the priced configuration's cards to the module's
+LEFT JOIN (
+    SELECT p2.head_item_id, p2.module_item_id, rp.point,
+        p2.purchase_date AS on_date,
+        rp.dated,
+        @dated(low, coalesce(p2.purchase_date, $default_price_date))
+            * p2.cards_per_unit / rp.cards AS ref_low,
+        @dated(high, coalesce(p2.purchase_date, $default_price_date))
+            * p2.cards_per_unit / rp.cards AS ref_high,
+        @dated(mid, coalesce(p2.purchase_date, $default_price_date))
+            * p2.cards_per_unit / rp.cards AS ref_mid,
+        rp.series_peak * p2.cards_per_unit / rp.cards AS ref_peak
+    FROM pairs p2
+    JOIN ref_price_points rp ON rp.model_id = p2.accel_model AND rp.basis = 'server'
+        AND coalesce(p2.purchase_date, $default_price_date) >= rp.seg_from
+        AND coalesce(p2.purchase_date, $default_price_date) < rp.seg_to
+) r ON r.head_item_id = p.head_item_id AND r.module_item_id = p.module_item_id

@@ -8,6 +8,7 @@
 SELECT {carry_outer}f.rid, f.tid, f.tender_id, f.category, f.peer_key,
     f.brand_tier, f.line_total_cny, f.total_diff_cny, f.card_count, f.capacity_scope,
     f.price_per_kw, f.retrofit_servers, f.purchase_date, f.basis_price_cny,
+    f.ref_price_date, f.ref_date_basis, f.ref_point, f.ref_as_of,
     f.basis_price_cny / f.ref_high_cny AS ratio_to_ref_high,
     f.basis_price_cny / f.ref_low_cny AS ratio_to_ref_low,
     f.line_total_cny / nullif(f.tender_total_cny, 0) AS line_value_share,
@@ -30,11 +31,42 @@ FROM (
             WHEN 'card' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
             WHEN 'head' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
             WHEN 'module' THEN CASE WHEN NOT p.is_lump_sum THEN p.unit_price_cny END
-        END AS basis_price_cny
+        END AS basis_price_cny,
+        CASE WHEN p.ref_point IS NOT NULL THEN
+            '¥' || format('{:,.0f}', p.ref_low_cny) || '–' || format('{:,.0f}', p.ref_high_cny)
+            || ' as of ' || coalesce(strftime(p.ref_price_date, '%Y-%m-%d'), 'the latest point')
+            || ' (' || p.ref_date_basis || '; point ' || p.ref_point || ', source '
+            || p.ref_source || ')'
+        END AS ref_as_of
     FROM (
         SELECT {carry_inner}{rid} AS rid, c.tid, li.tender_id,
             li.unit_price_cny, c.category, c.peer_key, c.brand_tier, c.ref_basis,
-            c.is_lump_sum, c.unit_norm, c.ref_low_cny, c.ref_high_cny,
+            c.is_lump_sum, c.unit_norm,
+            -- accelerator references as of the line's date (ref_price_points; prices.yaml),
+            -- scaled from the priced configuration's cards to the line's; cooling and
+            -- retrofit references are undated (_text_class)
+            CASE WHEN rp.model_id IS NULL THEN c.ref_low_cny
+                 ELSE @at_cards(@dated(low, coalesce(li.date, td.first_date,
+                                                        $default_price_date)), c.cards_per_unit)
+            END AS ref_low_cny,
+            CASE WHEN rp.model_id IS NULL THEN c.ref_high_cny
+                 ELSE @at_cards(@dated(high, coalesce(li.date, td.first_date,
+                                                        $default_price_date)), c.cards_per_unit)
+            END AS ref_high_cny,
+            CASE WHEN rp.model_id IS NULL THEN c.ref_peak_cny
+                 ELSE @at_cards(rp.series_peak, c.cards_per_unit)
+            END AS ref_peak_cny,
+            coalesce(rp.source, c.ref_source) AS ref_source,
+            CASE WHEN rp.model_id IS NOT NULL
+                 THEN coalesce(li.date, td.first_date,
+                               CASE WHEN $price_date_given THEN $default_price_date END)
+            END AS ref_price_date,
+            CASE WHEN rp.model_id IS NULL THEN NULL
+                 WHEN li.date IS NOT NULL THEN 'line date'
+                 WHEN td.first_date IS NOT NULL THEN 'tender date'
+                 WHEN $price_date_given THEN 'run price date'
+                 ELSE 'undated: latest point' END AS ref_date_basis,
+            rp.point AS ref_point,
             li.quantity * li.unit_price_cny AS line_total_cny,
             li.total_cny - li.quantity * li.unit_price_cny AS total_diff_cny,
             CASE WHEN c.cards_per_unit IS NOT NULL THEN li.quantity * c.cards_per_unit
@@ -61,6 +93,9 @@ FROM (
             AND li.brand IS NOT DISTINCT FROM t.brand
         JOIN _text_class c ON c.tid = t.tid
         LEFT JOIN _td td ON td.tender_id IS NOT DISTINCT FROM li.tender_id
+        LEFT JOIN ref_price_points rp ON rp.model_id = c.accel_model AND rp.basis = c.ref_basis
+            AND coalesce(li.date, td.first_date, $default_price_date) >= rp.seg_from
+            AND coalesce(li.date, td.first_date, $default_price_date) < rp.seg_to
     ) p
 ) f
 )

@@ -120,6 +120,25 @@ _ITEMS_EXTRA: dict[str, Column] = {
                    "参考价取点"),
     "ref_as_of": C("VARCHAR", "the dated reference in words, for evidence: range, date, "
                    "where the date comes from, point(s) and source", "参考价说明"),
+    "capacity_from_tender_kw": C("DOUBLE", "a liquid-cooling line that states no capacity: "
+                                 "the cooling its tender's accelerators need (Σ quantity × "
+                                 "cards × TDP × params server_kw_per_accelerator_kw × "
+                                 "cooling_capacity_factor); price_per_kw divides the tender's "
+                                 "capacity-less cooling lines by it", "按本项目服务器推算制冷量"),
+    "capacity_source": C("VARCHAR", "where the cooling capacity comes from: 'stated', or "
+                         "'tender servers: …' naming the lines and the load", "制冷量来源"),
+    "vat_factor": C("DOUBLE", "what puts the line's price on the reference's tax-inclusive "
+                    "basis: 1 + VAT rate when the header or text says 不含税 (the stated rate, "
+                    "else params vat_rate_equipment), else 1; basis_price_cny, price_per_kw "
+                    "and peer_price_cny include it", "含税换算系数"),
+    "tax_basis": C("VARCHAR", "the tax basis in words, for evidence", "计税口径"),
+    "storage_tb": C("DOUBLE", "storage lines: capacity in decimal TB (usable if stated, else "
+                    "raw, else drives × size, else any; TiB, PB, PiB converted)", "存储容量TB"),
+    "storage_capacity_basis": C("VARCHAR", "usable, raw or unstated", "容量口径"),
+    "port_count": C("DOUBLE", "network lines: ports (64口, 64 x 400G, 48个10G端口)", "端口数"),
+    "port_speed_gbps": C("DOUBLE", "network lines: port speed in Gbit/s", "端口速率Gbps"),
+    "power_kw": C("DOUBLE", "rack and power lines: power in kW (MW converted)", "功率kW"),
+    "power_kva": C("DOUBLE", "rack and power lines: apparent power in kVA (UPS)", "容量kVA"),
     "ratio_to_ref_high": C("DOUBLE", "basis_price_cny / ref_high_cny", "与参考上限之比"),
     "ratio_to_ref_low": C("DOUBLE", "basis_price_cny / ref_low_cny", "与参考下限之比"),
     "line_value_share": C("DOUBLE", "line_total_cny / tender_total_cny", "占项目金额比例"),

@@ -178,6 +178,8 @@ ENRICH_PARAMS: dict[str, type[int | float]] = {
     "peer_window_days": int, "default_cards_per_unit": int, "reference_cards_per_server": int,
     "serial_min_chars": int, "robust_z_min_peers": int,
     "robust_z_mad_scale": float, "robust_z_meanad_scale": float,
+    "server_kw_per_accelerator_kw": float, "cooling_capacity_factor": float,
+    "vat_rate_equipment": float,
 }
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from iccaudit.enrich import vocab
+from iccaudit.enrich import units, vocab
 from iccaudit.enrich.reference import Reference
 from iccaudit.enrich.sqlfiles import SqlValue, literal, render
 
@@ -45,7 +45,8 @@ ACCEL_CATEGORIES = ("gpu_server", "gpu_card", "gpu_module", "domestic_accelerato
 
 #: The internal steps, in the order they are built, then the public views.
 STEPS = ("_li", "_text_keys", "_items_text", "_items_accel", "_items_class", "_text_class",
-         "_td", "_lines", "_peer_stats", "_peer_near", "_tender_mainstream")
+         "_text_capacity", "_td", "_tender_load", "_lines", "_peer_stats", "_peer_near",
+         "_tender_mainstream")
 PUBLIC = ("items", "line_items", "tender_assemblies", "serial_reuse", "duplicate_lines",
           "tender_compute")
 
@@ -56,13 +57,15 @@ _INNER = frozenset((
     "ref_basis", "is_lump_sum", "unit_norm", "ref_low_cny", "ref_high_cny", "line_total_cny",
     "total_diff_cny", "card_count", "capacity_scope", "price_per_kw", "retrofit_servers",
     "purchase_date", "tender_total_cny", "ref_peak_cny", "ref_source", "ref_price_date",
-    "ref_date_basis", "ref_point"))
+    "ref_date_basis", "ref_point", "capacity_from_tender_kw", "capacity_source", "vat_factor",
+    "tax_basis"))
 _OUTER = frozenset((
     "rid", "tid", "tender_id", "category", "peer_key", "brand_tier", "line_total_cny",
     "total_diff_cny", "card_count", "capacity_scope", "price_per_kw", "retrofit_servers",
     "purchase_date", "basis_price_cny", "ratio_to_ref_high", "ratio_to_ref_low",
     "line_value_share", "tender_total_cny", "peer_price_cny", "peer_basis", "ref_price_date",
-    "ref_date_basis", "ref_point", "ref_as_of"))
+    "ref_date_basis", "ref_point", "ref_as_of", "capacity_from_tender_kw", "capacity_source",
+    "vat_factor", "tax_basis"))
 #: What items takes of each text's recognition (_text_class), beside the caller's columns.
 _RECOGNISED = ("text", "accel_model", "accel_vendor", "is_domestic", "export_controlled",
                "export_control_date", "fp16_dense_tflops", "tdp_w", "category", "ref_basis",
@@ -93,6 +96,11 @@ def _vocabulary(aliases: Sequence[str]) -> dict[str, SqlValue]:
     return values
 
 
+#: Unit conversions of the capacities (enrich/units.py): constants, not reference data.
+_UNIT_FACTORS: dict[str, SqlValue] = {
+    "tib_in_tb": 2**40 / 10**12, "pb_in_tb": 1000.0, "pib_in_tb": 2**50 / 10**12,
+    "kw_in_mw": 1000.0, "load_lines_listed": 10,
+}
 #: The date an undated line is priced at when the run states none: the last point of every
 #: series (ref_price_points' last segment runs to 9999-12-31, exclusive).
 _LATEST_POINT = dt.date(9999, 12, 30)
@@ -110,7 +118,7 @@ def parameters(ref: Reference, price_date: dt.date | None = None) -> dict[str, S
         raise ValueError(f"named both in params.yaml and the vocabulary: {sorted(both)}")
     run: dict[str, SqlValue] = {"default_price_date": price_date or _LATEST_POINT,
                                 "price_date_given": price_date is not None}
-    return {**words, **reference, **run}
+    return {**words, **units.PATTERNS, **_UNIT_FACTORS, **reference, **run}
 
 
 def _carry(columns: Sequence[tuple[str, str]], made: frozenset[str], alias: str | None) -> str:
@@ -153,7 +161,8 @@ def view_statements(ref: Reference, source: str, line_item_columns: Sequence[str
     early_drops = ["DROP VIEW _items_class", "DROP VIEW _items_accel", "DROP VIEW _items_text",
                    "DROP TABLE _li", "DROP TABLE _lines"]
     late_drops = [f"DROP TABLE {t}" for t in ("_tender_mainstream", "_peer_near", "_peer_stats",
-                                              "_td", "_text_class", "_text_keys")]
+                                              "_tender_load", "_td", "_text_capacity",
+                                              "_text_class", "_text_keys")]
     return [*steps, *early_drops,
             "SET disabled_optimizers = 'join_order,build_side_probe_side'", public["items"],
             "RESET disabled_optimizers", *late_drops,

@@ -20,6 +20,9 @@ SELECT {line_columns},
     l.capacity_scope, l.price_per_kw, l.retrofit_servers, l.purchase_date, l.brand_canonical,
     l.brand_tier, l.basis_price_cny, l.ref_low_cny, l.ref_high_cny, l.ref_peak_cny,
     l.ref_source, l.ref_price_date, l.ref_date_basis, l.ref_point, l.ref_as_of,
+    l.capacity_from_tender_kw, l.capacity_source, l.vat_factor, l.tax_basis,
+    cap.storage_tb, cap.storage_capacity_basis, cap.port_count, cap.port_speed_gbps,
+    cap.power_kw, cap.power_kva,
     l.ratio_to_ref_high, l.ratio_to_ref_low, l.line_value_share,
     l.tender_total_cny, l.peer_price_cny, l.peer_basis, l.peer_key,
     CASE WHEN l.export_control_date IS NOT NULL AND l.purchase_date IS NOT NULL
@@ -48,6 +51,7 @@ LEFT JOIN _peer_stats s
     ON l.peer_price_cny > 0 AND s.category = l.category AND s.peer_basis = l.peer_basis
     AND s.peer_key = l.peer_key
 LEFT JOIN _peer_near w ON w.rid = l.rid
+LEFT JOIN _text_capacity cap ON cap.tid = l.tid
 LEFT JOIN _tender_mainstream tm
     ON l.peer_price_cny > 0 AND tm.tender_id IS NOT DISTINCT FROM l.tender_id
     AND tm.category IS NOT DISTINCT FROM l.category

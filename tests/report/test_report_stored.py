@@ -191,6 +191,7 @@ def test_replacement_pack_brings_its_own_reference_and_settings(tmp_path):
     shutil.copy(bundled_rules_dir() / "models.yaml", pack / "models.yaml")
     prices = pack / "reference" / "prices.yaml"
     text = prices.read_text(encoding="utf-8")
+    text = text.replace("peak: 2800000", "peak: 4200000")
     for low, high in (("2700000", "2800000"), ("2350000", "2450000")):
         assert f"low: {low}, high: {high}" in text
         text = text.replace(f"low: {low}, high: {high}",
@@ -205,9 +206,10 @@ def test_replacement_pack_brings_its_own_reference_and_settings(tmp_path):
         rows = con.execute("SELECT kind, root FROM run_config WHERE run_id = ?",
                            [own.run_id]).fetchall()
         ratio = con.execute(
-            """SELECT median(b.ref_high_cny / a.ref_high_cny), count(*)
-               FROM line_facts a JOIN line_facts b USING (source_file, source_row)
-               JOIN line_items li ON li.run_id = a.run_id AND li.item_id = a.item_id
+            """WITH f AS (SELECT lf.*, li.source_file, li.source_sheet, li.source_row
+                          FROM line_facts lf JOIN line_items li USING (run_id, item_id))
+               SELECT median(b.ref_high_cny / a.ref_high_cny), count(*)
+               FROM f a JOIN f b USING (source_file, source_sheet, source_row)
                WHERE a.run_id = ? AND b.run_id = ? AND a.ref_basis = 'server'
                  AND a.accel_model = 'H100'""", [bundled.run_id, own.run_id]).fetchone()
     finally:

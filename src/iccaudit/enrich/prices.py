@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
@@ -43,7 +43,7 @@ from pydantic import Field, field_validator, model_validator
 from iccaudit.enrich.refbase import PRICE_DATE_RE, Loc, Source, _Strict
 
 if TYPE_CHECKING:
-    from iccaudit.enrich.reference import Reference
+    from collections.abc import Iterable
 
 Basis = Literal["server", "card", "head", "module"]
 #: Segment bounds of the lookup table: before the first point and after the last.
@@ -163,30 +163,46 @@ def _segments(model: str, basis: str, cards: int | None,
     return rows
 
 
-def price_point_frame(ref: Reference) -> pd.DataFrame:
-    """``ref_price_points``: the segments of every series of ``prices.yaml``, and one segment
-    valid at any date for each undated range of a model and basis without a series."""
-    default_cards = int(ref.enrich_params()["reference_cards_per_server"])
-    dated = {(s.model, s.basis) for s in ref.prices.series}
+class _Range(Protocol):
+    """A price range of accelerators.yaml or assembly.yaml (reference.PriceRange)."""
+
+    @property
+    def low(self) -> float: ...
+    @property
+    def high(self) -> float: ...
+    @property
+    def peak(self) -> float | None: ...
+    @property
+    def cards(self) -> int | None: ...
+    @property
+    def date(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def note(self) -> str: ...
+
+
+def price_point_frame(prices: PricesFile,
+                      ranges: Iterable[tuple[str, str, _Range | None]],
+                      default_cards: int) -> pd.DataFrame:
+    """``ref_price_points``: the segments of every series of ``prices``, and one segment
+    valid at any date for each undated range (model, basis, range) of a model and basis
+    without a series. ``default_cards``: params reference_cards_per_server."""
+    dated = {(s.model, s.basis) for s in prices.series}
     rows: list[dict[str, object]] = []
-    for s in ref.prices.series:
+    for s in prices.series:
         cards = (s.cards or default_cards) if s.basis in ("server", "module") else None
         pts = [(p.date, p.low, p.high, p.peak, p.source, p.note) for p in s.points]
         rows += _segments(s.model, s.basis, cards, pts)
-    assembly = {m.model: m for m in ref.assembly.models}
-    for a in ref.accelerators.accelerators:
-        asm = assembly.get(a.id)
-        ranges = {"server": a.server, "card": a.card,
-                  "head": asm.head if asm else None, "module": asm.module if asm else None}
-        for basis, rng in ranges.items():
-            if rng is None or (a.id, basis) in dated:
-                continue
-            cards = ((rng.cards or default_cards) if basis == "server"
-                     else default_cards if basis == "module" else None)
-            label = f"{rng.date} (only point)" if rng.date else "undated range"
-            rows += _segments(a.id, basis, cards,
-                              [(rng.date or "0001", rng.low, rng.high, rng.peak, rng.source,
-                                rng.note)])
-            rows[-1]["point"] = label
+    for model, basis, rng in ranges:
+        if rng is None or (model, basis) in dated:
+            continue
+        cards = ((rng.cards or default_cards) if basis == "server"
+                 else default_cards if basis == "module" else None)
+        label = f"{rng.date} (only point)" if rng.date else "undated range"
+        rows += _segments(model, basis, cards,
+                          [(rng.date or "0001", rng.low, rng.high, rng.peak, rng.source,
+                            rng.note)])
+        rows[-1]["point"] = label
     frame = pd.DataFrame(rows, columns=list(_COLUMNS))
     return frame.sort_values(["model_id", "basis", "seg_from"], ignore_index=True)

@@ -387,6 +387,18 @@ def _range_cols(prefix: str, rng: PriceRange | None) -> dict[str, float | str | 
     }
 
 
+def _ranges(ref: Reference) -> list[tuple[str, str, PriceRange | None]]:
+    """Every undated price range of the book: (model, basis, range)."""
+    assembly = {m.model: m for m in ref.assembly.models}
+    out: list[tuple[str, str, PriceRange | None]] = []
+    for a in ref.accelerators.accelerators:
+        asm = assembly.get(a.id)
+        out += [(a.id, "server", a.server), (a.id, "card", a.card),
+                (a.id, "head", asm.head if asm else None),
+                (a.id, "module", asm.module if asm else None)]
+    return out
+
+
 def reference_frames(ref: Reference) -> dict[str, pd.DataFrame]:
     """The reference book as flat tables (name -> frame), ready for DuckDB."""
     assembly = {m.model: m for m in ref.assembly.models}
@@ -453,7 +465,7 @@ def reference_frames(ref: Reference) -> dict[str, pd.DataFrame]:
         "ref_brands": pd.DataFrame(brands),
         "ref_params": pd.DataFrame(params),
         "ref_network": pd.DataFrame(network, columns=list(NetworkItem.model_fields)),
-        "ref_price_points": price_point_frame(ref),
+        "ref_price_points": price_point_frame(ref.prices, _ranges(ref), int(server_cards)),
     }
 
 

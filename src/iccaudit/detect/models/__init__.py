@@ -76,9 +76,9 @@ LOCATION_COLUMNS = ("item_id", "source_file", "source_sheet", "source_row", "ten
                     "line_no")
 #: Numeric columns read when present (features and the lump-sum flag), as DOUBLE.
 NUMERIC_COLUMNS = (
-    "unit_price_cny", "quantity", "capacity_kw", "capacity_tb", "price_per_kw", "card_count",
+    "unit_price_cny", "quantity", "capacity_kw", "storage_tb", "price_per_kw", "card_count",
     "cards_per_unit", "ratio_to_ref_high", "ratio_to_peer_median", "line_value_share",
-    "is_lump_sum", "line_total_cny",
+    "is_lump_sum", "line_total_cny", "peer_price_cny", "peer_median_90d", "peer_count_90d",
 )
 
 

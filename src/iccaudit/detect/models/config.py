@@ -74,6 +74,16 @@ class GroupLevel(_Strict):
         return v
 
 
+class PriceLed(_Strict):
+    """A line far above its like-for-like peers on price is a finding at a lower ensemble
+    score: its price ratio to the peer median at least ``min_ratio``, and that many robust
+    standard deviations of the group's own price spread (``min_z``) above it."""
+
+    min_ratio: float = Field(1.5, ge=1)
+    min_z: float = Field(3.5, gt=0)
+    min_score: float = Field(0.5, ge=0, le=1)
+
+
 class ModelSettings(_Strict):
     """Validated content of ``models.yaml``; see the file for what each key means."""
 
@@ -84,6 +94,7 @@ class ModelSettings(_Strict):
     contamination: float = Field(0.05, gt=0, le=0.5)
     score_threshold: float = Field(0.9, ge=0, le=1)
     min_price_ratio: float = Field(1.3, ge=1)
+    price_led: PriceLed | None = None
     min_peers: int = Field(8, ge=3)
     min_median_peers: int = Field(3, ge=1)
     group_levels: list[GroupLevel] = Field(min_length=1)

@@ -85,6 +85,16 @@ def _price_per_kw(items: Items | _Columns) -> np.ndarray:
     return _div(_col(items, "unit_price_cny"), _col(items, "capacity_kw"))
 
 
+#: Near peers (same kind within the peer window) a same-period ratio needs besides the line
+#: itself: with one other line the median is half the line's own price.
+MIN_NEAR_PEERS = 3
+
+
+def _ratio_to_near_peers(items: Items | _Columns) -> np.ndarray:
+    ratio = _div(_col(items, "peer_price_cny"), _col(items, "peer_median_90d"))
+    return np.where(_col(items, "peer_count_90d") >= MIN_NEAR_PEERS, ratio, np.nan)
+
+
 @dataclass(frozen=True)
 class Feature:
     """One feature: how to compute it and how to name it in a finding.
@@ -102,6 +112,9 @@ class Feature:
     money: bool = False
     mechanism: str | None = None
     columns: tuple[str, ...] = ()
+    #: already a ratio to peers (its peers' median is 1 by construction): a line's ratio is
+    #: its value, not its value over the group's median of it
+    relative: bool = False
 
 
 #: Feature catalogue (names used in models.yaml). All are used on the log scale.
@@ -115,14 +128,20 @@ FEATURES: dict[str, Feature] = {
     "price_per_kw": Feature(_price_per_kw, "每千瓦单价", "price per kW", price=True, money=True,
                             mechanism="liquid_cooling_markup",
                             columns=("price_per_kw", "unit_price_cny", "capacity_kw")),
-    "price_per_tb": Feature(lambda d: _div(_col(d, "unit_price_cny"), _col(d, "capacity_tb")),
+    "price_per_tb": Feature(lambda d: _div(_col(d, "unit_price_cny"), _col(d, "storage_tb")),
                             "每TB单价", "price per TB", price=True, money=True,
-                            columns=("unit_price_cny", "capacity_tb")),
+                            columns=("unit_price_cny", "storage_tb")),
     "ratio_to_ref": Feature(lambda d: _col(d, "ratio_to_ref_high"), "单价/参考价",
                             "price / reference", price=True, columns=("ratio_to_ref_high",)),
     "ratio_to_peer": Feature(lambda d: _col(d, "ratio_to_peer_median"), "单价/中位数",
                              "price / peer median", price=True,
                              columns=("ratio_to_peer_median",)),
+    # the same kind bought within the peer window (params peer_window_days) of the line:
+    # market drift within a year is not mistaken for mark-up, nor hides one
+    "ratio_to_near_peers": Feature(_ratio_to_near_peers, "单价/同期中位数",
+                                   "price / same-period peer median", price=True,
+                                   columns=("peer_price_cny", "peer_median_90d",
+                                            "peer_count_90d"), relative=True),
     "quantity": Feature(lambda d: _col(d, "quantity"), "数量", "quantity",
                         columns=("quantity",)),
     "value_share": Feature(lambda d: _col(d, "line_value_share"), "占标段金额比例",

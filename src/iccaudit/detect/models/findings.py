@@ -38,6 +38,7 @@ WITH ranked AS (
     FROM rule_findings WHERE item_id IS NOT NULL GROUP BY item_id
 ), f AS (
     SELECT s.*, pl.zh AS p_zh, pl.en AS p_en, pl.money, pl.mechanism AS p_mechanism,
+        pl.relative,
         drv.drivers_json, drv.imputed_json,
         coalesce(drv.top_zh, pl.zh) AS top_zh, coalesce(drv.top_en, pl.en) AS top_en,
         corr.rules,
@@ -62,12 +63,22 @@ SELECT
     round(score, 6) AS score,
     -- money found by a rule on the same line is counted there, never twice
     CASE WHEN rules IS NULL THEN est_excess_cny END AS est_excess_cny,
-    p_zh || ' ' || v_txt || '，为同类（' || group_zh || '）中位数 ' || m_txt || ' 的 '
-        || format('{:.1f}', ratio) || ' 倍；主要依据：' || top_zh
+    CASE WHEN relative
+         THEN '单价为同期（采购日期前后窗口内）同类（' || group_zh || '）'
+              || CAST(median_peers AS BIGINT) || ' 行中位数的 ' || format('{:.1f}', ratio)
+              || ' 倍'
+         ELSE p_zh || ' ' || v_txt || '，为同类（' || group_zh || '）中位数 ' || m_txt
+              || ' 的 ' || format('{:.1f}', ratio) || ' 倍' END
+        || '；主要依据：' || top_zh
         || CASE WHEN rules IS NOT NULL THEN '；佐证规则 ' || array_to_string(rules, ', ')
                 ELSE '' END AS message,
-    p_en || ' ' || v_txt || ' is ' || format('{:.1f}', ratio) || 'x the peer median '
-        || m_txt || ' (' || "group" || '); driven by: ' || top_en
+    CASE WHEN relative
+         THEN 'price ' || format('{:.1f}', ratio) || 'x the median of '
+              || CAST(median_peers AS BIGINT) || ' same-period peers (' || "group"
+              || ', bought within the peer window of its date)'
+         ELSE p_en || ' ' || v_txt || ' is ' || format('{:.1f}', ratio) || 'x the peer median '
+              || m_txt || ' (' || "group" || ')' END
+        || '; driven by: ' || top_en
         || CASE WHEN rules IS NOT NULL THEN '; corroborates ' || array_to_string(rules, ', ')
                 ELSE '' END AS message_en,
     json_object(
@@ -121,6 +132,7 @@ def build_findings(
         "en": [f.en for f in FEATURES.values()],
         "money": [f.money for f in FEATURES.values()],
         "mechanism": [f.mechanism for f in FEATURES.values()],
+        "relative": [f.relative for f in FEATURES.values()],
     })
     rf = (
         rule_findings[["item_id", "detector"]]

@@ -72,6 +72,28 @@ def _robust_z(x: np.ndarray, med: np.ndarray) -> np.ndarray:
     return z
 
 
+def _price_scale(x: np.ndarray, med: np.ndarray) -> np.ndarray:
+    """The robust spread of each column of a group (as :func:`_robust_z` scales it)."""
+    dev = np.abs(x - med)
+    scale: np.ndarray = 1.4826 * np.median(dev, axis=0)
+    return np.where(scale > 0, scale, 1.2533 * dev.mean(axis=0))
+
+
+def _flagged(score: np.ndarray, ratio: np.ndarray, log_ratio: np.ndarray, scale: np.ndarray,
+             settings: ModelSettings) -> np.ndarray:
+    """Lines that are findings: a high ensemble score and a price above the peers; or, with
+    ``price_led``, a price far above the peers both in ratio and in the group's own spread,
+    at a lower score."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: np.ndarray = (score >= settings.score_threshold) & (
+            ratio >= settings.min_price_ratio)
+        led = settings.price_led
+        if led is not None:
+            z = np.where(scale > 0, log_ratio / scale, np.inf)
+            out |= (score >= led.min_score) & (ratio >= led.min_ratio) & (z >= led.min_z)
+    return out
+
+
 def _severity(score: np.ndarray, ratio: np.ndarray, settings: ModelSettings) -> np.ndarray:
     """Index of the first calibration row whose minimums the line meets (the last catches all)."""
     conds = [(score >= lv.min_score) & (ratio >= lv.min_ratio) for lv in settings.severity]
@@ -92,6 +114,7 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
                            item_ids)
     unit_price = _col(items, "unit_price_cny")
     quantity = _col(items, "quantity")
+    near_peers = _col(items, "peer_count_90d")
     del items  # everything below works on the arrays; the caller may have handed it over
 
     # One slot per line in group order (slot k is line groups.order[k]), filled group by
@@ -104,6 +127,7 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
     median_peers = np.zeros(n, dtype=np.int64)
     ratio = np.full(n, np.nan)
     excess = np.full(n, np.nan)
+    flag = np.zeros(n, dtype=bool)
     feature_names = list(FEATURES)
 
     def score_group(g: int) -> tuple[dict[str, object], pd.DataFrame | None]:
@@ -171,10 +195,15 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
         # are enough of them (a 12 k management switch is not compared with the median of a
         # group that also holds 310 k InfiniBand switches), else the whole group.
         local_med, local_n = _local_medians(raw, med, kinds.codes[idx], settings.min_median_peers)
-        line_med = local_med[rows, pf_safe]
+        # a relative price feature (price / same-period peer median) is its own ratio
+        relative = np.array([FEATURES[c].relative for c in cols])[pf_safe] & has_price
+        line_med = np.where(relative, 0.0, local_med[rows, pf_safe])
+        line_n = np.where(relative, np.nan_to_num(near_peers[idx]).astype(np.int64),
+                          local_n[rows, pf_safe])
         g_log_ratio = np.where(has_price, X[rows, pf_safe] - line_med, np.nan)
         g_ratio = np.exp(g_log_ratio)
-        flagged = (g_score >= settings.score_threshold) & (g_ratio >= settings.min_price_ratio)
+        flagged = _flagged(g_score, g_ratio, g_log_ratio, _price_scale(X, med)[pf_safe],
+                           settings)
         is_price = np.array([FEATURES[c].price for c in cols])[pf_safe] & has_price
         # Excess is only in money when the feature is proportional to the unit price: the line
         # at its peers' median would have cost unit_price / ratio per unit.
@@ -188,9 +217,10 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
         pf_code[span] = np.where(has_price, col_codes[pf_safe], -1)
         price_value[span] = np.where(has_price, np.exp(X[rows, pf_safe]), np.nan)
         peer_median[span] = np.where(has_price, np.exp(line_med), np.nan)
-        median_peers[span] = np.where(has_price, local_n[rows, pf_safe], 0)
+        median_peers[span] = np.where(has_price, line_n, 0)
         ratio[span] = g_ratio
         excess[span] = g_excess
+        flag[span] = flagged
         if not flagged.any():
             return row, None
         f_rows = np.flatnonzero(flagged)
@@ -218,11 +248,7 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
     slot_ids = item_ids[groups.order]
 
     def build_lines(flagged_only: bool) -> pd.DataFrame:
-        keep = evaluated
-        if flagged_only:
-            with np.errstate(invalid="ignore"):
-                keep = evaluated & (score >= settings.score_threshold) & (
-                    ratio >= settings.min_price_ratio)
+        keep = evaluated & flag if flagged_only else evaluated
         return _lines_frame(keep, slot_ids, groups, score, pf_code, feature_names,
                             price_value, peer_median, median_peers, ratio, excess, settings)
 

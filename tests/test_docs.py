@@ -134,3 +134,36 @@ def test_every_cited_source_exists() -> None:
     assert cited, "no rule cites docs/sources.md"
     missing = [f"{f.relative_to(REPO)}: #{a}" for f, a in cited if a not in anchors]
     assert not missing, "citations of missing sources:\n" + "\n".join(missing)
+
+
+EXAMPLE_RULE = re.compile(r"<!-- example-rule: (?P<name>[\w-]+) -->\s*\n```yaml\n(?P<body>.*?)```",
+                          re.DOTALL)
+
+
+def example_rules() -> list[tuple[str, str]]:
+    return [(m["name"], m["body"]) for doc in DOCS
+            for m in EXAMPLE_RULE.finditer(doc.read_text(encoding="utf-8"))]
+
+
+def test_there_are_example_rules() -> None:
+    assert [name for name, _ in example_rules()] == ["storage-per-tb"]
+
+
+@pytest.mark.parametrize(("name", "body"), example_rules())
+def test_example_rule_validates_and_its_tests_pass(tmp_path: Path, name: str,
+                                                   body: str) -> None:
+    """A rule written out in the docs is valid and its in-file tests pass, as a user would
+    check it: ``iccaudit rules validate`` and ``iccaudit rules test`` on the file."""
+    import yaml
+
+    rule_id = yaml.safe_load(body)["id"]
+    folder = tmp_path / "my_rules"
+    folder.mkdir()
+    path = folder / f"{rule_id}.yaml"
+    path.write_text(body, encoding="utf-8")
+    for command in ("validate", "test"):
+        done = subprocess.run([sys.executable, "-m", "iccaudit.cli", "rules", command,
+                               str(path)], capture_output=True, text=True, cwd=tmp_path,
+                              env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 0, (name, command, done.stdout, done.stderr)
+    assert "0 failed" in done.stdout

@@ -284,7 +284,6 @@ class _Batches:
             tail["table"] = [job.chunk_of[i] for i in tail["plan"]]
             tail["chunk"] = [len(self.chunk_valued[t]) - 1 for t in tail["table"]]
             tail["source_file"] = [job.plans[i].source_file for i in tail["plan"]]
-            tail["source_sheet"] = [job.plans[i].sheet for i in tail["plan"]]
             self.tails.append(tail)
 
     def _without_failing_files(self, job: _Job) -> _Job | None:

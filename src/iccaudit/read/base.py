@@ -31,6 +31,9 @@ class RawTable:
     ``header`` is set by formats whose header is known (Parquet, JSON); otherwise the header
     row is detected in the cells. ``filled`` is ``columns`` with merged ranges filled from
     their top-left cell (Excel), or None when the sheet has no merged cells.
+    ``locations`` says where each row lies in a document whose tables are not sheets (a PDF
+    page and table, a Word table, an HTML element path, an OCDS ocid/award/item): one text
+    per row, stored as the row's ``source_sheet``; None: every row is in ``sheet``.
     """
 
     sheet: str | None
@@ -39,6 +42,7 @@ class RawTable:
     header: list[str] | None = None
     filled: list[pa.Array] | None = None
     title: str = ""
+    locations: np.ndarray | None = None
 
     @property
     def cells(self) -> pd.DataFrame:

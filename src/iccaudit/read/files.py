@@ -27,8 +27,10 @@ from iccaudit.read.large_text import (
     scan_text,
     stream_large_text,
 )
+from iccaudit.read.pdf import read_pdf
 from iccaudit.read.records import read_json, read_jsonl, read_parquet
 from iccaudit.read.text import read_csv, read_tsv
+from iccaudit.read.word import read_docx
 
 Reader = Callable[[Path, bytes], ReadResult]
 
@@ -42,6 +44,8 @@ READERS: dict[str, Reader] = {
     ".json": read_json,
     ".jsonl": read_jsonl,
     ".ndjson": read_jsonl,
+    ".docx": read_docx,
+    ".pdf": read_pdf,
 }
 
 #: Text suffixes the large-file reader takes, and their fixed delimiter (None: sniffed).

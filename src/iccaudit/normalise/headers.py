@@ -265,7 +265,7 @@ _SUPPLIER_RE = re.compile(
     re.IGNORECASE,
 )
 _DATE_RE = re.compile(
-    r"(?:中标日期|成交日期|签订日期|合同签订日期|合同日期|公告日期|发布日期|报价日期|投标日期|日期"
+    r"(?:中标日期|成交日期|签订日期|合同签订日期|合同日期|公告日期|发布日期|发布时间|公告时间|报价日期|投标日期|日期"
     r"|award date|contract date|date)\s*[:：]\s*\|?\s*"
     r"(\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?)",
     re.IGNORECASE,

@@ -27,6 +27,7 @@ from iccaudit.read.large_text import (
     scan_text,
     stream_large_text,
 )
+from iccaudit.read.notice import read_html
 from iccaudit.read.pdf import read_pdf
 from iccaudit.read.records import read_json, read_jsonl, read_parquet
 from iccaudit.read.text import read_csv, read_tsv
@@ -46,6 +47,8 @@ READERS: dict[str, Reader] = {
     ".ndjson": read_jsonl,
     ".docx": read_docx,
     ".pdf": read_pdf,
+    ".html": read_html,
+    ".htm": read_html,
 }
 
 #: Text suffixes the large-file reader takes, and their fixed delimiter (None: sniffed).

@@ -69,6 +69,8 @@ def read_pdf(path: Path, data: bytes) -> ReadResult:
         pdf.close()
     if not any_text:
         raise FileReadError(NO_TEXT_LAYER)
+    if not any(p.cells for p in pieces):
+        raise FileReadError("cannot read: no table in the PDF")
     title = "\n".join(t for t in prose if t)
     return ReadResult("pdf", None, joined_tables(pieces, title, "table"))
 

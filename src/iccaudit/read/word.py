@@ -42,6 +42,8 @@ def read_docx(path: Path, data: bytes) -> ReadResult:
                 prose.append(block.text.strip())
         elif isinstance(block, Table):
             pieces.append(_table(block, f"table {len(pieces) + 1}"))
+    if not any(p.cells for p in pieces):
+        raise FileReadError("cannot read: no table in the document")
     tables = joined_tables(pieces, "\n".join(prose), "table")
     return ReadResult("docx", None, tables)
 

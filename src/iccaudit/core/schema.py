@@ -99,6 +99,7 @@ NON_ITEM_KINDS: dict[str, str] = {
     "blank": "an empty row",
     "total": "a total or subtotal row (合计, 小计, 总计)",
     "note": "a free-text note below the table (备注, 说明 …)",
+    "repeat": "an OCDS item published again (a later release, the contract repeating its award)",
 }
 
 
@@ -179,7 +180,7 @@ class FileRecord(_Record):
     run_id: str
     source_file: str
     content_sha256: str
-    format: str = Field(description="csv, tsv, xlsx, parquet, json, jsonl")
+    format: str = Field(description="csv, tsv, xlsx, parquet, json, jsonl, docx, pdf, html, ocds")
     encoding: str | None = Field(None, description="detected text encoding")
     sheets: int = Field(0, description="sheets (or tables) with line items")
     rows_read: int

@@ -50,7 +50,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from iccaudit.normalise.files import FILE_COLUMNS, FileRead, account, internal, read_and_plan
+from iccaudit.normalise.files import (
+    FILE_COLUMNS,
+    FileRead,
+    account,
+    internal,
+    read_and_plan,
+    skipped_record,
+)
 from iccaudit.normalise.headers import MappingError, load_mapping
 from iccaudit.normalise.plan import TablePlan, chunks, segments
 from iccaudit.normalise.raw import with_raw_text
@@ -151,10 +158,11 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
     header_map = _load_mapping(mapping)
     files, skipped, errors = collect([Path(p) for p in paths])
     work = _Batches(sink if sink is not None else ItemSink())
+    seen: set[tuple[str | None, ...]] = set()  # OCDS publications: one item, once
     try:
         with _progress(progress, len(files)) as advance:
             for path in files:
-                work.add_file(read_and_plan(path, header_map))
+                work.add_file(read_and_plan(path, header_map, seen))
                 advance()
             work.finish()
     finally:
@@ -320,7 +328,13 @@ class _Batches:
             non_items = non_items[~non_items["source_file"].isin(failed)]
         for r in reads:
             errors.extend(r.errors)
-        files = pd.DataFrame([r.record for r in reads], columns=FILE_COLUMNS)
+        # every file found is accounted: those skipped by their type or name too (a hidden
+        # folder is not a file: it is only listed)
+        records = [r.record for r in reads] + [skipped_record(p, why) for p, why in skipped
+                                               if why != "hidden folder"]
+        skipped = skipped + [(r.record["source_file"], r.record["error"]) for r in reads
+                             if r.record["status"] == "skipped"]
+        files = pd.DataFrame(records, columns=FILE_COLUMNS)
         if len(files):
             for c in ("sheets", "rows_read", "line_items", "rejects", "non_items"):
                 files[c] = files[c].astype("int64")

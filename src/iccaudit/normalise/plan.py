@@ -104,6 +104,8 @@ class TablePlan:
     valued_later: bool = False
     #: where each data row lies in its document (``RawTable.locations``), or None: ``sheet``
     locations: np.ndarray | None = None
+    #: per data row: a non-item kind the reader knows (``RawTable.kinds``), or None
+    kinds: np.ndarray | None = None
 
     def sheets(self) -> np.ndarray:
         """The ``source_sheet`` of every data row."""
@@ -164,6 +166,7 @@ def chunks(plan: TablePlan, size: int) -> list[TablePlan]:
                                                    for c in plan.shown],
             pre=plan.pre if start == 0 else None,
             locations=None if plan.locations is None else plan.locations[start:end],
+            kinds=None if plan.kinds is None else plan.kinds[start:end],
             rows_read=plan.rows_read if start == 0 else 0,
             valued_later=end < n,
         ))
@@ -245,6 +248,7 @@ def plan_table(
         infos=infos, names=unique_names(infos), col=col, title=title, pre=pre,
         locations=None if raw.locations is None
         else np.asarray(raw.locations[data_start:], dtype=object),
+        kinds=None if raw.kinds is None else np.asarray(raw.kinds[data_start:], dtype=object),
     )
 
 

@@ -224,6 +224,10 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         (blank, "blank"),
     ):  # later assignments win: blank beats everything
         dkind[mask] = kind
+    if any(p.kinds is not None for p in plans):  # what the reader knows wins over all
+        known = np.concatenate([p.kinds if p.kinds is not None
+                                else np.full(len(p.rows), None, dtype=object) for p in plans])
+        dkind[pd.notna(known)] = known[pd.notna(known)]
     cand = pd.isna(dkind)
 
     # --- rejects among the candidates, one reason per row, in priority order

@@ -15,7 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from iccaudit.read.base import MAX_FILE_BYTES, FileReadError, IngestError, ReadResult, first_line
+from iccaudit.read.base import (
+    MAX_FILE_BYTES,
+    FileReadError,
+    FileSkipped,
+    IngestError,
+    ReadResult,
+    first_line,
+)
 from iccaudit.read.excel import read_xlsx
 from iccaudit.read.large_text import (
     LARGE_TEXT_BYTES,
@@ -117,6 +124,8 @@ class FileContent:
     result: ReadResult | None = None
     stream: TextStream | None = None
     error: str | None = None
+    #: ``error`` is the reason the file was skipped (nothing to read), not a failure
+    skipped: bool = False
 
 
 def read_file(path: Path) -> FileContent:
@@ -165,6 +174,8 @@ def read_file(path: Path) -> FileContent:
         out.sha256 = hashlib.sha256(data).hexdigest()
     try:
         out.result = result or READERS[suffix](path, data)
+    except FileSkipped as exc:
+        out.error, out.skipped = str(exc), True
     except FileReadError as exc:
         out.error = str(exc)
     # A damaged file can make a library raise almost anything; the user sees one line, and

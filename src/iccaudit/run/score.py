@@ -96,11 +96,31 @@ def _read(opts: ScoreOptions, work: Path | None) -> tuple[IngestBatch, ParquetSi
     except IngestError as exc:
         raise RunError(str(exc)) from None
     if batch.n_items == 0 and batch.rejects.empty:
-        detail = "; ".join(batch.errors[:3]) or (
-            f"no line items in {len(batch.files)} file(s) (only header, title or blank rows)"
-            if len(batch.files) else "no tender files found")
-        raise RunError(f"nothing could be read: {detail}")
+        raise RunError(f"nothing could be read: {_nothing_read(batch)}")
     return batch, sink
+
+
+#: How many files' errors the "nothing could be read" message names (the rest are counted).
+_NAMED_ERRORS = 20
+
+
+def _nothing_read(batch: IngestBatch) -> str:
+    """Why a batch gave no line item: every file's error, the files skipped, or neither."""
+    files = batch.files
+    skipped = int((files["status"] == "skipped").sum()) if len(files) else 0
+    if batch.errors:
+        more = len(batch.errors) - _NAMED_ERRORS
+        detail = "; ".join(batch.errors[:_NAMED_ERRORS]) + (f"; and {more} more" if more > 0
+                                                            else "")
+        return detail + (f" ({skipped} file(s) skipped)" if skipped else "")
+    if skipped == len(files) and skipped:
+        reasons = sorted(set(files["error"].dropna()))
+        return (f"{skipped} file(s) found, none readable: "
+                + "; ".join(reasons[:5]) + (" …" if len(reasons) > 5 else ""))
+    if len(files):
+        return (f"no line items in {len(files) - skipped} file(s) (only header, title or "
+                "blank rows)" + (f"; {skipped} file(s) skipped" if skipped else ""))
+    return "no tender files found"
 
 
 def _numbered(items: pa.Table, run_id: str) -> pa.Table:

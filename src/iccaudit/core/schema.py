@@ -131,6 +131,10 @@ class LineItem(_Record):
     unit: str | None = Field(None, description="单位: 台, 套, 张, 项 …")
     unit_price_cny: float = Field(ge=0, description="单价 in 元")
     total_cny: float | None = Field(None, description="总价 / 合价 in 元 as stated (not computed)")
+    currency: str | None = Field(
+        None, description="币种: the ISO 4217 code of unit_price_cny and total_cny when the file "
+        "states another currency than yuan (OCDS unit.value.currency) and no rate table "
+        "converted them; NULL or CNY: yuan")
     supplier: str | None = Field(None, description="供应商 / 中标人")
     date: dt.date | None = Field(None, description="合同日期 / 日期")
     condition: str | None = Field(None, description="新旧程度 / 成色 as written")
@@ -276,8 +280,8 @@ class LineFact(_Record):
 
 
 #: What a ``run_config`` row records: a rule file, a reference file, the detector settings,
-#: the column mapping, or the whole configuration (``pack``: one row per run).
-ConfigKind = Literal["pack", "rules", "reference", "models", "mapping"]
+#: the column mapping, the currency rate table, or the whole configuration (``pack``: one row per run).
+ConfigKind = Literal["pack", "rules", "reference", "models", "mapping", "rates"]
 
 
 class RunConfig(_Record):

@@ -53,6 +53,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
                   "tender_no", "project_id"),
     "project_name": ("项目名称", "采购项目名称", "project_name", "project"),
     "claimed_pflops": ("算力", "总算力", "算力规模", "claimed_pflops", "pflops"),
+    "currency": ("币种", "货币", "币别", "货币种类", "currency", "currency_code"),
 }
 
 #: The canonical fields a mapping file may name.

@@ -43,7 +43,7 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
 
 def _score(opts: ScoreOptions, work: Path | None, size: int) -> ScoreResult:
     """The pipeline; ``work``: a folder for out-of-core files (None: all in memory)."""
-    run = Run.begin(opts, mapping=opts.mapping)  # an invalid pack is refused before reading
+    run = Run.begin(opts, mapping=opts.mapping, rates=opts.rates)  # an invalid pack is refused before reading
     with run.timed("ingest_s"):
         batch, sink = _read(opts, work)
     run.identify([{"path": p, "sha256": h} for p, h in
@@ -77,6 +77,7 @@ def _score(opts: ScoreOptions, work: Path | None, size: int) -> ScoreResult:
         options = {
             "paths": [str(p) for p in opts.paths],
             "mapping": str(opts.mapping) if opts.mapping else None,
+            "rates": str(opts.rates) if opts.rates else None,
             "rules_dirs": [str(d) for d in run.rule_dirs],
             "models": opts.models,
             "seed": opts.seed,
@@ -92,7 +93,8 @@ def _read(opts: ScoreOptions, work: Path | None) -> tuple[IngestBatch, ParquetSi
 
     sink = ParquetSink(work / "incoming.parquet") if work is not None else None
     try:
-        batch = ingest(opts.paths, mapping=opts.mapping, progress=opts.progress, sink=sink)
+        batch = ingest(opts.paths, mapping=opts.mapping, progress=opts.progress, sink=sink,
+                       rates=opts.rates)
     except IngestError as exc:
         raise RunError(str(exc)) from None
     if batch.n_items == 0 and batch.rejects.empty:

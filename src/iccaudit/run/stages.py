@@ -67,7 +67,8 @@ class Run:
     # ------------------------------------------------------------------ the stages in order
 
     @classmethod
-    def begin(cls, opts: DetectOptions, mapping: Path | None = None) -> Run:
+    def begin(cls, opts: DetectOptions, mapping: Path | None = None,
+              rates: Path | None = None) -> Run:
         """Load and check the rule pack (an invalid pack is refused before any file is read,
         unless ``skip_invalid``, loudly) and read the configuration the run will use."""
         from iccaudit.core.paths import bundled_rules_dir
@@ -84,7 +85,7 @@ class Run:
             warnings.append(f"SKIPPING {len(ruleset.invalid_ids)} invalid rule(s) because of "
                             f"--skip-invalid:\n{listing}")
         config = snapshot(rule_dirs, models=opts.models, models_config=opts.models_config,
-                          mapping=mapping)
+                          mapping=mapping, rates=rates)
         return cls(opts, rule_dirs, ruleset, config, warnings)
 
     def identify(self, inputs: list[dict[str, str]]) -> None:

@@ -33,8 +33,16 @@ FROM (
         END AS basis_price_cny
     FROM (
         SELECT {carry_inner}{rid} AS rid, c.tid, li.tender_id,
-            li.unit_price_cny, c.category, c.peer_key, c.brand_tier, c.ref_basis,
-            c.is_lump_sum, c.unit_norm, c.ref_low_cny, c.ref_high_cny,
+            li.unit_price_cny, c.category,
+            -- prices in another currency than yuan: peers in that currency only, and no
+            -- reference price (the book is in yuan)
+            CASE WHEN coalesce(li.currency, 'CNY') = 'CNY' THEN c.peer_key
+                 ELSE c.peer_key || ' ' || li.currency END AS peer_key,
+            c.brand_tier, c.ref_basis, c.is_lump_sum, c.unit_norm,
+            CASE WHEN coalesce(li.currency, 'CNY') = 'CNY' THEN c.ref_low_cny END
+                AS ref_low_cny,
+            CASE WHEN coalesce(li.currency, 'CNY') = 'CNY' THEN c.ref_high_cny END
+                AS ref_high_cny,
             li.quantity * li.unit_price_cny AS line_total_cny,
             li.total_cny - li.quantity * li.unit_price_cny AS total_diff_cny,
             CASE WHEN c.cards_per_unit IS NOT NULL THEN li.quantity * c.cards_per_unit

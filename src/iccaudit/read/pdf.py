@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 #: The reason a PDF without text is refused (documented, and tested word for word).
 NO_TEXT_LAYER = "no text layer (scanned): OCR it first"
+LOCKED = "cannot read: the PDF is password-protected: save it without a password"
 #: Ruled tables first; a page without any is read by text alignment.
 _LINES = {"vertical_strategy": "lines", "horizontal_strategy": "lines"}
 _TEXT = {"vertical_strategy": "text", "horizontal_strategy": "text"}
@@ -34,11 +35,10 @@ def read_pdf(path: Path, data: bytes) -> ReadResult:
 
     try:
         pdf = pdfplumber.open(io.BytesIO(data))
-    except (PDFPasswordIncorrect, PDFEncryptionError):
-        raise FileReadError("cannot read: the PDF is password-protected: "
-                            "save it without a password") from None
     except Exception as exc:  # noqa: BLE001 - pdfminer raises many types for a damaged file
-        raise FileReadError(f"cannot read: not a valid PDF ({first_line(exc)})") from None
+        if _locked(exc, (PDFPasswordIncorrect, PDFEncryptionError)):
+            raise FileReadError(LOCKED) from None
+        raise FileReadError(f"cannot read: not a valid PDF ({_cause(exc)})") from None
     pieces: list[DocTable] = []
     prose: list[str] = []
     any_text = False
@@ -58,13 +58,12 @@ def read_pdf(path: Path, data: bytes) -> ReadResult:
                 pieces.append(DocTable(rows, f"p.{page.page_number} table {number}",
                                        continues=continues))
             prose.append(_text_outside(page, [t.bbox for t in found]))
-    except (PDFPasswordIncorrect, PDFEncryptionError):
-        raise FileReadError("cannot read: the PDF is password-protected: "
-                            "save it without a password") from None
     except FileReadError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise FileReadError(f"cannot read: damaged PDF ({first_line(exc)})") from None
+        if _locked(exc, (PDFPasswordIncorrect, PDFEncryptionError)):
+            raise FileReadError(LOCKED) from None
+        raise FileReadError(f"cannot read: damaged PDF ({_cause(exc)})") from None
     finally:
         pdf.close()
     if not any_text:
@@ -73,6 +72,21 @@ def read_pdf(path: Path, data: bytes) -> ReadResult:
         raise FileReadError("cannot read: no table in the PDF")
     title = "\n".join(t for t in prose if t)
     return ReadResult("pdf", None, joined_tables(pieces, title, "table"))
+
+
+def _locked(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc`` (pdfplumber wraps pdfminer's errors in its own) says the PDF is
+    encrypted."""
+    seen = [exc, *[a for a in exc.args if isinstance(a, BaseException)]]
+    if exc.__cause__ is not None:
+        seen.append(exc.__cause__)
+    return any(isinstance(e, kinds) for e in seen)
+
+
+def _cause(exc: BaseException) -> str:
+    """The one line of the error pdfplumber wraps (its own name says nothing)."""
+    inner = next((a for a in exc.args if isinstance(a, BaseException)), exc.__cause__)
+    return first_line(inner) if inner is not None else first_line(exc)
 
 
 def _text_outside(page: Page, boxes: list[tuple[float, float, float, float]]) -> str:

@@ -191,3 +191,15 @@ def test_a_folder_of_documents_only_is_read(files, read, table):
     status = batch.files.set_index(batch.files["source_file"].str.rsplit("/", n=1).str[-1])[
         "status"].to_dict()
     assert status == {"a.docx": "ok", "b.pdf": "ok", "c.doc": "skipped"}
+
+
+def test_nothing_readable_says_what_was_found(files, tmp_path):
+    from iccaudit.run import RunError, ScoreOptions, run_score
+
+    files.raw("a.doc", b"old word")
+    files.raw("b.wps", b"wps")
+    with pytest.raises(RunError) as err:
+        run_score(ScoreOptions(paths=[files.root], db=tmp_path / "f.duckdb", models=False))
+    message = str(err.value)
+    assert "no tender files found" not in message
+    assert "2 file(s) found, none readable" in message and "unsupported file type .doc" in message

@@ -19,7 +19,8 @@ from pydantic.json_schema import JsonDict
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = 1
+#: 2: line_items.currency; files rows for the files skipped; non-items of kind "repeat".
+SCHEMA_VERSION = 2
 
 #: Storage hint for the raw JSON columns (``ddl`` writes it as ``USING COMPRESSION zstd``):
 #: DuckDB's default string compression (dictionary + FSST) spends most of a large run's

@@ -75,6 +75,9 @@ def cli() -> None:
               help="DuckDB file to write the run to (created if missing).")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YAML file mapping unknown headers to canonical fields.")
+@click.option("--rates", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Dated rate table (CSV: currency,date,cny_per_unit) converting amounts in "
+                   "other currencies (OCDS) to yuan; without it they keep their currency.")
 @click.option("--rules", "rules_dirs", multiple=True, type=click.Path(path_type=Path),
               help="Rule folder to use (repeatable). Replaces a bundled folder of the same name, "
                    "otherwise adds to the bundled pack.")
@@ -100,13 +103,15 @@ def cli() -> None:
                    "memory. Default: out of core when the inputs exceed 1 GB.")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the out-of-core files (default: the temporary folder).")
-def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rules_dirs: tuple[Path, ...],
+def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rates: Path | None,
+          rules_dirs: tuple[Path, ...],
           skip_invalid: bool, no_models: bool, models_config: Path | None, seed: int,
           price_date: dt.datetime | None, report_path: Path | None, lang: str, fmt: str,
           quiet: bool, large: bool | None, work_dir: Path | None) -> None:
     """Read tender files, run the rules and models, and write findings to a DuckDB file.
 
-    PATHS are files (CSV, TSV, XLSX, Parquet, JSON, JSONL) or folders, scanned recursively.
+    PATHS are files (CSV, TSV, XLSX, Parquet, JSON, JSONL, DOCX, PDF with a text layer,
+    HTML, OCDS JSON) or folders, scanned recursively.
     Exits 0 when the run completed, with or without findings.
 
     \b
@@ -118,7 +123,7 @@ def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rules_dirs: t
     from iccaudit.run import RunError, ScoreOptions, run_score
 
     opts = ScoreOptions(
-        paths=list(paths), db=db, mapping=mapping, rules_dirs=list(rules_dirs),
+        paths=list(paths), db=db, mapping=mapping, rates=rates, rules_dirs=list(rules_dirs),
         skip_invalid=skip_invalid, models=not no_models, models_config=models_config,
         seed=seed, progress=not quiet and fmt == "table", large=large, work_dir=work_dir,
         price_date=price_date.date() if price_date else None,

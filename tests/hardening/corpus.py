@@ -61,8 +61,11 @@ def formulas_xlsx(path: Path, cached: bool) -> Path:
                 for ref, value in values.items():
                     r = int(ref[1:])
                     formula = f"<f>E{r}*G{r}</f>"
-                    assert formula + "<v />" in text, "openpyxl changed how it writes formulas"
-                    text = text.replace(formula + "<v />", f"{formula}<v>{value}</v>")
+                    # openpyxl writes the empty value as <v /> (or <v></v> through lxml)
+                    empty = next((v for v in ("<v />", "<v></v>", "<v/>")
+                                  if formula + v in text), None)
+                    assert empty is not None, "openpyxl changed how it writes formulas"
+                    text = text.replace(formula + empty, f"{formula}<v>{value}</v>")
                 data = text.encode()
             out.writestr(info, data)
     return path

@@ -28,6 +28,7 @@ ALIAS_FAMILIES = {
     "tender_id": ["项目编号", "招标编号", "采购项目编号", "tender id"],
     "project_name": ["项目名称"],
     "claimed_pflops": ["算力", "总算力"],
+    "currency": ["币种", "Currency"],
 }
 
 

@@ -188,18 +188,24 @@ def test_folder_scan_sorted_and_skips(files, read, table):
     header, rows = table
     files.text("b/2.csv", [header, rows[0]])
     files.text("a/1.csv", [header, rows[1]])
-    files.raw("a/readme.pdf", b"%PDF-1.4")
+    files.raw("a/readme.doc", b"x")
     files.raw("a/.hidden.csv", b"x")
     files.raw("a/~$lock.xlsx", b"x")
     files.raw(".git/config.csv", b"x")
     batch = read(files.root)
-    names = [p.rsplit("/", 2)[-2] + "/" + p.rsplit("/", 1)[-1] for p in batch.files["source_file"]]
+    ok = batch.files[batch.files["status"] == "ok"]
+    names = [p.rsplit("/", 2)[-2] + "/" + p.rsplit("/", 1)[-1] for p in ok["source_file"]]
     assert names == ["a/1.csv", "b/2.csv"]
     reasons = {p.rsplit("/", 1)[-1]: r for p, r in batch.skipped}
-    assert reasons["readme.pdf"].startswith("unsupported file type .pdf")
+    assert reasons["readme.doc"].startswith("unsupported file type .doc")
     assert reasons[".hidden.csv"] == "hidden file"
     assert reasons["~$lock.xlsx"] == "Excel lock file"
     assert reasons[".git"] == "hidden folder"
+    # every file found is accounted in the files table; a hidden folder is not a file
+    skipped = batch.files[batch.files["status"] == "skipped"]
+    assert sorted(p.rsplit("/", 1)[-1] for p in skipped["source_file"]) == [
+        ".hidden.csv", "readme.doc", "~$lock.xlsx"]
+    assert skipped["error"].str.len().gt(0).all() and (skipped["rows_read"] == 0).all()
 
 
 def test_missing_path_is_ingest_error(tmp_path):
@@ -208,9 +214,9 @@ def test_missing_path_is_ingest_error(tmp_path):
 
 
 def test_explicit_unsupported_file_is_reported(files, read):
-    batch = read(files.raw("x.pdf", b"%PDF"))
-    assert batch.skipped and batch.errors == [f"{files.root / 'x.pdf'}: {batch.skipped[0][1]}"]
-    assert batch.files.empty
+    batch = read(files.raw("x.doc", b"x"))
+    assert batch.skipped and batch.errors == [f"{files.root / 'x.doc'}: {batch.skipped[0][1]}"]
+    assert batch.files["status"].tolist() == ["skipped"]
 
 
 def test_registry_is_explicit():

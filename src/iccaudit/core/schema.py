@@ -19,6 +19,8 @@ from pydantic.json_schema import JsonDict
 if TYPE_CHECKING:
     import pyarrow as pa
 
+#: 2: line_items.currency; files rows for the files skipped; non-items of kind "repeat";
+#:    line_facts.ref_as_of.
 SCHEMA_VERSION = 2
 
 #: Storage hint for the raw JSON columns (``ddl`` writes it as ``USING COMPRESSION zstd``):
@@ -99,6 +101,7 @@ NON_ITEM_KINDS: dict[str, str] = {
     "blank": "an empty row",
     "total": "a total or subtotal row (合计, 小计, 总计)",
     "note": "a free-text note below the table (备注, 说明 …)",
+    "repeat": "an OCDS item published again (a later release, the contract repeating its award)",
 }
 
 
@@ -130,6 +133,10 @@ class LineItem(_Record):
     unit: str | None = Field(None, description="单位: 台, 套, 张, 项 …")
     unit_price_cny: float = Field(ge=0, description="单价 in 元")
     total_cny: float | None = Field(None, description="总价 / 合价 in 元 as stated (not computed)")
+    currency: str | None = Field(
+        None, description="币种: the ISO 4217 code of unit_price_cny and total_cny when the file "
+        "states another currency than yuan (OCDS unit.value.currency) and no rate table "
+        "converted them; NULL or CNY: yuan")
     supplier: str | None = Field(None, description="供应商 / 中标人")
     date: dt.date | None = Field(None, description="合同日期 / 日期")
     condition: str | None = Field(None, description="新旧程度 / 成色 as written")
@@ -179,7 +186,7 @@ class FileRecord(_Record):
     run_id: str
     source_file: str
     content_sha256: str
-    format: str = Field(description="csv, tsv, xlsx, parquet, json, jsonl")
+    format: str = Field(description="csv, tsv, xlsx, parquet, json, jsonl, docx, pdf, html, ocds")
     encoding: str | None = Field(None, description="detected text encoding")
     sheets: int = Field(0, description="sheets (or tables) with line items")
     rows_read: int
@@ -277,8 +284,8 @@ class LineFact(_Record):
 
 
 #: What a ``run_config`` row records: a rule file, a reference file, the detector settings,
-#: the column mapping, or the whole configuration (``pack``: one row per run).
-ConfigKind = Literal["pack", "rules", "reference", "models", "mapping"]
+#: the column mapping, the currency rate table, or the whole configuration (``pack``: one row per run).
+ConfigKind = Literal["pack", "rules", "reference", "models", "mapping", "rates"]
 
 
 class RunConfig(_Record):

@@ -45,7 +45,10 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: LineSource) -> str
     # a pandas frame or an Arrow table (the pipeline passes Arrow: a fraction of the memory)
     names = list(line_items.columns if isinstance(line_items, pd.DataFrame)
                  else line_items.column_names)
-    missing = [c for c in cols if c not in names]
+    # a column with a default (added to the schema later, e.g. currency) may be absent: NULL
+    fields = schema.LineItem.model_fields
+    absent = {c for c in cols if c not in names and not fields[c].is_required()}
+    missing = [c for c in cols if c not in names and c not in absent]
     if missing:
         raise ValueError(f"line_items frame lacks columns {missing}")
     types = {name: schema.sql_type(f.annotation)
@@ -54,7 +57,9 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: LineSource) -> str
     # when something reads it
     cells = isinstance(line_items, pa.Table) and schema.raw_is_cells(line_items.schema)
     select = ", ".join(f'{schema.RAW_CELLS_AS_JSON} AS "raw"' if c == "raw" and cells
+                       else f'CAST(NULL AS {types[c]}) AS "{c}"' if c in absent
                        else f'CAST("{c}" AS {types[c]}) AS "{c}"' for c in cols)
+    present = [c for c in cols if c not in absent]
     # __row: each row's position, by which enrich joins the 90-day window back to the rows
     if not isinstance(line_items, pd.DataFrame | pa.Table):
         # rows in a Parquet file (store.ParquetRows, an out-of-core run): DuckDB's own reader
@@ -65,9 +70,10 @@ def _typed_source(con: duckdb.DuckDBPyConnection, line_items: LineSource) -> str
 
     rows = np.arange(len(line_items), dtype="int64")
     if isinstance(line_items, pa.Table):
-        con.register(_SOURCE, line_items.select(cols).append_column("__row", pa.array(rows)))
+        con.register(_SOURCE, line_items.select(present).append_column("__row",
+                                                                       pa.array(rows)))
     else:
-        con.register(_SOURCE, line_items[cols].assign(__row=rows))
+        con.register(_SOURCE, line_items[present].assign(__row=rows))
     return f"(SELECT {select}, __row FROM {_SOURCE})"
 
 

@@ -50,9 +50,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from iccaudit.normalise.files import FILE_COLUMNS, FileRead, account, internal, read_and_plan
+from iccaudit.normalise.files import (
+    FILE_COLUMNS,
+    FileRead,
+    account,
+    internal,
+    read_and_plan,
+    skipped_record,
+)
 from iccaudit.normalise.headers import MappingError, load_mapping
 from iccaudit.normalise.plan import TablePlan, chunks, segments
+from iccaudit.normalise.rates import Rates, load_rates, to_yuan
 from iccaudit.normalise.raw import with_raw_text
 from iccaudit.normalise.rows import BatchResult, normalise_plans
 from iccaudit.normalise.sinks import ItemSink
@@ -137,7 +145,7 @@ class _Job:
 
 
 def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = False,
-           sink: ItemSink | None = None) -> IngestBatch:
+           sink: ItemSink | None = None, rates: Path | None = None) -> IngestBatch:
     """Read tender files and folders into canonical line items.
 
     Files are read one after another; their tables are normalised in batches of about
@@ -145,16 +153,19 @@ def ingest(paths: list[Path], mapping: Path | None = None, progress: bool = Fals
     and DuckDB release the GIL). Items go to ``sink`` in input order.
 
     Raises :class:`IngestError` only for what stops everything: a path that does not exist or
-    an invalid mapping file. A file that cannot be read is a ``files`` row with status
+    an invalid mapping file or rate table. Amounts in another currency are converted to
+    yuan only with ``rates`` (:mod:`.rates`). A file that cannot be read is a ``files`` row with status
     ``error`` and a line in ``errors``.
     """
     header_map = _load_mapping(mapping)
+    table = load_rates(rates) if rates is not None else None
     files, skipped, errors = collect([Path(p) for p in paths])
-    work = _Batches(sink if sink is not None else ItemSink())
+    work = _Batches(sink if sink is not None else ItemSink(), table)
+    seen: set[tuple[str | None, ...]] = set()  # OCDS publications: one item, once
     try:
         with _progress(progress, len(files)) as advance:
             for path in files:
-                work.add_file(read_and_plan(path, header_map))
+                work.add_file(read_and_plan(path, header_map, seen))
                 advance()
             work.finish()
     finally:
@@ -197,8 +208,9 @@ class _Batches:
     in input order, so items reach the sink in the order of the files.
     """
 
-    def __init__(self, sink: ItemSink) -> None:
+    def __init__(self, sink: ItemSink, rates: Rates | None = None) -> None:
         self.sink = sink
+        self.rates = rates
         self.reads: list[FileRead] = []
         self.rejects: list[pd.DataFrame] = []
         self.non_items: list[pd.DataFrame] = []
@@ -276,7 +288,7 @@ class _Batches:
         for i, table_id in enumerate(job.chunk_of):
             if table_id is not None:
                 self.chunk_valued[table_id].append(bool(out.valued[i]))
-        self.sink.add(out.items)
+        self.sink.add(to_yuan(out.items, self.rates))
         self.rejects.append(out.rejects)
         self.non_items.append(out.non_items)
         if out.tail is not None and len(out.tail):
@@ -284,7 +296,6 @@ class _Batches:
             tail["table"] = [job.chunk_of[i] for i in tail["plan"]]
             tail["chunk"] = [len(self.chunk_valued[t]) - 1 for t in tail["table"]]
             tail["source_file"] = [job.plans[i].source_file for i in tail["plan"]]
-            tail["source_sheet"] = [job.plans[i].sheet for i in tail["plan"]]
             self.tails.append(tail)
 
     def _without_failing_files(self, job: _Job) -> _Job | None:
@@ -321,7 +332,13 @@ class _Batches:
             non_items = non_items[~non_items["source_file"].isin(failed)]
         for r in reads:
             errors.extend(r.errors)
-        files = pd.DataFrame([r.record for r in reads], columns=FILE_COLUMNS)
+        # every file found is accounted: those skipped by their type or name too (a hidden
+        # folder is not a file: it is only listed)
+        records = [r.record for r in reads] + [skipped_record(p, why) for p, why in skipped
+                                               if why != "hidden folder"]
+        skipped = skipped + [(r.record["source_file"], r.record["error"]) for r in reads
+                             if r.record["status"] == "skipped"]
+        files = pd.DataFrame(records, columns=FILE_COLUMNS)
         if len(files):
             for c in ("sheets", "rows_read", "line_items", "rejects", "non_items"):
                 files[c] = files[c].astype("int64")

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from iccaudit.normalise.plan import TablePlan, plan_table
 from iccaudit.normalise.tables import TableResult
-from iccaudit.read import FileReadError, TextStream, read_file
+from iccaudit.read import FileReadError, RawTable, TextStream, read_file
 
 FILE_COLUMNS = [
     "source_file", "content_sha256", "format", "encoding", "sheets", "rows_read",
@@ -40,6 +41,12 @@ class FileRead:
         self.failed, self.plans, self.others, self.stream = True, [], [], None
         return self
 
+    def skip(self, reason: str) -> FileRead:
+        """The file holds nothing to read: accounted as skipped with ``reason``."""
+        self.fail(reason)
+        self.record["status"], self.errors = "skipped", []
+        return self
+
 
 def _new_record(path: Path) -> dict[str, object]:
     record = dict.fromkeys(FILE_COLUMNS)
@@ -48,8 +55,20 @@ def _new_record(path: Path) -> dict[str, object]:
     return record
 
 
-def read_and_plan(path: Path, mapping: dict[str, str] | None) -> FileRead:
-    """Read one file (:func:`iccaudit.read.read_file`) and find the header of each table."""
+def skipped_record(path: str, reason: str) -> dict[str, object]:
+    """The ``files`` row of a file found and not read (its type, a lock file …)."""
+    record = _new_record(Path(path))
+    record.update(status="skipped", error=reason)
+    return record
+
+
+def read_and_plan(path: Path, mapping: dict[str, str] | None,
+                  seen: set[tuple[str | None, ...]] | None = None) -> FileRead:
+    """Read one file (:func:`iccaudit.read.read_file`) and find the header of each table.
+
+    ``seen`` holds the publications (``RawTable.keys``) of the files read before: a row
+    published again here is a repeat (a non-item), and this file's are added to it.
+    """
     source = str(path)
     out = FileRead(_new_record(path))
     got = read_file(path)
@@ -59,9 +78,15 @@ def read_and_plan(path: Path, mapping: dict[str, str] | None) -> FileRead:
         if out.failed:  # its first rows hold no table: the file is not read on
             out.record["content_sha256"] = got.stream.sha256()
         return out
+    if got.skipped and got.error is not None:
+        return out.skip(got.error)
     if got.error is not None or got.result is None:
         return out.fail(got.error or "cannot read: no tables")
     result = got.result
+    if seen is not None:
+        for t in result.tables:
+            if t.keys is not None:
+                mark_repeats(t, seen)
     out.record["format"] = result.format
     out.record["encoding"] = result.encoding
     try:
@@ -104,6 +129,19 @@ def _open_stream(out: FileRead, stream: TextStream, source: str, stem: str,
     out.plans, out.stream = [plan], stream
     out.record.update(rows_read=plan.rows_read, sheets=1, status="ok")
     return out
+
+
+def mark_repeats(table: RawTable, seen: set[tuple[str | None, ...]]) -> None:
+    """Rows of ``table`` published already in an earlier file become repeats (non-items)."""
+    assert table.keys is not None
+    again = np.fromiter((k in seen for k in table.keys), dtype=bool, count=len(table.keys))
+    if again.any():
+        kinds = (table.kinds.copy() if table.kinds is not None
+                 else np.full(len(table.keys), None, dtype=object))
+        kinds[again & pd.isna(kinds)] = "repeat"
+        table.kinds = kinds
+    seen.update(k for k, old in zip(table.keys, table.kinds if table.kinds is not None
+                                    else [None] * len(table.keys), strict=True) if old is None)
 
 
 def internal(exc: BaseException) -> str:

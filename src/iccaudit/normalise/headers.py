@@ -53,6 +53,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
                   "tender_no", "project_id"),
     "project_name": ("项目名称", "采购项目名称", "project_name", "project"),
     "claimed_pflops": ("算力", "总算力", "算力规模", "claimed_pflops", "pflops"),
+    "currency": ("币种", "货币", "币别", "货币种类", "currency", "currency_code"),
 }
 
 #: The canonical fields a mapping file may name.
@@ -257,6 +258,22 @@ _CLAIM_RE = re.compile(
 )
 
 
+#: Labelled fields of a document's prose (a Word title paragraph, an HTML award notice) that
+#: stand for a whole table: the winning supplier and the date. Longest labels first.
+_SUPPLIER_RE = re.compile(
+    r"(?:中标供应商名称|成交供应商名称|中标供应商|成交供应商|中标人名称|中标人|中标单位|成交人"
+    r"|供应商名称|投标人名称|supplier|awarded to)\s*[:：]\s*\|?\s*([^|\n]+)",
+    re.IGNORECASE,
+)
+_DATE_RE = re.compile(
+    r"(?:中标日期|成交日期|签订日期|合同签订日期|合同日期|公告日期|发布日期|发布时间|公告时间|报价日期|投标日期|日期"
+    r"|award date|contract date|date)\s*[:：]\s*\|?\s*"
+    r"(\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?)",
+    re.IGNORECASE,
+)
+_FIELD_END = re.compile(r"\s{2,}|\s(?=\S{1,8}\s*[:：])")
+
+
 @dataclass
 class TitleInfo:
     """Tender-level facts found in the title block (or top-level JSON keys)."""
@@ -264,6 +281,9 @@ class TitleInfo:
     tender_id: str | None = None
     project_name: str | None = None
     claimed_pflops: float | None = None
+    #: the supplier and date a document states once for its table (used where a row has none)
+    supplier: str | None = None
+    date: str | None = None
 
 
 def read_title(text: str) -> TitleInfo:
@@ -282,4 +302,21 @@ def read_title(text: str) -> TitleInfo:
     m = _CLAIM_RE.search(text)
     if m:
         info.claimed_pflops = float(m.group(1)) * _PFLOPS_UNITS[m.group(2).lower()]
+    m = _SUPPLIER_RE.search(text)
+    if m:
+        info.supplier = _FIELD_END.split(m.group(1).strip())[0].strip(" :：;；,，。") or None
+    m = _DATE_RE.search(text)
+    if m:
+        info.date = _real_date(m.group(1))
     return info
+
+
+def _real_date(text: str) -> str | None:
+    """An ISO date from "2024年3月5日" / "2024-03-05" / "2024/3/5", None if no such day."""
+    import datetime as dt
+
+    y, mo, d = (int(x) for x in re.findall(r"\d+", text)[:3])
+    try:
+        return dt.date(y, mo, d).isoformat()
+    except ValueError:
+        return None

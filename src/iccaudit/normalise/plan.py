@@ -102,6 +102,16 @@ class TablePlan:
     #: this is a chunk of a longer table and a later chunk holds a row with a value, so none
     #: of its rows can be free text after the table's last line (see :func:`chunks`)
     valued_later: bool = False
+    #: where each data row lies in its document (``RawTable.locations``), or None: ``sheet``
+    locations: np.ndarray | None = None
+    #: per data row: a non-item kind the reader knows (``RawTable.kinds``), or None
+    kinds: np.ndarray | None = None
+
+    def sheets(self) -> np.ndarray:
+        """The ``source_sheet`` of every data row."""
+        if self.locations is not None:
+            return self.locations
+        return np.full(len(self.rows), self.sheet, dtype=object)
 
 
 def segments(cols: list[pa.Array | pa.ChunkedArray], n: int) -> list[int]:
@@ -155,6 +165,8 @@ def chunks(plan: TablePlan, size: int) -> list[TablePlan]:
             shown=None if plan.shown is None else [contiguous(c.slice(start, end - start))
                                                    for c in plan.shown],
             pre=plan.pre if start == 0 else None,
+            locations=None if plan.locations is None else plan.locations[start:end],
+            kinds=None if plan.kinds is None else plan.kinds[start:end],
             rows_read=plan.rows_read if start == 0 else 0,
             valued_later=end < n,
         ))
@@ -221,6 +233,8 @@ def plan_table(
         shown = V.null_if_blank(shown)
         pre = {"source_row": np.asarray(raw.rows[:data_start], dtype="int64"),
                "kind": pre_kind, "text": shown.to_numpy(zero_copy_only=False)}
+        if raw.locations is not None:
+            pre["source_sheet"] = np.asarray(raw.locations[:data_start], dtype=object)
 
     col: dict[str, int] = {}  # field -> column position (first column wins)
     for j, info in enumerate(infos):
@@ -232,6 +246,9 @@ def plan_table(
         cols=[c.slice(data_start) for c in cols],
         shown=None if cols is shown_cols else [c.slice(data_start) for c in shown_cols],
         infos=infos, names=unique_names(infos), col=col, title=title, pre=pre,
+        locations=None if raw.locations is None
+        else np.asarray(raw.locations[data_start:], dtype=object),
+        kinds=None if raw.kinds is None else np.asarray(raw.kinds[data_start:], dtype=object),
     )
 
 
@@ -248,7 +265,8 @@ def _not_a_table(
             zero_copy_only=False)
     values = {
         "source_file": np.full(n, source_file, dtype=object),
-        "source_sheet": np.full(n, raw.sheet, dtype=object),
+        "source_sheet": (np.full(n, raw.sheet, dtype=object) if raw.locations is None
+                         else np.asarray(raw.locations, dtype=object)),
         "source_row": np.asarray(raw.rows, dtype="int64"),
         "kind": np.where(blank, "blank", "note").astype(object),
         "text": text,

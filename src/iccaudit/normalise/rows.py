@@ -54,6 +54,10 @@ class BatchResult:
     tail: pd.DataFrame | None = None
 
 
+#: Fields a document may state once for a whole table (:class:`~.headers.TitleInfo`).
+_TITLE_FIELDS = ("supplier", "date")
+
+
 def _per_row(values: list[object], sizes: np.ndarray, dtype: type | str = object
              ) -> np.ndarray:
     """One value per table repeated over the table's rows."""
@@ -154,6 +158,9 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     def field(f: str) -> pa.Array:
         if f not in stacked:
             stacked[f] = stack(lambda p: p.cols[p.col[f]] if f in p.col else None)
+            stated = [getattr(p.title, f) for p in plans] if f in _TITLE_FIELDS else []
+            if any(stated):  # a document states it once for its table: rows without it take it
+                stacked[f] = pc.coalesce(stacked[f], _per_table(tid, stated))
         return stacked[f]
 
     def scale(f: str) -> np.ndarray:
@@ -217,6 +224,10 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         (blank, "blank"),
     ):  # later assignments win: blank beats everything
         dkind[mask] = kind
+    if any(p.kinds is not None for p in plans):  # what the reader knows wins over all
+        known = np.concatenate([p.kinds if p.kinds is not None
+                                else np.full(len(p.rows), None, dtype=object) for p in plans])
+        dkind[pd.notna(known)] = known[pd.notna(known)]
     cand = pd.isna(dkind)
 
     # --- rejects among the candidates, one reason per row, in priority order
@@ -351,14 +362,19 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
         vat.append(info)
     vat_arr = pa.array(vat, type=pa.bool_()).take(pa.array(tid[it]))
     raw_pos = np.searchsorted(keep_rows, it)
+    located = any(p.locations is not None for p in plans)
+    # per row only where a document says where each row lies; else one sheet per table
+    row_sheets = np.concatenate([p.sheets() for p in plans]) if located else None
     columns = {
         "source_file": per_table_text([p.source_file for p in plans]),
-        "source_sheet": per_table_text([p.sheet for p in plans]),
+        "source_sheet": (per_table_text([p.sheet for p in plans]) if row_sheets is None
+                         else pa.array(row_sheets[it], pa.large_string())),
         "source_row": pa.array(rows[it], pa.int64()),
         "tender_id": tender,
         "project_name": project,
         "line_no": line_no,
-        **{f: text(f) for f in _TEXT_FIELDS if f != "unit"},
+        **{f: text(f) for f in _TEXT_FIELDS if f not in ("unit", "currency")},
+        "currency": V.currency_codes(text("currency")),
         "unit": unit,
         "quantity": pa.array(qty.value[it], pa.float64(), from_pandas=True),
         "unit_price_cny": pa.array(unit_price, pa.float64(), from_pandas=True),
@@ -383,7 +399,8 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     rj = np.flatnonzero(is_reject)
     rejects = pd.DataFrame({
         "source_file": pd.Series(files[tid[rj]], dtype=object),
-        "source_sheet": pd.Series(sheets[tid[rj]], dtype=object),
+        "source_sheet": pd.Series(sheets[tid[rj]] if row_sheets is None else row_sheets[rj],
+                                  dtype=object),
         "source_row": rows[rj],
         "reason": pd.Series(reason[rj], dtype=object),
         "column": pd.Series(rcol[rj], dtype=object),
@@ -404,9 +421,15 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     def joined(key: str, data: np.ndarray) -> np.ndarray:
         return np.concatenate([x[key] for _, x in pres] + [data])[order]
 
+    if row_sheets is None:
+        non_sheets = sheets[pre_t[order]]
+    else:
+        non_sheets = np.concatenate(
+            [x.get("source_sheet", np.full(len(x["kind"]), plans[i].sheet, dtype=object))
+             for i, x in pres] + [row_sheets[nk]])[order]
     non_items = pd.DataFrame({
         "source_file": pd.Series(files[pre_t[order]], dtype=object),
-        "source_sheet": pd.Series(sheets[pre_t[order]], dtype=object),
+        "source_sheet": pd.Series(non_sheets, dtype=object),
         "source_row": joined("source_row", rows[nk]).astype("int64"),
         "kind": pd.Series(joined("kind", dkind[nk]), dtype=object),
         "text": pd.Series(joined("text", shown.where(shown != "", None).to_numpy()),
@@ -423,6 +446,8 @@ def normalise_plans(plans: list[TablePlan]) -> BatchResult:
     tl = np.flatnonzero(maybe_trailing & is_reject)
     tail = pd.DataFrame({
         "plan": tid[tl], "source_row": rows[tl],
+        "source_sheet": pd.Series(sheets[tid[tl]] if row_sheets is None else row_sheets[tl],
+                                  dtype=object),
         "text": row_text([c.take(pa.array(tl)) for c in shown_cols], limit=200).to_numpy(),
     })
     return BatchResult(items, rejects, non_items, counts, valued, tail)

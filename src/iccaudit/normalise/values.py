@@ -417,3 +417,16 @@ def line_numbers(s: pd.Series | pa.Array) -> pa.Array:
 def clean_line_no(s: pd.Series) -> pd.Series:
     """:func:`line_numbers` as a pandas Series aligned with ``s``."""
     return pd.Series(pd.arrays.ArrowStringArray(line_numbers(s)), index=s.index)
+
+
+#: How yuan is written in a currency column; all of it is stored as CNY.
+_YUAN = ("CNY", "RMB", "人民币", "元", "人民币元", "¥", "￥")
+
+
+def currency_codes(t: pa.Array) -> pa.Array:
+    """Currency cells as upper-case codes, yuan in any spelling as CNY."""
+    if not len(t) or t.null_count == len(t):
+        return t
+    upper = pc.utf8_upper(pc.utf8_trim_whitespace(t))
+    return pc.if_else(pc.is_in(upper, pa.array(_YUAN, pa.large_string())),
+                      pa.scalar("CNY", pa.large_string()), upper)

@@ -11,11 +11,19 @@ Modules: :mod:`.base` (the types), :mod:`.cells` (values to Arrow text), :mod:`.
 (Parquet, JSON), :mod:`.files` (discovery and one file read).
 """
 
-from iccaudit.read.base import MAX_FILE_BYTES, FileReadError, IngestError, RawTable, ReadResult
+from iccaudit.read.base import (
+    MAX_FILE_BYTES,
+    FileReadError,
+    FileSkipped,
+    IngestError,
+    RawTable,
+    ReadResult,
+)
 from iccaudit.read.files import READERS, FileContent, collect, read_file
 from iccaudit.read.large_text import TextStream
 
 __all__ = [
-    "MAX_FILE_BYTES", "READERS", "FileContent", "FileReadError", "IngestError", "RawTable",
+    "MAX_FILE_BYTES", "READERS", "FileContent", "FileReadError", "FileSkipped", "IngestError",
+    "RawTable",
     "ReadResult", "TextStream", "collect", "read_file",
 ]

@@ -22,6 +22,11 @@ class FileReadError(Exception):
     """A file that cannot be read; the message is one line (without the file name)."""
 
 
+class FileSkipped(FileReadError):
+    """A file of a known format that holds nothing to read (an OCDS planning release): it is
+    accounted as skipped, with the message as the reason, not as an error."""
+
+
 @dataclass
 class RawTable:
     """The cells of one sheet (or one CSV/JSON/Parquet file) as text.
@@ -31,6 +36,12 @@ class RawTable:
     ``header`` is set by formats whose header is known (Parquet, JSON); otherwise the header
     row is detected in the cells. ``filled`` is ``columns`` with merged ranges filled from
     their top-left cell (Excel), or None when the sheet has no merged cells.
+    ``locations`` says where each row lies in a document whose tables are not sheets (a PDF
+    page and table, a Word table, an HTML element path, an OCDS ocid/award/item): one text
+    per row, stored as the row's ``source_sheet``; None: every row is in ``sheet``.
+    ``kinds`` gives the non-item kind of rows the reader knows are not line items (an OCDS
+    item published again: "repeat"), None elsewhere; ``keys`` what identifies each row's
+    publication, so that a publication repeated in a later file of the batch is one item.
     """
 
     sheet: str | None
@@ -39,6 +50,9 @@ class RawTable:
     header: list[str] | None = None
     filled: list[pa.Array] | None = None
     title: str = ""
+    locations: np.ndarray | None = None
+    kinds: np.ndarray | None = None
+    keys: list[tuple[str | None, ...]] | None = None
 
     @property
     def cells(self) -> pd.DataFrame:

@@ -22,20 +22,21 @@ _XLSX_RATIO_FLOOR = 16 * 1024 * 1024
 # ---------------------------------------------------------------- Excel
 
 
-def check_zip(data: bytes) -> None:
-    """Refuse an XLSX that is not a zip, or whose content would inflate absurdly."""
+def check_zip(data: bytes, kind: str = "xlsx") -> None:
+    """Refuse an XLSX (or another zipped ``kind``: docx) that is not a zip, or whose content
+    would inflate absurdly."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise FileReadError(f"cannot read: not a valid xlsx file ({exc})") from None
+        raise FileReadError(f"cannot read: not a valid {kind} file ({exc})") from None
     unpacked = sum(i.file_size for i in infos)
     packed = max(1, sum(i.compress_size for i in infos))
     if unpacked > MAX_XLSX_UNCOMPRESSED or (
         unpacked > _XLSX_RATIO_FLOOR and unpacked / packed > MAX_XLSX_RATIO
     ):
         raise FileReadError(
-            f"refused: the xlsx inflates to {unpacked / 2**20:.0f} MB from "
+            f"refused: the {kind} inflates to {unpacked / 2**20:.0f} MB from "
             f"{packed / 2**20:.1f} MB (limit {MAX_XLSX_UNCOMPRESSED / 2**20:.0f} MB, "
             f"ratio {MAX_XLSX_RATIO}); possible zip bomb"
         )

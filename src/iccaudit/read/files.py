@@ -15,7 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from iccaudit.read.base import MAX_FILE_BYTES, FileReadError, IngestError, ReadResult, first_line
+from iccaudit.read.base import (
+    MAX_FILE_BYTES,
+    FileReadError,
+    FileSkipped,
+    IngestError,
+    ReadResult,
+    first_line,
+)
 from iccaudit.read.excel import read_xlsx
 from iccaudit.read.large_text import (
     LARGE_TEXT_BYTES,
@@ -27,8 +34,11 @@ from iccaudit.read.large_text import (
     scan_text,
     stream_large_text,
 )
+from iccaudit.read.notice import read_html
+from iccaudit.read.pdf import read_pdf
 from iccaudit.read.records import read_json, read_jsonl, read_parquet
 from iccaudit.read.text import read_csv, read_tsv
+from iccaudit.read.word import read_docx
 
 Reader = Callable[[Path, bytes], ReadResult]
 
@@ -42,6 +52,10 @@ READERS: dict[str, Reader] = {
     ".json": read_json,
     ".jsonl": read_jsonl,
     ".ndjson": read_jsonl,
+    ".docx": read_docx,
+    ".pdf": read_pdf,
+    ".html": read_html,
+    ".htm": read_html,
 }
 
 #: Text suffixes the large-file reader takes, and their fixed delimiter (None: sniffed).
@@ -110,6 +124,8 @@ class FileContent:
     result: ReadResult | None = None
     stream: TextStream | None = None
     error: str | None = None
+    #: ``error`` is the reason the file was skipped (nothing to read), not a failure
+    skipped: bool = False
 
 
 def read_file(path: Path) -> FileContent:
@@ -158,6 +174,8 @@ def read_file(path: Path) -> FileContent:
         out.sha256 = hashlib.sha256(data).hexdigest()
     try:
         out.result = result or READERS[suffix](path, data)
+    except FileSkipped as exc:
+        out.error, out.skipped = str(exc), True
     except FileReadError as exc:
         out.error = str(exc)
     # A damaged file can make a library raise almost anything; the user sees one line, and

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from iccaudit.read.base import FileReadError, RawTable, ReadResult, first_line
 from iccaudit.read.cells import MIDNIGHT, objects_to_columns, objects_to_text, text_array
+from iccaudit.read.ocds import looks_like_ocds, read_ocds
 from iccaudit.read.text import decode
 
 # ---------------------------------------------------------------- Parquet and JSON
@@ -63,6 +64,8 @@ def read_json(path: Path, data: bytes) -> ReadResult:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FileReadError(f"cannot read: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    if looks_like_ocds(doc):
+        return read_ocds([(doc, "")], "ocds", encoding)
     title = ""
     if isinstance(doc, dict):
         key = next((k for k in _ITEM_KEYS if isinstance(doc.get(k), list)), None)
@@ -93,6 +96,10 @@ def read_jsonl(path: Path, data: bytes) -> ReadResult:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
             raise FileReadError(f"cannot read: line {n}: invalid JSON: {exc.msg}") from None
+    first = next((r for r in records if r), None)
+    if looks_like_ocds(first):  # JSON lines of releases, records or packages
+        return read_ocds([(r, f"line {n}: ") for n, r in enumerate(records, start=1) if r],
+                         "ocds", encoding)
     rows = np.arange(1, len(records) + 1, dtype="int64")
     return ReadResult("jsonl", encoding, [_records_table(records, rows, "")])
 

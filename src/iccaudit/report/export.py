@@ -36,7 +36,7 @@ MONEY_FORMAT = "¥#,##0"
 #: Findings columns of the exports: (column, header).
 FINDING_COLUMNS: list[tuple[str, str]] = [
     ("source_file", "来源文件 source file"),
-    ("source_sheet", "工作表 sheet"),
+    ("source_sheet", "工作表/位置 sheet or place"),
     ("source_row", "行 row"),
     ("tender_id", "项目编号 tender"),
     ("line_no", "序号 line no"),
@@ -60,7 +60,7 @@ FINDING_COLUMNS: list[tuple[str, str]] = [
 ]
 REJECT_COLUMNS: list[tuple[str, str]] = [
     ("source_file", "来源文件 source file"),
-    ("source_sheet", "工作表 sheet"),
+    ("source_sheet", "工作表/位置 sheet or place"),
     ("source_row", "行 row"),
     ("reason", "原因 reason"),
     ("column", "列 column"),

@@ -33,6 +33,7 @@ def summary_dict(result: Any) -> dict[str, Any]:
         "db": str(result.db),
         "files": len(files),
         "files_with_errors": int((files["status"] == "error").sum()),
+        "files_skipped": int((files["status"] == "skipped").sum()),
         "rows_read": int(result.run["rows_read"]),
         "line_items": int(result.run["line_items"]),
         "rejects": int(result.run["rejects"]),
@@ -72,7 +73,8 @@ def print_summary(result: Any, fmt: str = "table") -> None:
     table = Table(title=f"iccaudit run {data['run_id']}", show_header=True)
     table.add_column("what")
     table.add_column("count", justify="right")
-    table.add_row("files", f"{data['files']} ({data['files_with_errors']} with errors)")
+    table.add_row("files", f"{data['files']} ({data['files_with_errors']} with errors"
+                  + (f", {data['files_skipped']} skipped)" if data["files_skipped"] else ")"))
     table.add_row("rows read", f"{data['rows_read']:,}")
     table.add_row("line items", f"{data['line_items']:,}")
     table.add_row("rejects", f"{data['rejects']:,}")

@@ -103,7 +103,8 @@ class ConfigSnapshot:
 
 
 def snapshot(rule_dirs: Iterable[Path], *, models: bool, models_config: Path | None,
-             mapping: Path | None = None, user_dirs: Iterable[Path] = ()) -> ConfigSnapshot:
+             mapping: Path | None = None, rates: Path | None = None,
+             user_dirs: Iterable[Path] = ()) -> ConfigSnapshot:
     """Read the files a run uses: the rule files under ``rule_dirs`` (as resolved for the
     run), the reference book, the detector settings when the models run, the mapping when
     one is given. ``user_dirs``: the ``--rules`` folders as given (a pack among them brings
@@ -122,6 +123,8 @@ def snapshot(rule_dirs: Iterable[Path], *, models: bool, models_config: Path | N
         found.append(("models", settings.parent, settings))
     if mapping is not None:
         found.append(("mapping", Path(mapping).parent, Path(mapping)))
+    if rates is not None:
+        found.append(("rates", Path(rates).parent, Path(rates)))
     files: list[ConfigFile] = []
     seen: set[tuple[str, Path]] = set()
     for kind, root, path in found:

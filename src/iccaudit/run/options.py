@@ -44,6 +44,8 @@ class ScoreOptions(DetectOptions):
     paths: list[Path]
     db: Path
     mapping: Path | None = None
+    #: dated rate table converting other currencies to yuan (None: amounts keep their currency)
+    rates: Path | None = None
     progress: bool = False
     #: out of core (True), in memory (False), or decided by the input size (None)
     large: bool | None = None

@@ -43,7 +43,7 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
 
 def _score(opts: ScoreOptions, work: Path | None, size: int) -> ScoreResult:
     """The pipeline; ``work``: a folder for out-of-core files (None: all in memory)."""
-    run = Run.begin(opts, mapping=opts.mapping)  # an invalid pack is refused before reading
+    run = Run.begin(opts, mapping=opts.mapping, rates=opts.rates)  # an invalid pack is refused before reading
     with run.timed("ingest_s"):
         batch, sink = _read(opts, work)
     run.identify([{"path": p, "sha256": h} for p, h in
@@ -77,6 +77,7 @@ def _score(opts: ScoreOptions, work: Path | None, size: int) -> ScoreResult:
         options = {
             "paths": [str(p) for p in opts.paths],
             "mapping": str(opts.mapping) if opts.mapping else None,
+            "rates": str(opts.rates) if opts.rates else None,
             "rules_dirs": [str(d) for d in run.rule_dirs],
             "models": opts.models,
             "seed": opts.seed,
@@ -93,15 +94,36 @@ def _read(opts: ScoreOptions, work: Path | None) -> tuple[IngestBatch, ParquetSi
 
     sink = ParquetSink(work / "incoming.parquet") if work is not None else None
     try:
-        batch = ingest(opts.paths, mapping=opts.mapping, progress=opts.progress, sink=sink)
+        batch = ingest(opts.paths, mapping=opts.mapping, progress=opts.progress, sink=sink,
+                       rates=opts.rates)
     except IngestError as exc:
         raise RunError(str(exc)) from None
     if batch.n_items == 0 and batch.rejects.empty:
-        detail = "; ".join(batch.errors[:3]) or (
-            f"no line items in {len(batch.files)} file(s) (only header, title or blank rows)"
-            if len(batch.files) else "no tender files found")
-        raise RunError(f"nothing could be read: {detail}")
+        raise RunError(f"nothing could be read: {_nothing_read(batch)}")
     return batch, sink
+
+
+#: How many files' errors the "nothing could be read" message names (the rest are counted).
+_NAMED_ERRORS = 20
+
+
+def _nothing_read(batch: IngestBatch) -> str:
+    """Why a batch gave no line item: every file's error, the files skipped, or neither."""
+    files = batch.files
+    skipped = int((files["status"] == "skipped").sum()) if len(files) else 0
+    if batch.errors:
+        more = len(batch.errors) - _NAMED_ERRORS
+        detail = "; ".join(batch.errors[:_NAMED_ERRORS]) + (f"; and {more} more" if more > 0
+                                                            else "")
+        return detail + (f" ({skipped} file(s) skipped)" if skipped else "")
+    if skipped == len(files) and skipped:
+        reasons = sorted(set(files["error"].dropna()))
+        return (f"{skipped} file(s) found, none readable: "
+                + "; ".join(reasons[:5]) + (" …" if len(reasons) > 5 else ""))
+    if len(files):
+        return (f"no line items in {len(files) - skipped} file(s) (only header, title or "
+                "blank rows)" + (f"; {skipped} file(s) skipped" if skipped else ""))
+    return "no tender files found"
 
 
 def _numbered(items: pa.Table, run_id: str) -> pa.Table:

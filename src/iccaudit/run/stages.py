@@ -73,7 +73,8 @@ class Run:
     # ------------------------------------------------------------------ the stages in order
 
     @classmethod
-    def begin(cls, opts: DetectOptions, mapping: Path | None = None) -> Run:
+    def begin(cls, opts: DetectOptions, mapping: Path | None = None,
+              rates: Path | None = None) -> Run:
         """Load and check the rule pack (an invalid pack is refused before any file is read,
         unless ``skip_invalid``, loudly) and read the configuration the run will use."""
         from iccaudit.core.paths import bundled_rules_dir
@@ -90,7 +91,7 @@ class Run:
             warnings.append(f"SKIPPING {len(ruleset.invalid_ids)} invalid rule(s) because of "
                             f"--skip-invalid:\n{listing}")
         config = snapshot(rule_dirs, models=opts.models, models_config=opts.models_config,
-                          mapping=mapping, user_dirs=opts.rules_dirs)
+                          mapping=mapping, rates=rates, user_dirs=opts.rules_dirs)
         warnings += fallbacks(opts.rules_dirs, models=opts.models, config=opts.models_config)
         return cls(opts, rule_dirs, ruleset, config, warnings)
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from iccaudit.samples import catalogue as cat
 from iccaudit.samples import schemes as sc
+from iccaudit.samples.documents import write_documents
 from iccaudit.samples.lines import Builder, base_lines, dedupe, make_tenders
 from iccaudit.samples.render import (
     EN_HEADERS,
@@ -106,7 +107,10 @@ FORMAT_PLAN: list[Plan] = [
 ]
 _EXT = {"csv": "csv", "tsv": "tsv", "xlsx": "xlsx", "parquet": "parquet", "json": "json",
         "jsonl": "jsonl"}
-SAMPLE_SUFFIXES = {".csv", ".tsv", ".xlsx", ".parquet", ".json", ".jsonl"}
+SAMPLE_SUFFIXES = {".csv", ".tsv", ".xlsx", ".parquet", ".json", ".jsonl", ".docx", ".pdf",
+                   ".html"}
+#: The folder (beside ``tenders/``) of one tender in the document formats.
+FORMATS = "formats"
 LABEL_COLUMNS = ["file", "sheet", "line_no", "mechanism", "novel", "note"]
 LOOKALIKE_COLUMNS = ["file", "sheet", "line_no", "mechanism", "kind", "note"]
 #: look-alike kind -> the mechanism it resembles (and must not be labelled with).
@@ -286,6 +290,12 @@ def write_corpus(out: Path, seed: int = 7, tenders: int = 16) -> dict[str, int]:
         _render(path, group, t.iloc[i], styles[i], plans[i], rng)
     _write_csv(labels, out / "labels.csv")
     _write_csv(looks, out / "lookalikes.csv")
+    # the first CSV tender again as Word, PDF, HTML and OCDS (beside the corpus: a tender
+    # scored twice in one batch would be its own duplicate)
+    _clear(out / FORMATS)
+    first_csv = next((folder / n for n in names if n.endswith(".csv") and "/" not in n), None)
+    if first_csv is not None:
+        write_documents(first_csv, out / FORMATS)
     return {"files": tenders, "labels": len(labels), "lookalikes": len(looks)}
 
 

@@ -203,6 +203,7 @@ def run_models(
     """
     import duckdb
 
+    from iccaudit.detect.currency import money_in_yuan_only
     from iccaudit.detect.models.findings import build_findings, build_rule_runs, single_run
     from iccaudit.detect.models.scoring import score_items
 
@@ -221,6 +222,7 @@ def run_models(
         rule_findings = rule_findings()
     findings = build_findings(run_id, settings, flagged, scored.drivers, locations,
                               rule_findings)
+    findings = money_in_yuan_only(con, findings)
     return findings, build_rule_runs(run_id, settings, scored.groups)
 
 

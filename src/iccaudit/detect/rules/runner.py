@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from iccaudit.core import schema
+from iccaudit.detect.currency import (
+    compares_with_reference,
+    foreign_currencies,
+    money_in_yuan_only,
+)
 from iccaudit.detect.rules.compiler import DIALECT, CompiledRule
 from iccaudit.detect.rules.messages import render_messages
 from iccaudit.detect.rules.model import Rule
@@ -356,6 +361,30 @@ def _run_view(con: duckdb.DuckDBPyConnection, view: str, view_rules: Sequence[Ru
     return frames
 
 
+_YUAN_VIEW = "__rules_items_in_yuan"
+
+
+def _run_in_yuan(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], foreign: dict[str, int],
+                 run_id: str, runs: dict[str, dict[str, Any]], tenders: str | None
+                 ) -> list[pd.DataFrame]:
+    """Rules that compare prices with the yuan reference book, run on the lines in yuan only;
+    the lines in other currencies are not evaluated, and each rule's run says how many."""
+    con.execute(f'CREATE OR REPLACE TEMP VIEW "{_YUAN_VIEW}" AS SELECT * FROM items '
+                "WHERE coalesce(currency, 'CNY') = 'CNY'")
+    try:
+        frames = _run_view(con, _YUAN_VIEW, rules, run_id, runs, tenders)
+    finally:
+        con.execute(f'DROP VIEW IF EXISTS "{_YUAN_VIEW}"')
+    n = sum(foreign.values())
+    codes = ", ".join(f"{c}: {k:,}" for c, k in foreign.items())
+    for r in rules:
+        note = (f"{r.id}: {n:,} line(s) in other currencies ({codes}) not evaluated: the "
+                "reference book is in yuan (convert them with a dated rate table: --rates)")
+        old = runs[r.id].get("warning")
+        runs[r.id]["warning"] = f"{old}; {note}" if old else note
+    return frames
+
+
 def run_pack(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], run_id: str, *, include_deprecated: bool = False
          ) -> tuple[pd.DataFrame, pd.DataFrame]:
     import pandas as pd
@@ -370,12 +399,20 @@ def run_pack(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], run_id: str,
             active.append(r)
 
     by_view: dict[str, list[Rule]] = {}
+    foreign = foreign_currencies(con) if active else {}
+    fenced: list[Rule] = []
     for r in active:
-        by_view.setdefault(r.view, []).append(r)
+        if foreign and r.view == "items" and compares_with_reference(
+                r.compiled.columns_used()):
+            fenced.append(r)  # run on the lines in yuan only, below
+        else:
+            by_view.setdefault(r.view, []).append(r)
     tenders = _tenders_table(con) if active else None
     try:
         for view, view_rules in by_view.items():
             frames.extend(_run_view(con, view, view_rules, run_id, runs, tenders))
+        if fenced:
+            frames.extend(_run_in_yuan(con, fenced, foreign, run_id, runs, tenders))
     finally:
         if tenders:
             _drop(con, tenders)
@@ -389,7 +426,7 @@ def run_pack(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], run_id: str,
     for c in ("rows_evaluated", "rows_applicable", "hits"):
         rule_runs[c] = rule_runs[c].astype("Int64")
     findings = pd.concat(frames, ignore_index=True) if frames else _empty_findings()
-    return count_money_once(findings), rule_runs
+    return money_in_yuan_only(con, count_money_once(findings)), rule_runs
 
 
 def count_money_once(findings: pd.DataFrame) -> pd.DataFrame:

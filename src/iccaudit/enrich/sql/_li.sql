@@ -3,5 +3,5 @@
 -- rows by it. {source} is a FROM item of the run's typed line items.
 CREATE TABLE _li AS
 SELECT src.__row AS rid, tender_id, line_no, item_name, model, spec, unit, condition, brand,
-    quantity, unit_price_cny, total_cny, date, capacity_kw, price_includes_vat
+    quantity, unit_price_cny, total_cny, currency, date, capacity_kw, price_includes_vat
 FROM {source} src

@@ -41,20 +41,27 @@ FROM (
         END AS ref_as_of
     FROM (
         SELECT {carry_inner}{rid} AS rid, c.tid, li.tender_id,
-            li.unit_price_cny, c.category, c.peer_key, c.brand_tier, c.ref_basis,
-            c.is_lump_sum, c.unit_norm,
+            li.unit_price_cny, c.category,
+            -- prices in another currency than yuan: peers in that currency only, and no
+            -- reference price (the book is in yuan)
+            CASE WHEN coalesce(li.currency, 'CNY') = 'CNY' THEN c.peer_key
+                 ELSE c.peer_key || ' ' || li.currency END AS peer_key,
+            c.brand_tier, c.ref_basis, c.is_lump_sum, c.unit_norm,
             -- accelerator references as of the line's date (ref_price_points; prices.yaml),
             -- scaled from the priced configuration's cards to the line's; cooling and
             -- retrofit references are undated (_text_class)
-            CASE WHEN rp.model_id IS NULL THEN c.ref_low_cny
+            CASE WHEN coalesce(li.currency, 'CNY') <> 'CNY' THEN NULL
+                 WHEN rp.model_id IS NULL THEN c.ref_low_cny
                  ELSE @at_cards(@dated(low, coalesce(li.date, td.first_date,
                                                         $default_price_date)), c.cards_per_unit)
             END AS ref_low_cny,
-            CASE WHEN rp.model_id IS NULL THEN c.ref_high_cny
+            CASE WHEN coalesce(li.currency, 'CNY') <> 'CNY' THEN NULL
+                 WHEN rp.model_id IS NULL THEN c.ref_high_cny
                  ELSE @at_cards(@dated(high, coalesce(li.date, td.first_date,
                                                         $default_price_date)), c.cards_per_unit)
             END AS ref_high_cny,
-            CASE WHEN rp.model_id IS NULL THEN c.ref_peak_cny
+            CASE WHEN coalesce(li.currency, 'CNY') <> 'CNY' THEN NULL
+                 WHEN rp.model_id IS NULL THEN c.ref_peak_cny
                  ELSE @at_cards(rp.series_peak, c.cards_per_unit)
             END AS ref_peak_cny,
             coalesce(rp.source, c.ref_source) AS ref_source,

@@ -177,6 +177,19 @@ def _review_state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     }
 
 
+def review_marks(db: str | Path, run_id: str) -> pd.DataFrame:
+    """Per finding row of the run: its current verdict (carried by the fingerprint from
+    earlier runs) and whether it is dismissed or suppressed. Columns finding_id, verdict,
+    dismissed; empty for a database from before verdicts."""
+    con = open_db(db)
+    try:
+        return con.execute(f"""
+            SELECT finding_id, verdict, coalesce(dismissed, false) AS dismissed
+            FROM {_reviewed(con)} WHERE run_id = $run""", {"run": run_id}).df()
+    finally:
+        con.close()
+
+
 def headline(findings: pd.DataFrame, include_dismissed: bool = False) -> pd.DataFrame:
     """The findings that count in headline totals: dismissed or suppressed ones are left out
     unless ``include_dismissed`` (they stay listed, marked)."""

@@ -207,7 +207,8 @@ def _review_setup(wb: Workbook, run: rdata.RunData, n: int) -> None:
         ws.add_data_validation(dv)
     for name, value in ((PROP_DATABASE, run.database_id or ""), (PROP_RUN, run.run_id),
                         (PROP_VERDICT_SEQ, str(run.verdict_seq))):
-        wb.custom_doc_props.append(StringProperty(name=name, value=value))
+        wb.custom_doc_props.append(  # type: ignore[attr-defined]  # openpyxl 3.1, no stub
+            StringProperty(name=name, value=value))
 
 
 def _table_sheets(wb: Workbook, name: str, frame: pd.DataFrame,

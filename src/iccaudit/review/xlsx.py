@@ -47,24 +47,25 @@ def read_workbook(path: Path) -> tuple[dict[str, str], pd.DataFrame]:
 
     try:
         wb = load_workbook(path, read_only=True)
-        props = {p.name: str(p.value) for p in wb.custom_doc_props}
+        props = {p.name: str(p.value)
+                 for p in wb.custom_doc_props}  # type: ignore[attr-defined]  # no stub
         sheets = [n for n in wb.sheetnames if n.startswith("发现 findings")]
         wb.close()
         frames = pd.read_excel(path, sheet_name=sheets, dtype=object) if sheets else {}
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one line for the user
-        raise VerdictError([f"{path}: not a readable xlsx workbook "
-                            f"({type(exc).__name__}: {str(exc).splitlines()[0]})"]) from None
+        raise VerdictError([(f"{path}: not a readable xlsx workbook "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0]})")]) from None
     if ex.PROP_DATABASE not in props or not sheets:
-        raise VerdictError([f"{path}: not a workbook written by `iccaudit export --xlsx` "
-                            "(no iccaudit properties or no findings sheet)"])
+        raise VerdictError([(f"{path}: not a workbook written by `iccaudit export --xlsx` "
+                            "(no iccaudit properties or no findings sheet)")])
     parts = []
     wanted = {h: c for c, h in ex.FINDING_COLUMNS if c in (
         "verdict_new", "reason_new", "fingerprint", *KEY_COLUMNS)}
     for name, frame in frames.items():
         missing = [h for h in wanted if h not in frame.columns]
         if missing:
-            raise VerdictError([f"{path}: sheet {name!r}: column(s) {missing} missing "
-                                "(renamed or deleted?)"])
+            raise VerdictError([(f"{path}: sheet {name!r}: column(s) {missing} missing "
+                                "(renamed or deleted?)")])
         part = frame[list(wanted)].rename(columns=wanted)
         part.insert(0, "sheet", name)
         part.insert(1, "row", range(2, len(part) + 2))
@@ -122,20 +123,20 @@ def import_verdicts(path: str | Path, db: str | Path, *, reviewer: str) -> Impor
         store.ensure_schema(con)
         this_db = store.database_id(con)
         if props.get(ex.PROP_DATABASE) != this_db:
-            raise VerdictError([f"{path.name}: exported from another database (id "
+            raise VerdictError([(f"{path.name}: exported from another database (id "
                                 f"{props.get(ex.PROP_DATABASE) or 'none'}), not from {db} "
-                                f"(id {this_db}); export from this database and review again"])
+                                f"(id {this_db}); export from this database and review again")])
         run_id = props.get(ex.PROP_RUN, "")
         seq = int(props.get(ex.PROP_VERDICT_SEQ) or 0)
         if not con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
             raise VerdictError([f"{path.name}: its run {run_id} is no longer in {db}"])
         checked = _against_db(con, rows, run_id, seq)
-        for col, text in (("unknown", "unknown fingerprint '{fp}' (not a finding of this "
-                                      "database)"),
+        for col, text in (("unknown", ("unknown fingerprint '{fp}' (not a finding of this "
+                                      "database)")),
                           ("not_exported", "fingerprint '{fp}' is not a finding of the "
                                            "exported run " + run_id),
-                          ("gone", "finding '{fp}' no longer exists in the latest run; "
-                                   "export again")):
+                          ("gone", ("finding '{fp}' no longer exists in the latest run; "
+                                   "export again"))):
             mask = checked[col]
             flag(mask, rows["fingerprint"].fillna("").map(lambda fp, t=text: t.format(fp=fp)))
         for key in KEY_COLUMNS:
@@ -164,7 +165,7 @@ def import_verdicts(path: str | Path, db: str | Path, *, reviewer: str) -> Impor
             raise
     finally:
         con.close()
-    result.recorded = {s: int(n) for s, n in todo["status"].value_counts().items()}
+    result.recorded = {str(s): int(n) for s, n in todo["status"].value_counts().items()}
     return result
 
 

@@ -51,10 +51,10 @@ def parse_condition(text: str) -> exp.Expr:
             raise SuppressionError(f"condition: {type(node).__name__} is not allowed "
                                    f"(comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, arithmetic, "
                                    f"lower/upper/coalesce/abs/length)")
-        if isinstance(node, exp.Column):
-            if node.table or node.name not in CONDITION_COLUMNS:
-                raise SuppressionError(f"condition: unknown column {node.sql()!r}; known: "
-                                       f"{', '.join(sorted(CONDITION_COLUMNS))}")
+        if isinstance(node, exp.Column) and (node.table
+                                             or node.name not in CONDITION_COLUMNS):
+            raise SuppressionError(f"condition: unknown column {node.sql()!r}; known: "
+                                   f"{', '.join(sorted(CONDITION_COLUMNS))}")
     if isinstance(tree, (exp.Column, exp.Literal, exp.Add, exp.Sub, exp.Mul, exp.Div)):
         raise SuppressionError("condition: must be true or false for a finding (a comparison)")
     return tree
@@ -79,7 +79,8 @@ def suppressions_view_sql(con: duckdb.DuckDBPyConnection) -> str:
     """The SELECT of ``finding_suppressions``: one branch per stored suppression."""
     rows = con.execute("SELECT * FROM suppressions ORDER BY suppression_id").df()
     selects = []
-    for row in rows.to_dict("records"):
+    for record in rows.to_dict("records"):
+        row = {str(k): v for k, v in record.items()}
         selects.append(
             exp.select("run_id", "finding_id",
                        exp.alias_(exp.Literal.number(int(row["suppression_id"])),

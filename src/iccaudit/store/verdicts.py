@@ -65,8 +65,8 @@ def record_one(con: duckdb.DuckDBPyConnection, fingerprint: str, status: str,
     """Record one verdict on a finding of the latest run, in its own transaction; returns
     its id. Raises :class:`VerdictError` for an unknown fingerprint or status."""
     if status not in schema.VERDICT_STATUSES:
-        raise VerdictError([f"unknown status {status!r} (one of "
-                            f"{', '.join(schema.VERDICT_STATUSES)})"])
+        raise VerdictError([(f"unknown status {status!r} (one of "
+                            f"{', '.join(schema.VERDICT_STATUSES)})")])
     row = con.execute("SELECT run_id FROM latest_findings WHERE fingerprint = ? LIMIT 1",
                       [fingerprint]).fetchall()
     if not row:

@@ -49,6 +49,7 @@ class ReviewApp:
         self.token = secrets.token_urlsafe(24)
         self.nonce = secrets.token_urlsafe(12)
         self.lock = threading.Lock()  # one DuckDB connection, one request at a time on it
+        self.port = 0  # set once the server is bound
         if not self.db.exists():
             raise store.StoreError(f"{db}: no such database")
         self.con = store.connect(self.db)
@@ -97,11 +98,11 @@ def handler_for(app: ReviewApp) -> type[BaseHTTPRequestHandler]:
         server_version = "iccaudit-review"
         sys_version = ""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             return  # the token is in every URL: nothing is logged
 
         def _allowed(self) -> bool:
-            port = self.server.server_address[1]
+            port = app.port
             host = self.headers.get("Host", "")
             if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
                 self._send(403, {"error": "wrong host"})
@@ -129,7 +130,7 @@ def handler_for(app: ReviewApp) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             if not self._allowed():
                 return
             path = urlsplit(self.path).path
@@ -140,7 +141,7 @@ def handler_for(app: ReviewApp) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(404, {"error": "not found"})
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             if not self._allowed():
                 return
             if urlsplit(self.path).path != "/api/verdict":
@@ -155,13 +156,16 @@ def handler_for(app: ReviewApp) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 body = json.loads(self.rfile.read(length))
-                if not isinstance(body, dict):
-                    raise ValueError("not an object")
+            except ValueError as exc:
+                self._send(400, {"error": f"bad JSON: {exc}"})
+                return
+            if not isinstance(body, dict):
+                self._send(400, {"error": "send a JSON object"})
+                return
+            try:
                 self._send(200, app.record(body))
             except VerdictError as exc:
                 self._send(400, {"error": "; ".join(exc.problems)})
-            except ValueError as exc:
-                self._send(400, {"error": f"bad JSON: {exc}"})
 
     return Handler
 
@@ -175,7 +179,8 @@ def make_server(db: str | Path, reviewer: str) -> tuple[ThreadingHTTPServer, Rev
         app.close()
         raise
     server.daemon_threads = True
-    url = f"http://127.0.0.1:{server.server_address[1]}/?t={app.token}"
+    app.port = int(server.server_address[1])
+    url = f"http://127.0.0.1:{app.port}/?t={app.token}"
     return server, app, url
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import duckdb
 
+from iccaudit.store.conditions import suppressions_view_sql
+
 #: Fills ``fingerprint`` for every finding that has none (a run being written; the findings
 #: of a database migrated from schema 1). Set-at-a-time, one statement.
 FINGERPRINT_SQL = """
@@ -82,8 +84,6 @@ def fill_fingerprints(con: duckdb.DuckDBPyConnection) -> None:
 
 def create_views(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)create every view; the suppressions' one from the rows of ``suppressions``."""
-    from iccaudit.store.suppress import suppressions_view_sql
-
     for name, sql in STATIC_VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
     con.execute(f"CREATE OR REPLACE VIEW finding_suppressions AS {suppressions_view_sql(con)}")

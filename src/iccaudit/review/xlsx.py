@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from iccaudit import store
-from iccaudit.core.schema import VERDICT_STATUSES
+from iccaudit.core.schema import SCHEMA_VERSION, VERDICT_STATUSES
 from iccaudit.report import export as ex
 from iccaudit.store.verdicts import VerdictError, insert_verdicts
 
@@ -118,9 +118,12 @@ def import_verdicts(path: str | Path, db: str | Path, *, reviewer: str) -> Impor
 
     con = store.connect(db)  # holds the file: no other import can run meanwhile
     try:
-        if store.schema_version(con) is None:
+        version = store.schema_version(con)
+        if version is None:
             raise store.StoreError(f"{db}: not an iccaudit database")
-        store.ensure_schema(con)
+        if version != SCHEMA_VERSION:  # checked, not migrated: a refused import changes nothing
+            raise store.StoreError(f"{db}: schema version {version}, this iccaudit reads "
+                                   f"{SCHEMA_VERSION}; run `iccaudit doctor --db {db}` first")
         this_db = store.database_id(con)
         if props.get(ex.PROP_DATABASE) != this_db:
             raise VerdictError([(f"{path.name}: exported from another database (id "

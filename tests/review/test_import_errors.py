@@ -97,8 +97,8 @@ def test_finding_that_no_longer_exists(db, workbook):
     fp = ws.cell(row=model_row, column=COL["fingerprint"]).value
     edit(workbook, {(model_row, "verdict_new"): "confirmed", (2, "verdict_new"): "confirmed"})
     problems = refused(db, workbook)
-    assert problems == [f"{workbook.name}: sheet '发现 findings' row {model_row}: finding "
-                        f"'{fp}' no longer exists in the latest run; export again"]
+    assert problems == [(f"{workbook.name}: sheet '发现 findings' row {model_row}: finding "
+                        f"'{fp}' no longer exists in the latest run; export again")]
 
 
 def test_concurrent_reviews(db, workbook, tmp_path):
@@ -121,8 +121,8 @@ def test_concurrent_reviews(db, workbook, tmp_path):
 def test_import_while_another_process_holds_the_database(db, workbook):
     edit(workbook, {(2, "verdict_new"): "confirmed"})
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); time.sleep(60)", str(db)],
+        [sys.executable, "-c", ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(60)"), str(db)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

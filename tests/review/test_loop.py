@@ -10,7 +10,12 @@ from pathlib import Path
 
 import openpyxl
 
-from iccaudit.report.export import FINDING_COLUMNS, FINGERPRINT_HEADER, REASON_HEADER, VERDICT_HEADER
+from iccaudit.report.export import (
+    FINDING_COLUMNS,
+    FINGERPRINT_HEADER,
+    REASON_HEADER,
+    VERDICT_HEADER,
+)
 from tests.review.conftest import SAMPLES, iccaudit, query, summary
 
 HEADERS = [h for _, h in FINDING_COLUMNS]

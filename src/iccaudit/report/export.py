@@ -289,7 +289,8 @@ def _summary_sheet(wb: Workbook, run: rdata.RunData) -> None:
     from openpyxl.styles import Font
 
     ws = wb.create_sheet("汇总 summary")
-    f = run.findings
+    f = rdata.headline(run.findings)  # dismissed and suppressed findings are not counted
+    n_dismissed = len(run.findings) - len(f)
     facts = [
         ("运行 run", run.run_id),
         ("开始 started", str(run.run.get("started_at"))),
@@ -302,6 +303,7 @@ def _summary_sheet(wb: Workbook, run: rdata.RunData) -> None:
         ("涉嫌超额 money at risk (CNY)", float(f["est_excess_cny"].sum()) if len(f) else 0.0),
         ("未执行规则 rules not evaluated",
          int((run.rule_runs["status"] == "not_evaluated").sum())),
+        ("已排除未计入 dismissed, not counted", n_dismissed),
     ]
     for label, value in facts:
         ws.append([label, value])

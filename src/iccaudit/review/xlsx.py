@@ -51,7 +51,8 @@ def read_workbook(path: Path) -> tuple[dict[str, str], pd.DataFrame]:
                  for p in wb.custom_doc_props}  # type: ignore[attr-defined]  # no stub
         sheets = [n for n in wb.sheetnames if n.startswith("发现 findings")]
         wb.close()
-        frames = pd.read_excel(path, sheet_name=sheets, dtype=object) if sheets else {}
+        # as text: a whole number reads "4" (openpyxl gives int cells), as exported
+        frames = pd.read_excel(path, sheet_name=sheets, dtype=str) if sheets else {}
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one line for the user
         raise VerdictError([(f"{path}: not a readable xlsx workbook "
                             f"({type(exc).__name__}: {str(exc).splitlines()[0]})")]) from None
@@ -74,15 +75,9 @@ def read_workbook(path: Path) -> tuple[dict[str, str], pd.DataFrame]:
 
 
 def _text(s: pd.Series) -> pd.Series:
-    """Cell values as stripped text, blanks as NA; whole numbers without '.0'."""
-    def one(v: object) -> object:
-        if v is None or (isinstance(v, float) and pd.isna(v)):
-            return pd.NA
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        text = str(v).strip()
-        return text or pd.NA
-    return s.map(one).astype("string")
+    """Cell values (read as text) stripped, blanks as NA."""
+    text = s.astype("string").str.strip()
+    return text.mask(text == "")
 
 
 def import_verdicts(path: str | Path, db: str | Path, *, reviewer: str) -> ImportResult:
@@ -134,14 +129,13 @@ def import_verdicts(path: str | Path, db: str | Path, *, reviewer: str) -> Impor
         if not con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
             raise VerdictError([f"{path.name}: its run {run_id} is no longer in {db}"])
         checked = _against_db(con, rows, run_id, seq)
-        for col, text in (("unknown", ("unknown fingerprint '{fp}' (not a finding of this "
-                                      "database)")),
-                          ("not_exported", "fingerprint '{fp}' is not a finding of the "
-                                           "exported run " + run_id),
-                          ("gone", ("finding '{fp}' no longer exists in the latest run; "
-                                   "export again"))):
-            mask = checked[col]
-            flag(mask, rows["fingerprint"].fillna("").map(lambda fp, t=text: t.format(fp=fp)))
+        fp = rows["fingerprint"].fillna("")
+        flag(checked["unknown"], "unknown fingerprint '" + fp + "' (not a finding of this "
+             "database)")
+        flag(checked["not_exported"], "fingerprint '" + fp + "' is not a finding of the "
+             "exported run " + run_id)
+        flag(checked["gone"], "finding '" + fp + "' no longer exists in the latest run; "
+             "export again")
         for key in KEY_COLUMNS:
             mask = checked["known"] & (_text(rows[key]).fillna("")
                                        != checked["db_" + key].fillna(""))

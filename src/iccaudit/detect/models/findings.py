@@ -161,8 +161,10 @@ def build_findings(
 def settings_version(settings: ModelSettings) -> str:
     """A short hash of the models' settings: the ``rule_version`` of their findings."""
     import hashlib
+    import json
 
-    text = settings.model_dump_json()
+    # keys sorted: the same settings written in another order are the same version
+    text = json.dumps(settings.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 

@@ -103,11 +103,14 @@ def cli() -> None:
                    "memory. Default: out of core when the inputs exceed 1 GB.")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the out-of-core files (default: the temporary folder).")
+@click.option("--include-dismissed", is_flag=True,
+              help="Count findings reviewers dismissed or suppressed in the totals too.")
 def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rates: Path | None,
           rules_dirs: tuple[Path, ...],
           skip_invalid: bool, no_models: bool, models_config: Path | None, seed: int,
           price_date: dt.datetime | None, report_path: Path | None, lang: str, fmt: str,
-          quiet: bool, large: bool | None, work_dir: Path | None) -> None:
+          quiet: bool, large: bool | None, work_dir: Path | None,
+          include_dismissed: bool) -> None:
     """Read tender files, run the rules and models, and write findings to a DuckDB file.
 
     PATHS are files (CSV, TSV, XLSX, Parquet, JSON, JSONL, DOCX, PDF with a text layer,
@@ -132,11 +135,12 @@ def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rates: Path |
         result = run_score(opts)
     except RunError as exc:
         _fail(str(exc), exc.exit_code)
-    print_summary(result, fmt)
+    print_summary(result, fmt, include_dismissed=include_dismissed)
     if report_path is not None:
         from iccaudit.report.html import write_report
 
-        write_report(db, report_path, lang=lang, run_id=result.run_id)
+        write_report(db, report_path, lang=lang, run_id=result.run_id,
+                     include_dismissed=include_dismissed)
         if fmt == "table":
             click.echo(f"report written to {report_path}")
 
@@ -156,9 +160,11 @@ def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rates: Path |
                    "dated reference book (default: each price series' latest point).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
+@click.option("--include-dismissed", is_flag=True,
+              help="Count findings reviewers dismissed or suppressed in the totals too.")
 def rescore(db: Path, run_id: str | None, rules_dirs: tuple[Path, ...], skip_invalid: bool,
             no_models: bool, models_config: Path | None, seed: int,
-            price_date: dt.datetime | None, fmt: str) -> None:
+            price_date: dt.datetime | None, fmt: str, include_dismissed: bool) -> None:
     """Re-run rules and models on a stored run's line items, without reading files again.
 
     The rule author's loop: edit a rule, rescore, look. Writes a new, self-contained run.
@@ -177,7 +183,7 @@ def rescore(db: Path, run_id: str | None, rules_dirs: tuple[Path, ...], skip_inv
             price_date=price_date.date() if price_date else None))
     except RunError as exc:
         _fail(str(exc), exc.exit_code)
-    print_summary(result, fmt)
+    print_summary(result, fmt, include_dismissed=include_dismissed)
 
 
 @cli.command()
@@ -281,9 +287,41 @@ def rules_explain(rule_id: str, rules_dirs: tuple[Path, ...]) -> None:
     raise SystemExit(explain_rule(rule_id, list(rules_dirs) or _default_rules_dirs()))
 
 
+@rules.command("stats")
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="List rules whose share of dismissed reviewed findings exceeds this.")
+@click.option("--min-reviewed", type=click.IntRange(1), default=3, show_default=True,
+              help="Only rules with at least this many confirmed or dismissed findings.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def rules_stats(db: Path, threshold: float, min_reviewed: int, fmt: str) -> None:
+    """Rules whose findings reviewers dismiss more often than the threshold: for their
+    authors to tighten (or to turn the dismissals into suppressions).
+
+    \b
+    Example:
+      iccaudit rules stats --db findings.duckdb --threshold 0.5
+    """
+    from iccaudit.review.precision import dismissal_stats
+    from iccaudit.store import StoreError
+
+    try:
+        frame = dismissal_stats(db, threshold=threshold, min_reviewed=min_reviewed)
+    except StoreError as exc:
+        _fail(str(exc))
+    if fmt == "table" and frame.empty:
+        click.echo(f"no rule has more than {threshold:.0%} of its reviewed findings dismissed "
+                   f"(rules with at least {min_reviewed} reviewed)")
+    _print_frame(frame, fmt)
+
+
 @cli.command()
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="CSV with file, line_no, mechanism.")
+              help="CSV with file, line_no, mechanism.")
+@click.option("--verdicts", "from_verdicts", is_flag=True,
+              help="Instead of labels: precision per rule and mechanism from the reviewers' "
+                   "verdicts (95% Wilson intervals).")
 @click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
 @click.option("--run", "run_id", default=None, help="Run to evaluate (default: the latest).")
 @click.option("--min-severity", type=click.Choice(["info", "low", "medium", "high", "critical"]),
@@ -295,8 +333,9 @@ def rules_explain(rule_id: str, rules_dirs: tuple[Path, ...]) -> None:
               help="Exit 4 when the recall of any labelled mechanism is below this.")
 @click.option("--fail-under-precision", type=click.FloatRange(0, 1), default=None,
               help="Exit 4 when overall precision at --min-severity is below this.")
-def evaluate(labels: Path, db: Path, run_id: str | None, min_severity: str, fmt: str,
-             fail_under_recall: float | None, fail_under_precision: float | None) -> None:
+def evaluate(labels: Path | None, from_verdicts: bool, db: Path, run_id: str | None,
+             min_severity: str, fmt: str, fail_under_recall: float | None,
+             fail_under_precision: float | None) -> None:
     """Recall, precision and lines flagged per mechanism, against a labels file.
 
     With --fail-under-recall / --fail-under-precision it is a quality gate for a rule pack
@@ -306,9 +345,21 @@ def evaluate(labels: Path, db: Path, run_id: str | None, min_severity: str, fmt:
     Example:
       iccaudit evaluate --labels data/samples/labels.csv --db findings.duckdb
       iccaudit evaluate --labels labels.csv --fail-under-recall 0.95 --fail-under-precision 0.95
+      iccaudit evaluate --verdicts --db findings.duckdb
     """
     from iccaudit.report.evaluate import evaluate_db, print_evaluation
     from iccaudit.store import StoreError
+
+    if from_verdicts == (labels is not None):
+        _fail("give either --labels FILE or --verdicts", EXIT_USAGE)
+    if labels is None:
+        from iccaudit.review.commands import print_precision
+
+        try:
+            print_precision(db, fmt)
+        except StoreError as exc:
+            _fail(str(exc))
+        return
 
     try:
         result = evaluate_db(db, labels, run_id=run_id, min_severity=min_severity)
@@ -334,7 +385,10 @@ def evaluate(labels: Path, db: Path, run_id: str | None, min_severity: str, fmt:
               show_default=True)
 @click.option("--run", "run_id", default=None, help="Run to report (default: the latest).")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
-def report(db: Path, out: Path, run_id: str | None, lang: str) -> None:
+@click.option("--include-dismissed", is_flag=True,
+              help="Count dismissed and suppressed findings in the totals too.")
+def report(db: Path, out: Path, run_id: str | None, lang: str,
+           include_dismissed: bool) -> None:
     """Write a self-contained HTML report of a run (opens offline).
 
     \b
@@ -345,7 +399,7 @@ def report(db: Path, out: Path, run_id: str | None, lang: str) -> None:
     from iccaudit.store import StoreError
 
     try:
-        write_report(db, out, lang=lang, run_id=run_id)
+        write_report(db, out, lang=lang, run_id=run_id, include_dismissed=include_dismissed)
     except StoreError as exc:
         _fail(str(exc))
     click.echo(f"report written to {out}")
@@ -449,6 +503,142 @@ def _print_frame(frame: pd.DataFrame, fmt: str) -> None:
         with pd.option_context("display.max_columns", None, "display.width", 200,
                                "display.max_colwidth", 60):
             click.echo(frame.to_string(index=False))
+
+
+@cli.group()
+def verdicts() -> None:
+    """Record reviewers' verdicts on findings, list them, turn dismissals into suppressions.
+
+    \b
+    Example:
+      iccaudit export --db findings.duckdb --xlsx review.xlsx
+      iccaudit verdicts import review.xlsx --db findings.duckdb --reviewer wang
+      iccaudit verdicts list --db findings.duckdb
+    """
+
+
+def _reviewer_default() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+@verdicts.command("import")
+@click.argument("workbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--reviewer", default=_reviewer_default, show_default="the login name",
+              help="Who reviewed the workbook.")
+def verdicts_import(workbook: Path, db: Path, reviewer: str) -> None:
+    """Read the verdict and reason columns of an exported workbook back into the database.
+
+    Every row is checked first (status, fingerprint, key columns untouched, workbook of this
+    database, finding still in the latest run, no newer verdict by someone else); any problem
+    is printed, one line per row, and nothing is recorded.
+
+    \b
+    Example:
+      iccaudit verdicts import review.xlsx --db findings.duckdb --reviewer wang
+    """
+    from iccaudit.review.xlsx import import_verdicts
+    from iccaudit.store import StoreError
+    from iccaudit.store.verdicts import VerdictError
+
+    try:
+        result = import_verdicts(workbook, db, reviewer=reviewer)
+    except VerdictError as exc:
+        for line in exc.problems:
+            click.echo(line, err=True)
+        _fail(f"{len(exc.problems)} problem(s) in {workbook}; nothing recorded")
+    except StoreError as exc:
+        _fail(str(exc))
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(result.recorded.items())) or "none"
+    click.echo(f"recorded {result.total} verdict(s) ({counts}); {result.already} already "
+               f"recorded, {result.blank} row(s) without a verdict")
+
+
+@verdicts.command("list")
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--history", is_flag=True, help="Every verdict, not only the current ones.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def verdicts_list(db: Path, history: bool, fmt: str) -> None:
+    """The current verdict of every reviewed finding (or the whole history), newest first.
+
+    \b
+    Example:
+      iccaudit verdicts list --db findings.duckdb --history
+    """
+    from iccaudit.review.commands import list_verdicts
+    from iccaudit.store import StoreError
+
+    try:
+        frame = list_verdicts(db, history=history)
+    except StoreError as exc:
+        _fail(str(exc))
+    _print_frame(frame, fmt)
+
+
+@verdicts.command("suppress")
+@click.argument("fingerprint")
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--scope", type=click.Choice(["line", "supplier", "rule"]), required=True,
+              help="line: this finding line; supplier: the rule's findings on this supplier's "
+                   "lines; rule: the rule's findings where --condition holds.")
+@click.option("--condition", help="For --scope rule: a SQL condition over latest_findings' "
+              "columns, e.g. \"unit = '项'\".")
+@click.option("--by", "created_by", default=_reviewer_default, show_default="the login name",
+              help="Who decides.")
+@click.option("--reason", required=True, help="Why: shown in the report.")
+def verdicts_suppress(fingerprint: str, db: Path, scope: str, condition: str | None,
+                      created_by: str, reason: str) -> None:
+    """Turn the dismissal of a finding into a suppression: matching findings of later runs
+    stay stored, marked suppressed, and out of the totals.
+
+    \b
+    Example:
+      iccaudit verdicts suppress 3f2a9c0d1e4b5a67 --scope supplier --reason "framework contract"
+    """
+    from iccaudit import store
+    from iccaudit.store.suppress import SuppressionError, add_suppression
+
+    try:
+        con = store.connect(db)
+        try:
+            store.ensure_schema(con)
+            sid = add_suppression(con, fingerprint, scope, reason=reason,
+                                  created_by=created_by, condition=condition)
+        finally:
+            con.close()
+    except (store.StoreError, SuppressionError) as exc:
+        _fail(str(exc))
+    click.echo(f"suppression {sid} stored ({scope})")
+
+
+@cli.command()
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--reviewer", default=_reviewer_default, show_default="the login name",
+              help="Whose verdicts these are.")
+@click.option("--open/--no-open", "open_browser", default=True, show_default=True,
+              help="Open the page in the browser.")
+def review(db: Path, reviewer: str, open_browser: bool) -> None:
+    """Serve the latest run's findings on a local page (127.0.0.1 only, a random port, a
+    secret token in the link) and record verdicts with the keyboard. Ctrl-C stops it.
+
+    \b
+    Example:
+      iccaudit review --db findings.duckdb --reviewer wang
+    """
+    from iccaudit.review.server import serve
+    from iccaudit.store import StoreError
+
+    try:
+        serve(db, reviewer=reviewer, open_browser=open_browser,
+              announce=lambda url: click.echo(f"review page: {url}  (Ctrl-C to stop)"))
+    except StoreError as exc:
+        _fail(str(exc))
 
 
 @cli.command()

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 #: 2: line_items.currency; files rows for the files skipped; non-items of kind "repeat";
-#:    line_facts.ref_as_of.
+#:    line_facts.ref_as_of; findings.fingerprint and rule_version; verdicts, suppressions.
 SCHEMA_VERSION = 2
 
 #: Storage hint for the raw JSON columns (``ddl`` writes it as ``USING COMPRESSION zstd``):
@@ -254,6 +254,12 @@ class Finding(_Record):
     message: str = Field(description="what was found, in Chinese, ready to paste into a report")
     message_en: str | None = Field(None, description="the same message in English")
     evidence: str = Field(description="JSON object of the values that support the finding")
+    rule_version: str | None = Field(
+        None, description="short hash of the detector's logic: a rule's SQL-relevant fields, "
+        "the models' settings (tests, docs and message wording left out)")
+    fingerprint: str | None = Field(
+        None, description="the finding line across runs: hash of tender, the line's content, "
+        "detector and rule_version (computed by the store when the run is written)")
 
 
 class LineFact(_Record):
@@ -281,6 +287,46 @@ class LineFact(_Record):
     peer_price_cny: float | None = Field(None, description="items.peer_price_cny")
     peer_count: int | None = Field(None, description="items.peer_count")
     peer_median: float | None = Field(None, description="items.peer_median")
+
+
+#: What a reviewer concluded about a finding.
+VERDICT_STATUSES: tuple[str, ...] = ("confirmed", "dismissed", "needs-info")
+VerdictStatus = Literal["confirmed", "dismissed", "needs-info"]
+#: How far a suppression reaches: the one finding line, the rule's findings on one
+#: supplier's lines, or the rule's findings where a condition holds.
+SuppressionScope = Literal["line", "supplier", "rule"]
+
+
+class Verdict(_Record):
+    """A reviewer's conclusion on a finding, by fingerprint. History is kept: the latest
+    verdict of a fingerprint (highest ``verdict_id``) is its current one."""
+
+    run_id: str = Field(description="the run the reviewer was looking at")
+    verdict_id: int = Field(description="increasing across the database: later supersedes")
+    fingerprint: str
+    status: VerdictStatus
+    reason: str | None = None
+    reviewer: str
+    made_at: dt.datetime
+    source: str = Field(description="where it was recorded: xlsx file name, review page, cli")
+
+
+class Suppression(_Record):
+    """A dismissal turned into a standing decision: matching findings stay stored, marked
+    suppressed, and out of the headline totals."""
+
+    run_id: str = Field(description="the run the suppression was made in")
+    suppression_id: int
+    scope: SuppressionScope
+    detector: str = Field(description="the rule or model it applies to")
+    fingerprint: str | None = Field(None, description="scope line: the finding line")
+    supplier: str | None = Field(None, description="scope supplier: the supplier's lines")
+    condition: str | None = Field(None, description="scope rule: a SQL condition over the "
+                                  "columns of latest_findings, checked before it is stored")
+    reason: str
+    created_by: str
+    created_at: dt.datetime
+    from_fingerprint: str = Field(description="the dismissed finding it was made from")
 
 
 #: What a ``run_config`` row records: a rule file, a reference file, the detector settings,
@@ -346,6 +392,8 @@ TABLES: dict[str, type[_Record]] = {
     "non_items": NonItem,
     "rule_runs": RuleRun,
     "findings": Finding,
+    "verdicts": Verdict,
+    "suppressions": Suppression,
 }
 
 

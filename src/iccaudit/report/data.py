@@ -55,6 +55,9 @@ class RunData:
     findings: pd.DataFrame
     facts_stored: bool = False
     config_sha256: str | None = None
+    database_id: str | None = None
+    verdict_seq: int = 0
+    suppressions: pd.DataFrame | None = None
 
 
 def resolve_run(con: duckdb.DuckDBPyConnection, run_id: str | None) -> str:
@@ -83,6 +86,8 @@ def open_db(db: str | Path) -> duckdb.DuckDBPyConnection:
 
 FINDINGS_SQL = """
 SELECT f.*,
+       r.verdict, r.verdict_reason, r.verdict_by, r.verdict_at, r.suppressed_by,
+       coalesce(r.dismissed, false) AS dismissed,
        li.supplier, li.item_name, li.model AS item_model, li.unit, li.quantity,
        li.unit_price_cny, li.capacity_kw,
        -- evidence is JSON written by our detectors, but guard against a malformed value
@@ -92,6 +97,7 @@ SELECT f.*,
        END AS corroborating
 FROM findings f
 LEFT JOIN line_items li ON li.run_id = f.run_id AND li.item_id = f.item_id
+LEFT JOIN {reviewed} r ON r.run_id = f.run_id AND r.finding_id = f.finding_id
 WHERE f.run_id = $run
 ORDER BY f.est_excess_cny DESC NULLS LAST, f.source_file, f.source_sheet NULLS FIRST,
          f.source_row NULLS FIRST, f.detector, f.finding_id
@@ -133,12 +139,63 @@ def load_run(db: str | Path, run_id: str | None = None) -> RunData:
             rule_runs=con.execute(
                 "SELECT * FROM rule_runs WHERE run_id = $run "
                 "ORDER BY status = 'ok', kind, detector", params).df(),
-            findings=con.execute(FINDINGS_SQL, params).df(),
+            findings=con.execute(FINDINGS_SQL.format(reviewed=_reviewed(con)), params).df(),
             facts_stored=facts_stored(con, run_id),
             config_sha256=_config_sha256(con, run_id),
+            **_review_state(con),
         )
     finally:
         con.close()
+
+
+#: Stands in for ``findings_reviewed`` in a database from before verdicts (schema 1).
+_NO_REVIEWS = """(SELECT NULL::VARCHAR AS run_id, NULL::VARCHAR AS finding_id,
+  NULL::VARCHAR AS verdict, NULL::VARCHAR AS verdict_reason, NULL::VARCHAR AS verdict_by,
+  NULL::TIMESTAMP AS verdict_at, NULL::BIGINT AS suppressed_by, NULL::BOOLEAN AS dismissed
+  WHERE false)"""
+
+
+def _names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def _reviewed(con: duckdb.DuckDBPyConnection) -> str:
+    return "findings_reviewed" if "findings_reviewed" in _names(con) else _NO_REVIEWS
+
+
+def _review_state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The database's identity, the last verdict id and the suppressions (none before
+    schema 2)."""
+    if not {"verdicts", "suppressions"} <= _names(con):
+        return {}
+    return {
+        "database_id": store.database_id(con),
+        "verdict_seq": int(con.execute(
+            "SELECT coalesce(max(verdict_id), 0) FROM verdicts").fetchall()[0][0]),
+        "suppressions": con.execute("SELECT * FROM suppressions ORDER BY suppression_id").df(),
+    }
+
+
+def review_marks(db: str | Path, run_id: str) -> pd.DataFrame:
+    """Per finding row of the run: its current verdict (carried by the fingerprint from
+    earlier runs) and whether it is dismissed or suppressed. Columns finding_id, verdict,
+    dismissed; empty for a database from before verdicts."""
+    con = open_db(db)
+    try:
+        return con.execute(f"""
+            SELECT finding_id, verdict, coalesce(dismissed, false) AS dismissed
+            FROM {_reviewed(con)} WHERE run_id = $run""", {"run": run_id}).df()
+    finally:
+        con.close()
+
+
+def headline(findings: pd.DataFrame, include_dismissed: bool = False) -> pd.DataFrame:
+    """The findings that count in headline totals: dismissed or suppressed ones are left out
+    unless ``include_dismissed`` (they stay listed, marked)."""
+    if include_dismissed or findings.empty or "dismissed" not in findings:
+        return findings
+    return findings[~findings["dismissed"].fillna(False).astype(bool)]
 
 
 def money_by(findings: pd.DataFrame, key: str, unknown: str) -> pd.DataFrame:

@@ -33,8 +33,23 @@ ILLEGAL_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 EXCEL_MAX_ROWS = 1_048_576
 MONEY_FORMAT = "¥#,##0"
 
+#: The reviewer's columns of the findings sheet: filled by hand, read back by
+#: ``iccaudit verdicts import`` (``verdict`` offers a drop-down of the statuses).
+VERDICT_HEADER = "结论 verdict"
+REASON_HEADER = "理由 reason"
+FINGERPRINT_HEADER = "指纹 fingerprint"
+#: Workbook properties that tie an export to its database and run (checked on import).
+PROP_DATABASE, PROP_RUN, PROP_VERDICT_SEQ = ("iccaudit_database_id", "iccaudit_run_id",
+                                             "iccaudit_verdict_seq")
+
 #: Findings columns of the exports: (column, header).
 FINDING_COLUMNS: list[tuple[str, str]] = [
+    ("verdict_new", VERDICT_HEADER),
+    ("reason_new", REASON_HEADER),
+    ("fingerprint", FINGERPRINT_HEADER),
+    ("verdict", "此前结论 prior verdict"),
+    ("verdict_reason", "此前理由 prior reason"),
+    ("dismissed", "已排除 dismissed"),
     ("source_file", "来源文件 source file"),
     ("source_sheet", "工作表/位置 sheet or place"),
     ("source_row", "行 row"),
@@ -118,6 +133,8 @@ def findings_frame(run: rdata.RunData) -> pd.DataFrame:
     f["mechanism_zh"] = f["mechanism"].map(lambda m: mechanism_name(m, "zh"))
     f["source_row"] = f["source_row"].astype("Int64")
     f["corroborating"] = f["corroborating"].fillna(False).astype(bool)
+    f["verdict_new"] = None  # the reviewer fills these in
+    f["reason_new"] = None
     return f
 
 
@@ -166,7 +183,32 @@ def _write_xlsx(run: rdata.RunData, findings: pd.DataFrame, path: Path) -> None:
     _table_sheets(wb, "发现 findings", findings, FINDING_COLUMNS)
     _table_sheets(wb, "拒收 rejects", run.rejects, REJECT_COLUMNS)
     _summary_sheet(wb, run)
+    _review_setup(wb, run, len(findings))
     wb.save(path)
+
+
+def _review_setup(wb: Workbook, run: rdata.RunData, n: int) -> None:
+    """The verdict drop-down on the findings sheets, and the properties that tie the
+    workbook to its database and run."""
+    from openpyxl.packaging.custom import StringProperty
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    from iccaudit.core.schema import VERDICT_STATUSES
+
+    col = get_column_letter([h for _, h in FINDING_COLUMNS].index(VERDICT_HEADER) + 1)
+    for ws in wb.worksheets:
+        if not ws.title.startswith("发现 findings") or ws.max_row < 2:
+            continue
+        dv = DataValidation(type="list", formula1='"' + ",".join(VERDICT_STATUSES) + '"',
+                            allow_blank=True, showErrorMessage=True,
+                            errorTitle="verdict", error=" / ".join(VERDICT_STATUSES))
+        dv.add(f"{col}2:{col}{ws.max_row}")
+        ws.add_data_validation(dv)
+    for name, value in ((PROP_DATABASE, run.database_id or ""), (PROP_RUN, run.run_id),
+                        (PROP_VERDICT_SEQ, str(run.verdict_seq))):
+        wb.custom_doc_props.append(  # type: ignore[attr-defined]  # openpyxl 3.1, no stub
+            StringProperty(name=name, value=value))
 
 
 def _table_sheets(wb: Workbook, name: str, frame: pd.DataFrame,
@@ -247,7 +289,8 @@ def _summary_sheet(wb: Workbook, run: rdata.RunData) -> None:
     from openpyxl.styles import Font
 
     ws = wb.create_sheet("汇总 summary")
-    f = run.findings
+    f = rdata.headline(run.findings)  # dismissed and suppressed findings are not counted
+    n_dismissed = len(run.findings) - len(f)
     facts = [
         ("运行 run", run.run_id),
         ("开始 started", str(run.run.get("started_at"))),
@@ -260,6 +303,7 @@ def _summary_sheet(wb: Workbook, run: rdata.RunData) -> None:
         ("涉嫌超额 money at risk (CNY)", float(f["est_excess_cny"].sum()) if len(f) else 0.0),
         ("未执行规则 rules not evaluated",
          int((run.rule_runs["status"] == "not_evaluated").sum())),
+        ("已排除未计入 dismissed, not counted", n_dismissed),
     ]
     for label, value in facts:
         ws.append([label, value])

@@ -48,27 +48,31 @@ def _ratio(value: float) -> str:
 
 
 def write_report(db: str | Path, out: str | Path, lang: str = "zh",
-                 run_id: str | None = None) -> Path:
+                 run_id: str | None = None, include_dismissed: bool = False) -> Path:
     """Write the HTML report of a run (default: the latest complete run) to ``out``.
 
     Raises :class:`iccaudit.store.StoreError` (one line) when the database or run is missing.
     """
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {LANGS}, not {lang!r}")
-    html = render_report(db, lang=lang, run_id=run_id)
+    html = render_report(db, lang=lang, run_id=run_id, include_dismissed=include_dismissed)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     return out
 
 
-def render_report(db: str | Path, lang: str = "zh", run_id: str | None = None) -> str:
-    """The report as one HTML string."""
+def render_report(db: str | Path, lang: str = "zh", run_id: str | None = None,
+                  include_dismissed: bool = False) -> str:
+    """The report as one HTML string. Findings reviewers dismissed or suppressed are listed,
+    marked, and left out of the totals unless ``include_dismissed``."""
     import jinja2
 
     run = rdata.load_run(db, run_id)
     t = LABELS[lang]
-    findings = run.findings
+    findings = rdata.headline(run.findings, include_dismissed)
+    n_dismissed = int(run.findings.get("dismissed", pd.Series(dtype=bool))
+                      .fillna(False).astype(bool).sum())
     context = {
         "lang": lang,
         "t": t,
@@ -76,7 +80,11 @@ def render_report(db: str | Path, lang: str = "zh", run_id: str | None = None) -
         "run": run.run,
         "run_id": run.run_id,
         "config_sha256": run.config_sha256,
-        "stats": _stats(run),
+        "stats": _stats(run, findings),
+        "dismissed_line": (t["dismissed_counted"] if include_dismissed
+                           else t["dismissed_note"]).format(n=n_dismissed)
+        if n_dismissed else None,
+        "suppressions": _suppressions(run),
         # a rule that could not run is an alarm; a model peer group too small to compare is
         # expected in small batches and is counted, not alarmed (details in the detectors table)
         "not_evaluated": run.rule_runs[(run.rule_runs["status"] == "not_evaluated")
@@ -95,9 +103,9 @@ def render_report(db: str | Path, lang: str = "zh", run_id: str | None = None) -
         "by_mechanism": _by_mechanism(findings, lang),
         "mechanisms": sorted(findings["mechanism"].unique()) if len(findings) else [],
         "severities": [s for s in SEVERITY_RANK if s in set(findings["severity"])],
-        "rows": _finding_rows(findings, lang),
+        "rows": _finding_rows(run.findings, lang),
         "rule_runs": run.rule_runs.to_dict("records"),
-        "plots": _plots(db, run, lang),
+        "plots": _plots(db, run, lang, findings),
         "money": money,
         "mech_name": lambda m: mechanism_name(m, lang),
         "sev_name": lambda s: SEVERITY_NAMES[lang].get(s, s),
@@ -120,9 +128,22 @@ def _blank(value: object) -> object:
     return value
 
 
-def _stats(run: rdata.RunData) -> dict[str, object]:
-    f, rr = run.findings, run.rule_runs
+def _suppressions(run: rdata.RunData) -> list[dict[str, object]]:
+    s = run.suppressions
+    if s is None or s.empty:
+        return []
+    applies = s["fingerprint"].where(s["scope"] == "line",
+                                     s["supplier"].where(s["scope"] == "supplier",
+                                                         s["condition"]))
+    return [{str(k): v for k, v in r.items()}
+            for r in s.assign(applies=applies.fillna("")).to_dict("records")]
+
+
+def _stats(run: rdata.RunData, f: pd.DataFrame) -> dict[str, object]:
+    """Headline figures; ``f`` the findings that count (see :func:`rdata.headline`)."""
+    rr = run.rule_runs
     return {
+        "listed": len(run.findings),
         "files": len(run.files),
         "rows_read": int(run.files["rows_read"].sum()),
         "line_items": int(run.files["stored_line_items"].sum()),
@@ -201,15 +222,18 @@ def _finding_rows(findings: pd.DataFrame, lang: str) -> list[dict[str, object]]:
         "score": f["score"].map("{:.2f}".format),
         "supplier": f["supplier"].fillna(""),
         "corroborating": f["corroborating"].fillna(False).astype(bool),
+        "verdict": f["verdict"].fillna("") if "verdict" in f else "",
+        "dismissed": f["dismissed"].fillna(False).astype(bool) if "dismissed" in f else False,
     })
     return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
 
 
-def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str | None]]:
+def _plots(db: str | Path, run: rdata.RunData, lang: str,
+           findings: pd.DataFrame) -> list[dict[str, str | None]]:
     t = LABELS[lang]
     plots: list[dict[str, str | None]] = []
 
-    tenders = rdata.money_by(run.findings, "tender_id", t["unknown"]).head(TOP_TENDERS)
+    tenders = rdata.money_by(findings, "tender_id", t["unknown"]).head(TOP_TENDERS)
     plots.append({
         "title": t["plot_tender"].format(n=TOP_TENDERS),
         "svg": bar_chart(list(tenders["tender_id"]), list(tenders["money"]),
@@ -218,7 +242,7 @@ def _plots(db: str | Path, run: rdata.RunData, lang: str) -> list[dict[str, str 
         "note": None,
     })
 
-    mechs = _by_mechanism(run.findings, lang)
+    mechs = _by_mechanism(findings, lang)
     plots.append({
         "title": t["plot_mechanism"],
         "svg": bar_chart([m["name"] for m in mechs], [m["money"] for m in mechs],

@@ -9,9 +9,20 @@ from typing import Any
 from iccaudit.core.schema import SEVERITIES
 
 
-def summary_dict(result: Any) -> dict[str, Any]:
-    """Everything the summary shows, as plain JSON-able data."""
-    findings = result.findings
+def summary_dict(result: Any, include_dismissed: bool = False) -> dict[str, Any]:
+    """Everything the summary shows, as plain JSON-able data.
+
+    Findings reviewers dismissed (on the same fingerprint, in any earlier run) or suppressed
+    are left out of the counts and the money unless ``include_dismissed``; how many there
+    were is said beside."""
+    from iccaudit.report.data import review_marks
+
+    all_findings = result.findings
+    marks = review_marks(result.db, result.run_id)
+    dismissed_ids = set(marks.loc[marks["dismissed"], "finding_id"])
+    findings = all_findings
+    if dismissed_ids and not include_dismissed and len(all_findings):
+        findings = all_findings[~all_findings["finding_id"].isin(dismissed_ids)]
     by_sev = {s: 0 for s in SEVERITIES}
     if len(findings):
         counts = findings.groupby("severity")["group_id"].nunique()
@@ -42,6 +53,9 @@ def summary_dict(result: Any) -> dict[str, Any]:
         "finding_rows": len(findings),
         "findings_by_severity": by_sev,
         "est_excess_cny": round(excess, 2),
+        "with_prior_verdict": int(marks["verdict"].notna().sum()),
+        "dismissed_rows": len(dismissed_ids),
+        "dismissed_included": bool(include_dismissed),
         "rules_evaluated": int(result.run["rules_evaluated"]),
         "not_evaluated": not_eval,
         "skipped_files": [{"path": p, "reason": r} for p, r in result.skipped],
@@ -51,9 +65,9 @@ def summary_dict(result: Any) -> dict[str, Any]:
     }
 
 
-def print_summary(result: Any, fmt: str = "table") -> None:
+def print_summary(result: Any, fmt: str = "table", include_dismissed: bool = False) -> None:
     """Print the summary to stdout (table or json); warnings and errors go to stderr."""
-    data = summary_dict(result)
+    data = summary_dict(result, include_dismissed=include_dismissed)
     if fmt == "json":
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -87,6 +101,11 @@ def print_summary(result: Any, fmt: str = "table") -> None:
     for sev in reversed(SEVERITIES):
         table.add_row(f"findings: {sev}", f"{data['findings_by_severity'][sev]:,}")
     table.add_row("est. money at risk (CNY)", f"¥{data['est_excess_cny']:,.0f}")
+    if data["with_prior_verdict"]:
+        table.add_row("finding rows with a prior verdict", f"{data['with_prior_verdict']:,}")
+        table.add_row("dismissed or suppressed rows" + (" (counted above)" if include_dismissed
+                                                        else " (not counted above)"),
+                      f"{data['dismissed_rows']:,}")
     out.print(table)
     # Rules not evaluated are each a problem to fix; small model peer groups are expected in
     # small batches, so they are counted here and listed in the rule_runs table.

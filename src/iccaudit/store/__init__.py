@@ -15,6 +15,7 @@ import duckdb
 
 from iccaudit.core import schema
 from iccaudit.core.duck import fetch_arrow, fetch_frame  # noqa: F401 - re-exported
+from iccaudit.store.views import create_views, fill_fingerprints
 
 
 class StoreError(Exception):
@@ -65,6 +66,25 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             "INSERT INTO iccaudit_meta VALUES ('schema_version', ?)", [str(schema.SCHEMA_VERSION)]
         )
+    _ensure_database_id(con)
+    create_views(con)
+
+
+#: Names this database apart from every other (an export carries it; an import checks it).
+_DATABASE_ID_SQL = """
+INSERT INTO iccaudit_meta SELECT 'database_id', uuid()::VARCHAR
+WHERE NOT EXISTS (SELECT 1 FROM iccaudit_meta WHERE key = 'database_id')
+"""
+
+
+def _ensure_database_id(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_DATABASE_ID_SQL)
+
+
+def database_id(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The database's identity (set when it was created or migrated), None if it has none."""
+    rows = con.execute("SELECT value FROM iccaudit_meta WHERE key = 'database_id'").fetchall()
+    return rows[0][0] if rows else None
 
 
 #: Non-additive migrations: version v -> statements that bring a database from v to v + 1.
@@ -107,6 +127,11 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             "INSERT OR REPLACE INTO iccaudit_meta VALUES ('schema_version', ?)",
             [str(schema.SCHEMA_VERSION)],
         )
+        _ensure_database_id(con)
+        # findings of older runs get a fingerprint too (their rule_version is unknown: they
+        # match no newer finding, but verdicts can be recorded on them)
+        fill_fingerprints(con)
+        create_views(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -321,6 +346,7 @@ class RunWriter:
         """Wait for the background insert and commit; on any error, :meth:`abort` and raise."""
         try:
             self.wait()
+            fill_fingerprints(self.con)  # the run's findings, in the same transaction
             self.con.execute("COMMIT")
         except BaseException:
             self.abort()

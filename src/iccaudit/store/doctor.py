@@ -93,6 +93,19 @@ CHECKS: tuple[Check, ...] = (
            LEFT JOIN line_facts lf USING (run_id)
            GROUP BY ALL HAVING r.line_items <> count(lf.item_id)""",
     ),
+    Check(
+        "D111",
+        "every finding has a fingerprint, unique within its run",
+        """SELECT run_id, fingerprint, count(*) AS n FROM findings
+           GROUP BY ALL HAVING fingerprint IS NULL OR count(*) > 1""",
+    ),
+    Check(
+        "D112",
+        "every verdict has a known status and names a finding some run raised",
+        f"""SELECT v.verdict_id, v.fingerprint, v.status FROM verdicts v
+            WHERE v.status NOT IN ({", ".join(repr(s) for s in schema.VERDICT_STATUSES)})
+               OR NOT EXISTS (SELECT 1 FROM findings f WHERE f.fingerprint = v.fingerprint)""",
+    ),
 )
 
 

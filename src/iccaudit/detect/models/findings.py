@@ -165,7 +165,19 @@ def build_findings(
     out.loc[cooling, "title_en"] = "Liquid cooling price per kW above peers (model)"
     out["source_row"] = out["source_row"].astype("Int64")
     out["item_id"] = out["item_id"].astype("Int64")
+    out["rule_version"] = settings_version(settings)
+    out["fingerprint"] = None  # the store computes it, as for the rules' findings
     return out[cols]
+
+
+def settings_version(settings: ModelSettings) -> str:
+    """A short hash of the models' settings: the ``rule_version`` of their findings."""
+    import hashlib
+    import json
+
+    # keys sorted: the same settings written in another order are the same version
+    text = json.dumps(settings.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def _group_zh(group: str) -> str:

@@ -113,6 +113,27 @@ class Rule(_Strict):
         return self._path
 
     @property
+    def version(self) -> str:
+        """A short hash of what decides the rule's hits and money: the view, ``where``,
+        ``applies``, ``excess``, ``score`` (as their parsed SQL, so layout and comments do not
+        count; thresholds are literals inside them) and ``implicates``. Titles, description,
+        messages, evidence, severity and tests are left out: rewording a rule keeps the
+        verdicts on its findings, changing its logic does not."""
+        import hashlib
+        import json
+
+        c = self.compiled
+        logic = {
+            "view": self.view,
+            **{name: None if tree is None else tree.sql(dialect="duckdb")
+               for name, tree in (("where", c.where), ("applies", c.applies),
+                                  ("excess", c.excess), ("score", c.score))},
+            "implicates": self.implicates,
+        }
+        text = json.dumps(logic, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+    @property
     def compiled(self) -> CompiledRule:
         """The checked expressions (set by the loader)."""
         if self._compiled is None:

@@ -276,6 +276,8 @@ def _findings(rule: Rule, hits: pd.DataFrame, run_id: str) -> pd.DataFrame:
         "message": zh.astype(object),
         "message_en": en.astype(object),
         "evidence": hits["__evidence"].astype(object),
+        "rule_version": [rule.version] * n,
+        "fingerprint": [None] * n,  # the store computes it when the run is written
     })
     return frame.reset_index(drop=True)
 

@@ -133,3 +133,10 @@ def test_findings_on_guarani_lines_speak_guarani(tmp_path):
     for message, message_en, evidence, money in rows:
         assert "¥" not in message + (message_en or "") and "PYG" in message
         assert json.loads(evidence)["currency"] == "PYG" and money is None
+
+
+def test_a_flat_table_with_an_ocid_column_is_not_ocds(files, read):
+    rows = [{"ocid": "ocds-x-1", "item_name": "GPU服务器", "quantity": 2, "unit_price": 1300000}]
+    body = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n"
+    batch = read(files.raw("flat.jsonl", body.encode()))
+    assert batch.files.iloc[0]["format"] == "jsonl" and batch.n_items == 1

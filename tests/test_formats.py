@@ -87,3 +87,20 @@ def test_ocds_repeats_are_one_item():
     assert batch.n_items == ingest([CSV]).n_items
     assert set(batch.non_items["kind"]) == {"repeat"}
     assert batch.items["currency"].eq("CNY").all()
+
+
+def test_lines_in_another_currency_leave_the_yuan_findings_alone(csv_findings, tmp_path):
+    """Scored beside guaraní lines (OCDS, no rate table), the tender's findings are its own:
+    peers, reference prices and the models' groups never mix currencies."""
+    paraguay = Path(__file__).resolve().parent / "fixtures" / "ocds_paraguay"
+    db = tmp_path / "mixed.duckdb"
+    run_score(ScoreOptions(paths=[CSV, paraguay], db=db, seed=0))
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT detector, line_no, mechanism, severity, "
+                           "round(est_excess_cny) FROM findings WHERE source_file = ?",
+                           [str(CSV)]).fetchall()
+        foreign = con.execute("SELECT count(*) FROM findings f JOIN line_items li "
+                              "USING (run_id, item_id) WHERE li.currency = 'PYG' "
+                              "AND f.est_excess_cny IS NOT NULL").fetchone()
+    assert set(rows) == csv_findings
+    assert foreign == (0,)

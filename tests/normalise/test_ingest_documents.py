@@ -203,3 +203,23 @@ def test_nothing_readable_says_what_was_found(files, tmp_path):
     message = str(err.value)
     assert "no tender files found" not in message
     assert "2 file(s) found, none readable" in message and "unsupported file type .doc" in message
+
+
+def test_unruled_pdf_table_by_its_text_alignment(files, read):
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=9)
+    pdf.add_page()
+    pdf.cell(0, 8, "Tender ID: TD-9", new_x="LMARGIN", new_y="NEXT")
+    rows = [["No.", "Item Name", "Model", "Quantity", "Unit Price"],
+            ["1", "GPU server", "H20", "2", "1300000"], ["2", "Switch", "QM9700", "1", "300000"],
+            ["3", "Cable", "MCP4Y10", "40", "5000"]]
+    with pdf.table(borders_layout="NONE") as t:  # no rules: columns by alignment only
+        for row in rows:
+            r = t.row()
+            for v in row:
+                r.cell(v)
+    batch = read(files.raw("u.pdf", bytes(pdf.output())))
+    items = batch.items
+    assert items["model"].tolist() == ["H20", "QM9700", "MCP4Y10"]
+    assert items["unit_price_cny"].tolist() == [1300000.0, 300000.0, 5000.0]
+    assert items["tender_id"].unique().tolist() == ["TD-9"]

@@ -121,3 +121,22 @@ def test_foreign_currency_is_never_yuan_in_a_run(tmp_path):
     assert money is None  # no guaraní counted as yuan
     assert warned >= 3  # each reference-price rule says what it could not evaluate
     assert skipped == (3,)  # two releases without awarded items, the attribution
+
+
+def test_findings_on_guarani_lines_speak_guarani(tmp_path):
+    db = tmp_path / "f.duckdb"
+    run_score(ScoreOptions(paths=[PARAGUAY / "record-274231.json"], db=db, seed=0))
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT message, message_en, evidence, est_excess_cny "
+                           "FROM findings").fetchall()
+    assert rows  # the two identical modem lines
+    for message, message_en, evidence, money in rows:
+        assert "¥" not in message + (message_en or "") and "PYG" in message
+        assert json.loads(evidence)["currency"] == "PYG" and money is None
+
+
+def test_a_flat_table_with_an_ocid_column_is_not_ocds(files, read):
+    rows = [{"ocid": "ocds-x-1", "item_name": "GPU服务器", "quantity": 2, "unit_price": 1300000}]
+    body = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n"
+    batch = read(files.raw("flat.jsonl", body.encode()))
+    assert batch.files.iloc[0]["format"] == "jsonl" and batch.n_items == 1

@@ -2,7 +2,9 @@
 
 Such a line keeps its currency (no rate table converted it), so an overpayment estimated on
 it is in that currency too: it is never added to the yuan totals. Its ``est_excess_cny`` is
-left empty and the evidence says the amount and its currency.
+left empty, the evidence says the amount and its currency, and its messages show its amounts
+with their currency code instead of ¥. Rules that compare with the yuan reference book run on
+the lines in yuan only (:func:`compares_with_reference`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ def money_in_yuan_only(con: duckdb.DuckDBPyConnection, findings: pd.DataFrame) -
     body = rows["evidence"].astype(str).str.slice(1)
     out.loc[hit, "evidence"] = (head + np.where(body.str.strip() == "}", "", ",") + body).values
     out.loc[hit, "est_excess_cny"] = None
+    # the messages name the amounts of such a line in its currency, not in yuan
+    for cur in sorted(set(code)):
+        rows_of = out.index[np.flatnonzero(hit)[(code == cur).to_numpy()]]
+        for col in ("message", "message_en"):
+            if col in out:
+                text = out.loc[rows_of, col].astype("string")
+                out.loc[rows_of, col] = (
+                    text.str.replace("¥", f"{cur} ", regex=False).astype(object).values)
     return out
 
 

@@ -28,6 +28,9 @@ from iccaudit.read.cells import objects_to_columns
 #: item attributes (``items[].attributes[]``: name, value) come after them under their names.
 COLUMNS = ["tender_id", "project_name", "line_no", "item_name", "quantity", "unit",
            "unit_price", "currency", "supplier", "date", "classification"]
+#: Keys of a release or record beside its ocid.
+_OCDS_KEYS = ("tag", "initiationType", "awards", "contracts", "releases", "compiledRelease",
+              "tender", "planning")
 #: The non-item kind of a repeated publication of an item.
 REPEAT = "repeat"
 
@@ -36,7 +39,9 @@ def looks_like_ocds(doc: object) -> bool:
     """A release or record package, a release, or a record (by the keys OCDS requires)."""
     if not isinstance(doc, dict):
         return False
-    if "ocid" in doc and isinstance(doc.get("ocid"), str):
+    # a release or record: an ocid and what only OCDS has beside it (a flat table of line
+    # items may well have an "ocid" column)
+    if isinstance(doc.get("ocid"), str) and any(k in doc for k in _OCDS_KEYS):
         return True
     for key in ("releases", "records"):
         items = doc.get(key)

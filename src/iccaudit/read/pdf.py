@@ -48,7 +48,7 @@ def read_pdf(path: Path, data: bytes) -> ReadResult:
             any_text = any_text or bool(page.chars)
             if not page.chars:
                 continue
-            found = page.find_tables(_LINES) or page.find_tables(_TEXT)
+            found = page.find_tables(_LINES) or _text_tables(page)
             found = sorted(found, key=lambda t: (t.bbox[1], t.bbox[0]))
             for k, table in enumerate(found):
                 rows = [[clean(c) for c in r] for r in table.extract()]
@@ -72,6 +72,27 @@ def read_pdf(path: Path, data: bytes) -> ReadResult:
         raise FileReadError("cannot read: no table in the PDF")
     title = "\n".join(t for t in prose if t)
     return ReadResult("pdf", None, joined_tables(pieces, title, "table"))
+
+
+def _text_tables(page: Page) -> list[Any]:
+    """Unruled tables, by the alignment of their text. pdfplumber puts a table's right edge
+    at the right end of its right-aligned values, cutting a wider header ("Unit Pric" + "e"):
+    the table is found again with its last edge moved past the text of its rows."""
+    found = page.find_tables(_TEXT)
+    out = []
+    for table in found:
+        xs = sorted({round(c[0], 2) for c in table.cells} | {round(c[2], 2) for c in table.cells})
+        x0, top, x1, bottom = table.bbox
+        right = max((c["x1"] for c in page.chars if top <= c["top"] and c["bottom"] <= bottom
+                     and c["x0"] >= x0), default=x1)
+        if right <= x1 + 0.5:
+            out.append(table)
+            continue
+        settings = {**_TEXT, "vertical_strategy": "explicit",
+                    "explicit_vertical_lines": [*xs[:-1], right + 0.5]}
+        again = page.crop((x0, top, min(page.width, right + 1), bottom)).find_tables(settings)
+        out.extend(again or [table])
+    return out
 
 
 def _locked(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:

@@ -4,7 +4,8 @@
 and shape the ingest handles: CSV UTF-8 / BOM / GB18030, TSV, XLSX with title blocks, merged
 cells, two sheets and note sheets, Parquet, JSON, JSONL), ``out/labels.csv`` (file, sheet,
 line_no, mechanism, novel, note) and ``out/lookalikes.csv`` (legitimate lines that resemble a
-scheme and must not be flagged). ``write_large_csv(out, rows, seed)`` writes one large CSV of
+scheme and must not be flagged), and ``out/formats/`` (the first CSV tender again as Word, PDF,
+HTML and OCDS). ``write_large_csv(out, rows, seed)`` writes one large CSV of
 exactly ``rows`` line items with the same schemes at low rates.
 
 One numpy Generator seeded once drives everything; the same seed gives byte-identical files.

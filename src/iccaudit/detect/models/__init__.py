@@ -120,6 +120,12 @@ def read_items(
                f"{_quote(c)}" for c in text if c not in NUMERIC_COLUMNS]
     numeric = [c for c in ("item_id", *NUMERIC_COLUMNS) if c in types]
     text = [c for c in text if c not in NUMERIC_COLUMNS]
+    if "currency" in types and "category" in text:
+        # lines priced in another currency are peers of lines in that currency only: their
+        # category carries it ("other PYG"), and such a category has the default features
+        select[select.index(_quote("category"))] = (
+            "CASE WHEN coalesce(\"currency\", 'CNY') = 'CNY' THEN \"category\" ELSE "
+            "coalesce(\"category\", 'other') || ' ' || \"currency\" END AS \"category\"")
     # Streamed in batches into one array per column: the text never exists as whole string
     # columns (a code per line and the distinct values instead), and the numbers land in
     # their final arrays (no chunked table, no second copy). No ORDER BY: the scorer orders

@@ -11,8 +11,11 @@ import pandas as pd
 import pyarrow as pa
 
 from iccaudit.core import schema
+from iccaudit.enrich.fallback import fallback_step, normalise_step
+from iccaudit.enrich.lexicon import Lexicon
+from iccaudit.enrich.lexicon_check import load_lexicon
 from iccaudit.enrich.reference import Reference, load_reference, load_reference_tables
-from iccaudit.enrich.views import view_statements
+from iccaudit.enrich.views import PYTHON_STEPS, default_lexicon, view_statements
 
 _SOURCE = "_incoming_line_items"
 #: The name a statement creates.
@@ -113,6 +116,7 @@ def build_sandbox(
     memory_limit: str | None = None,
     temp_directory: Path | None = None,
     raw: bool = True,
+    lexicon: Lexicon | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with this run's lines, the reference book and the views.
 
@@ -140,6 +144,9 @@ def build_sandbox(
         Keep each line's ``raw`` JSON in ``items`` and ``line_items``. The pipeline leaves it
         out when no rule of the run reads it: it is the widest column (a third of the bytes
         of 1 M generated lines) and nothing else in the sandbox uses it.
+    lexicon
+        The recognition lexicon; default: ``<reference_dir>/../lexicon`` when that folder
+        exists, else the bundled pack's (:func:`iccaudit.core.paths.lexicon_dir`).
 
     Returns
     -------
@@ -153,12 +160,15 @@ def build_sandbox(
     ------
     iccaudit.enrich.ReferenceError
         A reference file is invalid (one line with file:line).
+    iccaudit.enrich.LexiconError
+        The lexicon is invalid (every problem with file:line).
     ValueError
         ``line_items`` lacks a column, repeats an ``item_id`` or leaves a required column
         empty; ``database`` is an existing, non-empty file.
     """
     sandbox = Sandbox(line_items, reference_dir, reference=reference, database=database,
-                      memory_limit=memory_limit, temp_directory=temp_directory, raw=raw)
+                      memory_limit=memory_limit, temp_directory=temp_directory, raw=raw,
+                      lexicon=lexicon)
     return sandbox.finish()
 
 
@@ -174,8 +184,12 @@ class Sandbox:
     def __init__(self, line_items: LineSource, reference_dir: Path, *,
                  reference: Reference | None = None, database: Path | None = None,
                  memory_limit: str | None = None, temp_directory: Path | None = None,
-                 raw: bool = True) -> None:
+                 raw: bool = True, lexicon: Lexicon | None = None) -> None:
         ref = reference if reference is not None else load_reference(Path(reference_dir))
+        if lexicon is None:
+            beside = Path(reference_dir).parent / "lexicon"
+            lexicon = load_lexicon(beside) if beside.is_dir() else default_lexicon()
+        self.lexicon = lexicon
         self.con = _connect(database, memory_limit, temp_directory)
         self.built: list[str] = []
         try:
@@ -185,7 +199,7 @@ class Sandbox:
             source = _typed_source(self.con, line_items)
             load_reference_tables(self.con, ref)
             self._columns = [c for c in schema.columns("line_items") if raw or c != "raw"]
-            self._statements = list(view_statements(ref, source, self._columns))
+            self._statements = list(view_statements(ref, source, self._columns, lexicon))
         except BaseException:
             self.close()
             raise
@@ -229,6 +243,11 @@ class Sandbox:
         self.con.execute(statement)
         if made := _MADE.match(statement):
             self.built.append(made.group(1))
+            step = PYTHON_STEPS.get(made.group(1))
+            if step == "normalise":
+                self.built += normalise_step(self.con, self.lexicon)
+            elif step == "fallback":
+                self.built += fallback_step(self.con, self.lexicon)
 
     def close(self) -> None:
         self.con.close()

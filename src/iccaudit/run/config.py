@@ -1,5 +1,5 @@
-"""What produced a run: the rule files, reference book, detector settings and column mapping
-it used, each with its SHA-256 and text, stored in the run's ``run_config`` rows.
+"""What produced a run: the rule files, reference book, recognition lexicon, detector
+settings and column mapping it used, each with its SHA-256 and text, stored in the run's ``run_config`` rows.
 
 :func:`snapshot` reads the files once, when the run starts; :meth:`ConfigSnapshot.frame`
 gives the rows to store under the run's id. The record is the truth of the run, including
@@ -25,6 +25,11 @@ def reference_dir_used() -> Path:
     """The reference book a run's sandbox loads: the bundled pack's (``$ICCAUDIT_RULES``
     honoured), whatever ``--rules`` says."""
     return reference_dir(bundled_rules_dir())
+
+
+def lexicon_dir_used() -> Path:
+    """The recognition lexicon a run's sandbox loads: beside the reference book it uses."""
+    return reference_dir_used().parent / "lexicon"
 
 
 def models_config_used(config: Path | None) -> Path:
@@ -76,12 +81,16 @@ def snapshot(rule_dirs: Iterable[Path], *, models: bool, models_config: Path | N
     run), the reference book, the detector settings when the models run, the mapping when
     one is given. A file that cannot be read is left out (its loader reports it)."""
     from iccaudit.detect.rules.ruleset import rule_files
+    from iccaudit.enrich.lexicon import lexicon_files
 
     found: list[tuple[str, Path, Path]] = []  # kind, root, file
     for folder in map(Path, rule_dirs):
         found += [("rules", folder.parent, f) for f in rule_files([folder])]
     ref = reference_dir_used()
     found += [("reference", ref, f) for f in sorted(ref.glob("*.y*ml"))]
+    lex = lexicon_dir_used()
+    if lex.is_dir():
+        found += [("lexicon", lex, f) for f in lexicon_files(lex)]
     if models:
         settings = models_config_used(models_config)
         found.append(("models", settings.parent, settings))

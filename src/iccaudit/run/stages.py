@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iccaudit import __version__
-from iccaudit.run.config import ConfigSnapshot, reference_dir_used, snapshot
+from iccaudit.run.config import ConfigSnapshot, lexicon_dir_used, reference_dir_used, snapshot
 from iccaudit.run.options import DetectOptions, RunError, ScoreResult, make_run_id
 from iccaudit.run.resources import memory_limit
 
@@ -83,6 +83,14 @@ class Run:
                                f"--skip-invalid:\n{listing}", exit_code=3)
             warnings.append(f"SKIPPING {len(ruleset.invalid_ids)} invalid rule(s) because of "
                             f"--skip-invalid:\n{listing}")
+        from iccaudit.enrich.lexicon import LexiconError
+        from iccaudit.enrich.lexicon_check import load_lexicon
+
+        try:  # nothing is scored with a half-loaded lexicon
+            load_lexicon(lexicon_dir_used())
+        except LexiconError as exc:
+            raise RunError(f"{exc}\n(iccaudit rules validate lists the problems)",
+                           exit_code=3) from None
         config = snapshot(rule_dirs, models=opts.models, models_config=opts.models_config,
                           mapping=mapping)
         return cls(opts, rule_dirs, ruleset, config, warnings)

@@ -21,6 +21,7 @@ SELECT {line_columns},
     l.brand_tier, l.basis_price_cny, l.ref_low_cny, l.ref_high_cny, l.ref_peak_cny,
     l.ref_source, l.ratio_to_ref_high, l.ratio_to_ref_low, l.line_value_share,
     l.tender_total_cny, l.peer_price_cny, l.peer_basis, l.peer_key,
+    l.recognised_by, l.model_confidence,
     CASE WHEN l.export_control_date IS NOT NULL AND l.purchase_date IS NOT NULL
          THEN l.purchase_date >= l.export_control_date END AS after_export_control,
     date_diff('day', l.manufacture_date, l.purchase_date) AS manufacture_age_days,

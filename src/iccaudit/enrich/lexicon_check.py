@@ -97,10 +97,13 @@ def check_lexicon(lex: Lexicon,
             problems.append(Problem(c.path, c.line, f"concept {c.id}: no terms or patterns"))
     con = duckdb.connect(":memory:")
     try:
+        sound = []
         for c in lex.concepts.values():
-            problems += _pattern_problems(con, c)
-        if not problems:
-            problems += _example_problems(con, list(lex.concepts.values()))
+            found = _pattern_problems(con, c)
+            problems += found
+            if not found:
+                sound.append(c)
+        problems += _example_problems(con, sound)  # a broken pattern cannot run its examples
     finally:
         con.close()
     if norm_examples:
@@ -135,7 +138,7 @@ def _load(folder: Path, stamp: tuple[tuple[str, int, int], ...]) -> Lexicon:
         if path.suffix != ".csv":
             reader.read(path)
     lex = reader.build(folder, digest.hexdigest())
-    problems = reader.problems or check_lexicon(lex, reader.norm_examples)
+    problems = reader.problems + check_lexicon(lex, reader.norm_examples)
     if problems:
         raise LexiconError(problems)
     return lex

@@ -56,6 +56,8 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         p = Path(p)
+        if (p if p.is_dir() else p.parent).name in NON_RULE_DIRS:
+            continue  # the reference book and the lexicon have loaders of their own
         if p.is_dir():
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p).parts

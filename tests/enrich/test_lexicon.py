@@ -44,7 +44,7 @@ def test_bundled_lexicon_loads_with_every_required_concept():
 
 
 def test_broken_pattern_is_refused_with_file_and_line(lexicon_copy):
-    line = _edit(lexicon_copy / "shell.yaml", "patterns: [", "patterns: ['(?=lookahead)', ")
+    line = _edit(lexicon_copy / "shell.yaml", "      # (1) ", "      - '(?=lookahead)'\n      # (1) ")
     with pytest.raises(LexiconError) as exc:
         load_lexicon(lexicon_copy)
     [problem] = exc.value.problems
@@ -136,7 +136,7 @@ def test_a_run_refuses_a_broken_lexicon_and_stores_a_sound_one(tmp_path, monkeyp
         stored = con.execute("SELECT path FROM run_config WHERE kind = 'lexicon' "
                              "ORDER BY path").fetchall()
     assert ("shell.yaml",) in stored and ("normalise.yaml",) in stored
-    _edit(pack / "lexicon" / "shell.yaml", "patterns: [", "patterns: ['(?=x)', ")
+    _edit(pack / "lexicon" / "shell.yaml", "      # (1) ", "      - '(?=x)'\n      # (1) ")
     bad = runner.invoke(cli, ["score", str(sample), "--db", str(tmp_path / "b.duckdb"),
                               "--no-models", "-q"])
     assert bad.exit_code == 3 and "broken pattern" in bad.output

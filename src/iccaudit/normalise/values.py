@@ -61,9 +61,12 @@ _CAP_VALUE = (
 # Cooling wording is the strongest evidence of the capacity a cooling line is priced by;
 # power wording next; a bare "500 kW" last. The label (or a non-digit) before the number
 # makes sure it does not start inside another number.
+_COOLING_LABEL = r"(?:制冷量|制冷能力|冷量|散热量|散热能力|冷却能力|换热量|cooling\s*capacity)"
 _CAP_TEXT_RES = (
-    r"(?:制冷量|制冷能力|冷量|散热量|散热能力|冷却能力|换热量|cooling\s*capacity)[^\d\n]{0,8}?"
-    + _CAP_VALUE,
+    _COOLING_LABEL + r"[^\d\n]{0,8}?" + _CAP_VALUE,
+    # the unit in brackets before the number: "额定制冷量(kW)：450"
+    _COOLING_LABEL + r"\s*[(（\[]\s*(?P<unit>kw|千瓦|mw|兆瓦|usrt|rt|美国冷吨|冷吨)\s*[)）\]]"
+    r"\s*[:：=]?\s*(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)",
     r"(?:功率|容量|负荷|负载|capacity|power)[^\d\n]{0,8}?" + _CAP_VALUE,
     r"(?:^|[^\d.,])" + _CAP_VALUE,
 )

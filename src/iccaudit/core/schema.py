@@ -274,9 +274,25 @@ class LineFact(_Record):
     peer_median: float | None = Field(None, description="items.peer_median")
 
 
+#: What recognised a line's category: the lexicon, the learned fallback, or nothing.
+RecognisedBy = Literal["lexicon", "model", "none"]
+
+
+class LineRecognition(_Record):
+    """How the run understood one line: by the lexicon (``rules/lexicon/``), by the learned
+    fallback's guess, or not at all. The recognition coverage (``recognition_coverage``
+    view, the summary, the report, ``iccaudit lexicon gaps``) is read from these rows."""
+
+    run_id: str
+    item_id: int
+    recognised_by: RecognisedBy = Field(description="items.recognised_by")
+    category: str | None = Field(None, description="items.category")
+    model_confidence: float | None = Field(None, description="items.model_confidence")
+
+
 #: What a ``run_config`` row records: a rule file, a reference file, the detector settings,
 #: the column mapping, or the whole configuration (``pack``: one row per run).
-ConfigKind = Literal["pack", "rules", "reference", "models", "mapping"]
+ConfigKind = Literal["pack", "rules", "reference", "lexicon", "models", "mapping"]
 
 
 class RunConfig(_Record):
@@ -333,6 +349,7 @@ TABLES: dict[str, type[_Record]] = {
     "files": FileRecord,
     "line_items": LineItem,
     "line_facts": LineFact,
+    "line_recognition": LineRecognition,
     "rejects": Reject,
     "non_items": NonItem,
     "rule_runs": RuleRun,

@@ -25,6 +25,20 @@ def line_facts_sql() -> str:
     return f"SELECT {cols} FROM items"
 
 
+def _with_run_id(table: pa.Table, run_id: str) -> pa.Table:
+    indices: pa.Array = pa.array(np.zeros(table.num_rows, dtype=np.int8))
+    ids = pa.DictionaryArray.from_arrays(indices, pa.array([run_id], pa.string()))
+    return table.add_column(0, "run_id", ids)
+
+
+def line_recognition(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
+    """The ``line_recognition`` rows of a built sandbox: how each line was recognised."""
+    fields = schema.LineRecognition.model_fields
+    cols = ", ".join(f'CAST("{name}" AS {schema.sql_type(f.annotation)}) AS "{name}"'
+                     for name, f in fields.items() if name != "run_id")
+    return _with_run_id(fetch_arrow(con, f"SELECT {cols} FROM items"), run_id)
+
+
 def line_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
     """The ``line_facts`` rows of a built sandbox, as an Arrow table the store writes as is.
 

@@ -39,7 +39,7 @@ REQUIRED: dict[str, str] = {
         "retrofit", "service", "head", "module", "server", "rack_noun", "network", "card",
         "liquid", "storage", "rack", "gpu_hint", "gpu_evidence", "domestic", "refurbished",
         "used_condition", "used_text", "new_condition", "new_text", "shell", "assembled",
-        "cold_plate", "immersion", "capacity_total")},
+        "cold_plate", "immersion", "capacity_total", "other_goods")},
     "servers_count": "capture", "cards_plain": "capture", "cards_chinese": "numbers",
     "card_vendor": "words", "card_noun": "words", "card_noun_lead": "words",
     "card_units": "words", "lump_units": "words",

@@ -144,6 +144,7 @@ class Run:
 
         from iccaudit.detect.rules.runner import run_rules
         from iccaudit.enrich import Sandbox, line_facts
+        from iccaudit.enrich.facts import line_recognition
 
         models = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models")
                   if self.opts.models else None)
@@ -170,7 +171,8 @@ class Run:
             rules_done.set_result(findings)
             # written while the models finish (10 M lines: a second); theirs come last
             self.write_in_background({"findings": findings,
-                                      "line_facts": line_facts(con, self.run_id)})
+                                      "line_facts": line_facts(con, self.run_id),
+                                      "line_recognition": line_recognition(con, self.run_id)})
             self._written_findings = len(findings)
             if scoring is not None:
                 model_findings, model_runs = scoring.result()

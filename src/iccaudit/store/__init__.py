@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from iccaudit.core import schema
+from iccaudit.store.coverage import COVERAGE_VIEW
 from iccaudit.core.duck import fetch_arrow, fetch_frame  # noqa: F401 - re-exported
 
 
@@ -61,6 +62,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         )
     for table in schema.TABLES:
         con.execute(schema.ddl(table))
+    con.execute(COVERAGE_VIEW)
     if row is None:
         con.execute(
             "INSERT INTO iccaudit_meta VALUES ('schema_version', ?)", [str(schema.SCHEMA_VERSION)]
@@ -102,6 +104,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
                     stmt = f'ALTER TABLE {table} ADD COLUMN "{name}" {schema.sql_type(field.annotation)}'
                     con.execute(stmt)
                     done.append(stmt)
+        con.execute(COVERAGE_VIEW)
         con.execute(META_DDL)
         con.execute(
             "INSERT OR REPLACE INTO iccaudit_meta VALUES ('schema_version', ?)",

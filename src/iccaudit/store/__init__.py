@@ -14,8 +14,8 @@ from typing import Any
 import duckdb
 
 from iccaudit.core import schema
-from iccaudit.store.coverage import COVERAGE_VIEW
 from iccaudit.core.duck import fetch_arrow, fetch_frame  # noqa: F401 - re-exported
+from iccaudit.store.coverage import COVERAGE_VIEW
 
 
 class StoreError(Exception):

@@ -8,6 +8,8 @@ each named and typed like the ``items`` column it copies.
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -50,3 +52,30 @@ def line_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
     ids = pa.DictionaryArray.from_arrays(indices,
                                          pa.array([run_id], pa.string()))
     return table.add_column(0, "run_id", ids)
+
+
+def recognition_summary(con: duckdb.DuckDBPyConnection, largest: int = 5) -> dict[str, Any]:
+    """How much of the sandbox's lines the lexicon recognised: lines and money unknown
+    (``recognised_by = 'none'``) or model-only, and the largest unrecognised lines."""
+    row = con.execute("""
+        SELECT count(*),
+            count(*) FILTER (WHERE recognised_by = 'none'),
+            count(*) FILTER (WHERE recognised_by = 'model'),
+            coalesce(sum(abs(line_total_cny)), 0),
+            coalesce(sum(abs(line_total_cny)) FILTER (WHERE recognised_by = 'none'), 0),
+            coalesce(sum(abs(line_total_cny)) FILTER (WHERE recognised_by = 'model'), 0)
+        FROM items""").fetchall()[0]
+    lines, unknown, model, money, money_unknown, money_model = row
+    top = con.execute(f"""
+        SELECT source_file, line_no, item_name, recognised_by, category, model_confidence,
+            abs(coalesce(line_total_cny, 0)) AS money_cny
+        FROM items WHERE recognised_by <> 'lexicon'
+        ORDER BY money_cny DESC, source_file, line_no LIMIT {int(largest)}""").fetchall()
+    keys = ("source_file", "line_no", "item_name", "recognised_by", "category",
+            "model_confidence", "money_cny")
+    return {
+        "lines": int(lines), "lines_unknown": int(unknown), "lines_model_only": int(model),
+        "money_cny": float(money), "money_unknown_cny": float(money_unknown),
+        "money_model_only_cny": float(money_model),
+        "largest_unrecognised": [dict(zip(keys, r, strict=True)) for r in top],
+    }

@@ -47,6 +47,7 @@ def summary_dict(result: Any) -> dict[str, Any]:
         "errors": list(result.errors),
         "warnings": list(result.warnings),
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "recognition": getattr(result, "coverage", None) or {},
     }
 
 
@@ -85,7 +86,19 @@ def print_summary(result: Any, fmt: str = "table") -> None:
     for sev in reversed(SEVERITIES):
         table.add_row(f"findings: {sev}", f"{data['findings_by_severity'][sev]:,}")
     table.add_row("est. money at risk (CNY)", f"¥{data['est_excess_cny']:,.0f}")
+    cov = data["recognition"]
+    if cov.get("lines"):
+        money = cov["money_cny"] or 1.0
+        for label, n, m in (("unknown", cov["lines_unknown"], cov["money_unknown_cny"]),
+                            ("model-only", cov["lines_model_only"],
+                             cov["money_model_only_cny"])):
+            table.add_row(f"lines not recognised by the lexicon: {label}",
+                          f"{n:,} ({n / cov['lines']:.1%} of lines, {m / money:.1%} of money)")
     out.print(table)
+    for line in cov.get("largest_unrecognised", []):
+        err.print(f"not recognised ({line['recognised_by']}): {line['source_file']} line "
+                  f"{line['line_no']} {line['item_name']!r} ¥{line['money_cny']:,.0f} "
+                  "(iccaudit lexicon gaps lists them all)", highlight=False, soft_wrap=True)
     # Rules not evaluated are each a problem to fix; small model peer groups are expected in
     # small batches, so they are counted here and listed in the rule_runs table.
     for ne in data["not_evaluated"]:

@@ -55,6 +55,7 @@ class Run:
         self.config = config
         self.warnings = warnings
         self.timings: dict[str, float] = {}
+        self.coverage: dict[str, Any] = {}
         self.run_id = ""
         self.inputs: list[dict[str, str]] = []
         self.findings: pd.DataFrame | None = None
@@ -144,7 +145,7 @@ class Run:
 
         from iccaudit.detect.rules.runner import run_rules
         from iccaudit.enrich import Sandbox, line_facts
-        from iccaudit.enrich.facts import line_recognition
+        from iccaudit.enrich.facts import line_recognition, recognition_summary
 
         models = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models")
                   if self.opts.models else None)
@@ -163,6 +164,7 @@ class Run:
                 scoring = models.submit(self._models, cursor, rules_done.result)
             con = sandbox.finish()
             self.timings["enrich_s"] = time.perf_counter() - t0
+            self.coverage = recognition_summary(con)
             if after_enrich is not None:
                 self.write_in_background(after_enrich)
             t0 = time.perf_counter()
@@ -216,7 +218,8 @@ class Run:
         assert self.findings is not None and self.rule_runs is not None
         return ScoreResult(run_id=self.run_id, db=db, run=self.record, files=files,
                            rule_runs=self.rule_runs, findings=self.findings, skipped=skipped,
-                           errors=errors, warnings=self.warnings, timings=self.timings)
+                           errors=errors, warnings=self.warnings, timings=self.timings,
+                           coverage=self.coverage)
 
     # ------------------------------------------------------------------ helpers
 

@@ -112,3 +112,10 @@ def test_coverage_in_summary_view_and_gaps(tmp_path):
         ("Mellanox QM9790", 1, 1_200_000), ("某某设备", 2, 550_000)]
     table = runner.invoke(cli, ["lexicon", "gaps", "--db", str(db), "--lines"])
     assert "2 unknown and 1 model-only line(s) of 4" in table.output
+    out = tmp_path / "r.html"
+    reported = runner.invoke(cli, ["report", "--db", str(db), "--out", str(out), "--lang", "en"])
+    assert reported.exit_code == 0, reported.output
+    html = out.read_text(encoding="utf-8")
+    assert ('<p id="recognition">unknown: 2 lines (50.0%), ¥550,000 (8.4%) · model-only: 1 lines '
+            "(25.0%), ¥1,200,000 (18.3%)</p>") in html
+    assert "Mellanox QM9790" in html

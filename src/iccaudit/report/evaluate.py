@@ -27,7 +27,6 @@ from typing import Any
 
 from iccaudit.core.schema import MECHANISMS, SEVERITY_RANK
 
-
 #: z of a two-sided 95 % interval.
 Z95 = 1.959963984540054
 

@@ -141,3 +141,42 @@ def test_a_run_refuses_a_broken_lexicon_and_stores_a_sound_one(tmp_path, monkeyp
                               "--no-models", "-q"])
     assert bad.exit_code == 3 and "broken pattern" in bad.output
     assert not (tmp_path / "b.duckdb").exists()
+
+
+def test_the_worked_example_of_docs_rules(tmp_path, monkeypatch):
+    """docs/rules.md: a line gaps lists as unknown, two general rules added, the shell found."""
+    tender = tmp_path / "清单.csv"
+    tender.write_text("序号,货物名称,品牌,规格型号,技术参数,数量,单位,单价\n"
+                      "1,GPU服务器,浪潮,NF5688M7,8*H100 SXM5,2,台,2400000\n"
+                      "2,算力整柜,某某科技,ZG-8000,国产算力平台，展陈件，不上电,4,台,1500000\n",
+                      encoding="utf-8")
+    pack = tmp_path / "pack"
+    shutil.copytree(RULES, pack, ignore=shutil.ignore_patterns("conftest.py", "__pycache__"))
+    monkeypatch.setenv("ICCAUDIT_RULES", str(pack))
+    runner = CliRunner()
+
+    def score(db: str) -> list[tuple[str, str]]:
+        out = runner.invoke(cli, ["score", str(tender), "--db", str(tmp_path / db),
+                                  "--no-models", "-q"])
+        assert out.exit_code == 0, out.output
+        import duckdb
+
+        with duckdb.connect(str(tmp_path / db), read_only=True) as con:
+            return con.execute("SELECT detector, line_no FROM findings").fetchall()
+
+    assert score("before.duckdb") == []
+    gaps = runner.invoke(cli, ["lexicon", "gaps", "--db", str(tmp_path / "before.duckdb")])
+    assert "1 unknown and 0 model-only line(s) of 2 (55.6%" in gaps.output
+    assert "算力整柜" in gaps.output and "none" in gaps.output
+    docs = (RULES.parent / "docs" / "rules.md").read_text(encoding="utf-8")
+    edits = [("category.yaml", r"patterns: ['\bnodes?\b', '\bdgx\b']",
+              r"patterns: ['\bnodes?\b', '\bdgx\b', '算力\s*(?:整柜|单元|底座)']"),
+             ("shell.yaml", "不能加电, 无法开机, 不能开机, 仅包装",
+              "不能加电, 无法开机, 不能开机, 展陈, 不上电, 不通电, 仅包装"),
+             ("shell.yaml", "空机壳交付, 仅交付包装, chassis-only",
+              "空机壳交付, 仅交付包装, 展陈件（不上电）, chassis-only")]
+    for name, old, new in edits:
+        assert "+" + " " * 4 in docs and new.split(", ")[-2] in docs  # the diff shows it
+        _edit(pack / "lexicon" / name, old, new)
+    assert runner.invoke(cli, ["rules", "validate", str(pack / "lexicon")]).exit_code == 0
+    assert score("after.duckdb") == [("domestic-shell-wording", "2")]

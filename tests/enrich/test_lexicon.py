@@ -15,6 +15,7 @@ from iccaudit.enrich.lexicon import REQUIRED, LexiconError
 from iccaudit.enrich.lexicon_check import load_lexicon
 from iccaudit.enrich.textnorm import fold
 from iccaudit.normalise import values
+from tests.enrich.conftest import line
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 LEXICON = RULES / "lexicon"
@@ -180,3 +181,10 @@ def test_the_worked_example_of_docs_rules(tmp_path, monkeypatch):
         _edit(pack / "lexicon" / name, old, new)
     assert runner.invoke(cli, ["rules", "validate", str(pack / "lexicon")]).exit_code == 0
     assert score("after.duckdb") == [("domestic-shell-wording", "2")]
+
+
+def test_a_vendor_word_does_not_hide_the_longer_alias(sandbox):
+    con = sandbox([line("加速卡", 200_000, model="NVIDIA H100 PCIe 80GB", unit="张"),
+                   line("加速卡", 200_000, model="NVIDIA H100 80GB", unit="张")])
+    got = con.execute("SELECT accel_model FROM items ORDER BY item_id").fetchall()
+    assert got == [("H100PCIe",), ("H100",)]

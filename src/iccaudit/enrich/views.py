@@ -90,7 +90,7 @@ def _vocabulary(lexicon: Lexicon, aliases: Sequence[str]) -> dict[str, SqlValue]
     alias_list = list(aliases)
     vendors, nouns = lexicon.words("card_vendor"), lexicon.words("card_noun")
     values.update(
-        accel_alias=vocab.accel_regex(alias_list),
+        accel_alias=vocab.accel_regex(alias_list, vendors),
         cards_times=vocab.cards_times_regex(alias_list, vendors, nouns),
         times_cards=vocab.times_cards_regex(alias_list, lexicon.words("card_noun_lead")),
         max_cards_per_unit=vocab.MAX_CARDS_PER_UNIT,

@@ -30,12 +30,18 @@ def alternation(aliases: Sequence[str]) -> str:
     return "|".join(alias_regex(a) for a in unique)
 
 
-def accel_regex(aliases: Sequence[str]) -> str:
+def accel_regex(aliases: Sequence[str], vendors: Sequence[str] = ()) -> str:
     """Whole-token alias match; group 1 is the alias as written.
 
     Token edges are non-alphanumerics, plus "8x" before an alias ("8xH100") and "x8" after it.
+    A vendor word before the alias (``vendors``: "NVIDIA H100 PCIe") is read outside the
+    group, so that the longest alias after it wins over an alias that begins with the vendor
+    ("nvidia h100").
     """
-    return r"(?:^|[^a-z0-9]|\dx)(" + alternation(aliases) + r")(?:$|[^a-z0-9]|x\d)"
+    vendor = ("(?:(?:" + "|".join(alias_regex(v) for v in vendors) + r")[\s\-_]*)?"
+              if vendors else "")
+    return (r"(?:^|[^a-z0-9]|\dx)" + vendor + "(" + alternation(aliases)
+            + r")(?:$|[^a-z0-9]|x\d)")
 
 
 def cards_times_regex(aliases: Sequence[str], vendors: Sequence[str],

@@ -97,6 +97,12 @@ def test_coverage_in_summary_view_and_gaps(tmp_path):
     assert (summary["lines"], summary["lines_unknown"], summary["lines_model_only"]) == (4, 2, 1)
     assert summary["money_unknown_cny"] == 550_000
     assert summary["largest_unrecognised"][0]["money_cny"] == 1_200_000
+    [per_file] = summary["files"]
+    assert (per_file["lines"], per_file["lines_unknown"], per_file["lines_model_only"]) == (4, 2, 1)
+    table = runner.invoke(cli, ["score", str(tmp_path / "t.csv"), "--db",
+                                str(tmp_path / "g.duckdb"), "--no-models", "-q"])
+    assert "not recognised: unknown" in table.output
+    assert "2 unknown, 1 model-only of 4 lines (26.7% of its money" in table.output
     with duckdb.connect(str(db), read_only=True) as con:
         run = con.execute("SELECT scope, lines, lines_unknown, lines_model_only, money_cny, "
                           "share_money_unknown FROM recognition_coverage "

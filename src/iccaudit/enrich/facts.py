@@ -56,7 +56,8 @@ def line_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
 
 def recognition_summary(con: duckdb.DuckDBPyConnection, largest: int = 5) -> dict[str, Any]:
     """How much of the sandbox's lines the lexicon recognised: lines and money unknown
-    (``recognised_by = 'none'``) or model-only, and the largest unrecognised lines."""
+    (``recognised_by = 'none'``) or model-only, the files with such lines, and the largest
+    unrecognised lines."""
     row = con.execute("""
         SELECT count(*),
             count(*) FILTER (WHERE recognised_by = 'none'),
@@ -71,6 +72,17 @@ def recognition_summary(con: duckdb.DuckDBPyConnection, largest: int = 5) -> dic
             abs(coalesce(line_total_cny, 0)) AS money_cny
         FROM items WHERE recognised_by <> 'lexicon'
         ORDER BY money_cny DESC, source_file, line_no LIMIT {int(largest)}""").fetchall()
+    files = con.execute("""
+        SELECT source_file, count(*) AS lines,
+            count(*) FILTER (WHERE recognised_by = 'none') AS lines_unknown,
+            count(*) FILTER (WHERE recognised_by = 'model') AS lines_model_only,
+            coalesce(sum(abs(line_total_cny)) FILTER (WHERE recognised_by <> 'lexicon'), 0)
+                / nullif(sum(abs(line_total_cny)), 0) AS share_money_not_lexicon
+        FROM items GROUP BY source_file
+        HAVING count(*) FILTER (WHERE recognised_by <> 'lexicon') > 0
+        ORDER BY share_money_not_lexicon DESC NULLS LAST, source_file""").fetchall()
+    file_keys = ("source_file", "lines", "lines_unknown", "lines_model_only",
+                 "share_money_not_lexicon")
     keys = ("source_file", "line_no", "item_name", "recognised_by", "category",
             "model_confidence", "money_cny")
     return {
@@ -78,4 +90,5 @@ def recognition_summary(con: duckdb.DuckDBPyConnection, largest: int = 5) -> dic
         "money_cny": float(money), "money_unknown_cny": float(money_unknown),
         "money_model_only_cny": float(money_model),
         "largest_unrecognised": [dict(zip(keys, r, strict=True)) for r in top],
+        "files": [dict(zip(file_keys, r, strict=True)) for r in files],
     }

@@ -92,9 +92,15 @@ def print_summary(result: Any, fmt: str = "table") -> None:
         for label, n, m in (("unknown", cov["lines_unknown"], cov["money_unknown_cny"]),
                             ("model-only", cov["lines_model_only"],
                              cov["money_model_only_cny"])):
-            table.add_row(f"lines not recognised by the lexicon: {label}",
+            table.add_row(f"not recognised: {label}",
                           f"{n:,} ({n / cov['lines']:.1%} of lines, {m / money:.1%} of money)")
     out.print(table)
+    for f in cov.get("files", []):
+        share = f["share_money_not_lexicon"] or 0.0
+        err.print(f"coverage: {f['source_file']}: {f['lines_unknown']} unknown, "
+                  f"{f['lines_model_only']} model-only of {f['lines']} lines "
+                  f"({share:.1%} of its money not recognised by the lexicon)",
+                  highlight=False, soft_wrap=True)
     for line in cov.get("largest_unrecognised", []):
         err.print(f"not recognised ({line['recognised_by']}): {line['source_file']} line "
                   f"{line['line_no']} {line['item_name']!r} ¥{line['money_cny']:,.0f} "

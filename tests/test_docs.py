@@ -50,7 +50,8 @@ def help_examples() -> list[tuple[str, str]]:
 
     commands = [[], ["score"], ["rescore"], ["samples"], ["evaluate"], ["report"], ["export"],
                 ["doctor"], ["rules", "list"], ["rules", "validate"], ["rules", "test"],
-                ["rules", "explain"], ["runs"], ["runs", "list"], ["runs", "diff"]]
+                ["rules", "explain"], ["runs"], ["runs", "list"], ["runs", "diff"],
+                ["lexicon"], ["lexicon", "gaps"]]
     found = []
     for cmd in commands:
         text = CliRunner().invoke(cli, [*cmd, "--help"]).output

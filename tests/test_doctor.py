@@ -52,6 +52,9 @@ def test_healthy_database_passes(tmp_path):
         # a run that says it stored its facts (a config row) but has none for its lines
         ("INSERT INTO run_config VALUES ('r1', 'pack', NULL, '', 'x', '')", "D110"),
         ("INSERT INTO line_facts (run_id, item_id) VALUES ('ghost', 1)", "D107"),
+        # recognition for a line the run does not have
+        ("INSERT INTO line_recognition VALUES ('r1', 999, 'none', 'other', 0.1)", "D113"),
+        ("INSERT INTO line_recognition VALUES ('ghost', 1, 'none', 'other', 0.1)", "D107"),
     ],
 )
 def test_broken_invariants_are_reported(tmp_path, tamper, code):

@@ -111,3 +111,26 @@ def test_evaluate_is_a_quality_gate(corpus, tmp_path):
     gate = CliRunner().invoke(cli, [*base, "--labels", str(missed), "--fail-under-recall", "1.0"])
     assert gate.exit_code == 4
     assert "quality floor not met: recall of duplicate_line" in gate.output
+
+
+def test_wilson_interval_matches_known_values_and_widens_on_few_lines():
+    from iccaudit.report.evaluate import wilson
+
+    assert wilson(0, 0) is None
+    lo, hi = wilson(5, 10)
+    assert round(lo, 4) == 0.2366 and round(hi, 4) == 0.7634
+    lo, hi = wilson(10, 10)
+    assert round(lo, 4) == 0.7225 and hi == 1.0
+    few, many = wilson(19, 20), wilson(1900, 2000)
+    assert few[1] - few[0] > 5 * (many[1] - many[0])  # 20 lines are not 2,000
+
+
+def test_evaluate_json_gives_each_figure_its_interval_and_lines():
+    from iccaudit.report.evaluate import Evaluation, MechanismScore
+
+    ev = Evaluation("r", "medium", [MechanismScore("used_as_new", 8, 10, 8)], 49, 49, 5, 5)
+    m = ev.to_dict()["mechanisms"][0]
+    assert (m["recall_n"], m["precision_n"]) == (8, 10)
+    assert m["recall_ci95"][1] == 1.0 and 0.6 < m["recall_ci95"][0] < 0.7
+    assert 0.49 < m["precision_ci95"][0] < 0.5 and 0.94 < m["precision_ci95"][1] < 0.95
+    assert ev.to_dict()["overall_precision_ci95"][0] > 0.92

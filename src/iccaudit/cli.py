@@ -494,6 +494,47 @@ def runs_diff(run_a: str | None, run_b: str | None, db: Path, fmt: str) -> None:
     _print_frame(frame, fmt)
 
 
+@cli.group()
+def lexicon() -> None:
+    """What the recognition lexicon (rules/lexicon/) did not understand.
+
+    \b
+    Example:
+      iccaudit lexicon gaps --db findings.duckdb
+    """
+
+
+@lexicon.command("gaps")
+@click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True)
+@click.option("--run", "run_id", default=None, help="Run to read (default: the latest).")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--lines", is_flag=True, help="List the lines, not the distinct wordings.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def lexicon_gaps(db: Path, run_id: str | None, limit: int, lines: bool, fmt: str) -> None:
+    """The wordings the lexicon did not recognise (unknown, or only guessed by the learned
+    fallback), largest money first: the words to add to rules/lexicon/ (docs/rules.md).
+
+    \b
+    Example:
+      iccaudit lexicon gaps --db findings.duckdb --limit 10
+    """
+    from iccaudit.report.gaps import lexicon_gaps as find_gaps
+    from iccaudit.store import StoreError
+
+    try:
+        run, cov, frame = find_gaps(db, run_id, limit, lines)
+    except StoreError as exc:
+        _fail(str(exc))
+    if fmt == "table" and len(cov):
+        c = cov.iloc[0]
+        click.echo(f"run {run}: {int(c['lines_unknown'])} unknown and "
+                   f"{int(c['lines_model_only'])} model-only line(s) of {int(c['lines'])} "
+                   f"({(c['share_money_unknown'] or 0):.1%} and "
+                   f"{(c['share_money_model_only'] or 0):.1%} of the money)")
+    _print_frame(frame, fmt)
+
+
 def _print_frame(frame: pd.DataFrame, fmt: str) -> None:
     import pandas as pd
 

@@ -109,8 +109,8 @@ def test_placeholders_outside_strings_and_comments_in_one_pass():
 @pytest.mark.parametrize(("text", "message"), [
     ("SELECT $nope", r"parameter \$nope"),
     ("SELECT {nope}", r"slot \{nope\}"),
-    ("SELECT @fold(a, b)", "takes 1 argument"),
-    ("SELECT @fold(lower(a)", "unclosed"),
+    ("SELECT @says(a, b)", "takes 3 argument"),
+    ("SELECT @says(lower(a)", "unclosed"),
 ])
 def test_placeholders_without_a_value_are_errors(text, message):
     with pytest.raises(SqlTemplateError, match=message):
@@ -119,9 +119,10 @@ def test_placeholders_without_a_value_are_errors(text, message):
 
 def test_macro_arguments_keep_their_parentheses_commas_and_strings(reference):
     params = enrich_views.parameters(reference)
-    out = expand("@fold(concat_ws(' | ', model, spec))", params, {})
-    assert out.count("lower(concat_ws(' | ', model, spec))") == 3
-    assert literal(params["fullwidth"]) in out and "{expr}" not in out
+    out = expand("@says(concat_ws(' | ', model, spec), $shell, $shell_not)", params, {})
+    assert out.count("concat_ws(' | ', model, spec)") == 1
+    assert literal(params["shell"]) in out and literal(params["shell_not"]) in out
+    assert "{text}" not in out
 
 
 def _copy_reference(tmp_path: Path) -> Path:

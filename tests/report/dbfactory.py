@@ -242,17 +242,20 @@ def build_fixture_db(path: Path) -> Path:
 
 
 def stored_facts(run_id: str, line_items: pd.DataFrame) -> dict[str, object]:
-    """The ``line_facts`` and ``run_config`` rows ``score`` would store for these lines with
-    the bundled rule pack."""
+    """The ``line_facts``, ``line_recognition`` and ``run_config`` rows ``score`` would store
+    for these lines with the bundled rule pack."""
     from iccaudit.core.paths import bundled_rules_dir
     from iccaudit.detect.rules.ruleset import resolve_rule_dirs
     from iccaudit.enrich import build_sandbox, line_facts
+    from iccaudit.enrich.facts import line_recognition
     from iccaudit.run.config import reference_dir_used, snapshot
 
     con = build_sandbox(line_items, reference_dir_used())
     try:
         facts = line_facts(con, run_id)
+        recognition = line_recognition(con, run_id)
     finally:
         con.close()
     used = snapshot(resolve_rule_dirs(bundled_rules_dir(), []), models=True, models_config=None)
-    return {"line_facts": facts, "run_config": used.frame(run_id)}
+    return {"line_facts": facts, "line_recognition": recognition,
+            "run_config": used.frame(run_id)}

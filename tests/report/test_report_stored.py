@@ -106,7 +106,7 @@ def test_run_config_records_every_file_with_its_hash_and_text(two_runs):
     finally:
         con.close()
     kinds = {r[0] for r in rows}
-    assert kinds == {"pack", "rules", "reference"}  # no models (--no-models), no mapping
+    assert kinds == {"pack", "rules", "reference", "lexicon"}  # no models, no mapping
     bundled = bundled_rules_dir().resolve()
     ref = [r for r in rows if r[0] == "reference"]
     assert {r[2] for r in ref} >= {"accelerators.yaml", "cooling.yaml", "assembly.yaml",
@@ -119,7 +119,10 @@ def test_run_config_records_every_file_with_its_hash_and_text(two_runs):
         assert Path(root).is_relative_to(bundled)
     rules = [r for r in rows if r[0] == "rules"]
     assert len(rules) >= 10 and all(r[2].endswith(".yaml") for r in rules)
-    assert not any(r[2].startswith("reference/") or r[2] == "models.yaml" for r in rules)
+    assert not any(r[2].startswith(("reference/", "lexicon/")) or r[2] == "models.yaml"
+                   for r in rules)
+    lexicon = {r[2] for r in rows if r[0] == "lexicon"}
+    assert {"shell.yaml", "normalise.yaml", "training.csv"} <= lexicon
     pack = next(r for r in rows if r[0] == "pack")
     manifest = "".join(sorted(f"{k}\t{p}\t{s}\n" for k, _, p, s, _ in rows if k != "pack"))
     assert pack[4] == manifest and pack[3] == hashlib.sha256(manifest.encode()).hexdigest()

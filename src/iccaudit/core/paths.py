@@ -28,6 +28,11 @@ def reference_dir(rules_dir: Path | None = None) -> Path:
     return (rules_dir or bundled_rules_dir()) / "reference"
 
 
+def lexicon_dir(rules_dir: Path | None = None) -> Path:
+    """The recognition lexicon that belongs to a rule pack: ``<rules>/lexicon``."""
+    return (rules_dir or bundled_rules_dir()) / "lexicon"
+
+
 def models_config() -> Path:
     """Default detector settings."""
     return bundled_rules_dir() / "models.yaml"

@@ -289,6 +289,22 @@ class LineFact(_Record):
     peer_median: float | None = Field(None, description="items.peer_median")
 
 
+#: What recognised a line's category: the lexicon, the learned fallback, or nothing.
+RecognisedBy = Literal["lexicon", "model", "none"]
+
+
+class LineRecognition(_Record):
+    """How the run understood one line: by the lexicon (``rules/lexicon/``), by the learned
+    fallback's guess, or not at all. The recognition coverage (``recognition_coverage``
+    view, the summary, the report, ``iccaudit lexicon gaps``) is read from these rows."""
+
+    run_id: str
+    item_id: int
+    recognised_by: RecognisedBy = Field(description="items.recognised_by")
+    category: str | None = Field(None, description="items.category")
+    model_confidence: float | None = Field(None, description="items.model_confidence")
+
+
 #: What a reviewer concluded about a finding.
 VERDICT_STATUSES: tuple[str, ...] = ("confirmed", "dismissed", "needs-info")
 VerdictStatus = Literal["confirmed", "dismissed", "needs-info"]
@@ -331,7 +347,7 @@ class Suppression(_Record):
 
 #: What a ``run_config`` row records: a rule file, a reference file, the detector settings,
 #: the column mapping, the currency rate table, or the whole configuration (``pack``: one row per run).
-ConfigKind = Literal["pack", "rules", "reference", "models", "mapping", "rates"]
+ConfigKind = Literal["pack", "rules", "reference", "lexicon", "models", "mapping", "rates"]
 
 
 class RunConfig(_Record):
@@ -388,6 +404,7 @@ TABLES: dict[str, type[_Record]] = {
     "files": FileRecord,
     "line_items": LineItem,
     "line_facts": LineFact,
+    "line_recognition": LineRecognition,
     "rejects": Reject,
     "non_items": NonItem,
     "rule_runs": RuleRun,

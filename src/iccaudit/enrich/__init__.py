@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from iccaudit.enrich.facts import line_facts
+    from iccaudit.enrich.lexicon import Lexicon, LexiconError
+    from iccaudit.enrich.lexicon_check import load_lexicon
     from iccaudit.enrich.reference import Reference, ReferenceError, load_reference
     from iccaudit.enrich.sandbox import Sandbox, build_sandbox
 
-__all__ = ["Reference", "ReferenceError", "Sandbox", "build_sandbox", "line_facts", "load_reference"]
+__all__ = ["Lexicon", "LexiconError", "Reference", "ReferenceError", "Sandbox", "build_sandbox",
+           "line_facts", "load_lexicon", "load_reference"]
 
 # Imported on first use (PEP 562): ``rules validate`` needs only the data dictionary, and
 # pandas/duckdb/pydantic would add half a second to its start-up.
@@ -28,6 +31,9 @@ _LAZY = {
     "build_sandbox": "iccaudit.enrich.sandbox",
     "Sandbox": "iccaudit.enrich.sandbox",
     "line_facts": "iccaudit.enrich.facts",
+    "Lexicon": "iccaudit.enrich.lexicon",
+    "LexiconError": "iccaudit.enrich.lexicon",
+    "load_lexicon": "iccaudit.enrich.lexicon_check",
 }
 
 

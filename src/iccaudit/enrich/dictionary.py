@@ -154,6 +154,12 @@ _ITEMS_EXTRA: dict[str, Column] = {
     "peer_key": C("VARCHAR", "what counts as the same product for peers: accel_model, else "
                   "the model column, else the item name (lower case, no spaces or -_/)",
                   "同类标识"),
+    "recognised_by": C("VARCHAR", "what recognised the category: lexicon (rules/lexicon/), "
+                       "model (the learned fallback's guess for a line the lexicon does not "
+                       "recognise) or none (category other, not understood)", "识别来源"),
+    "model_confidence": C("DOUBLE", "the fallback's probability for its best category, for "
+                          "lines the lexicon does not recognise; NULL otherwise",
+                          "模型置信度"),
     "peer_count": C("BIGINT", "lines of the batch with the same category, peer_key and "
                     "peer_basis and a positive peer price, the line itself included",
                     "同类行数(含本行)"),

@@ -8,6 +8,8 @@ each named and typed like the ``items`` column it copies.
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -25,6 +27,20 @@ def line_facts_sql() -> str:
     return f"SELECT {cols} FROM items"
 
 
+def _with_run_id(table: pa.Table, run_id: str) -> pa.Table:
+    indices: pa.Array = pa.array(np.zeros(table.num_rows, dtype=np.int8))
+    ids = pa.DictionaryArray.from_arrays(indices, pa.array([run_id], pa.string()))
+    return table.add_column(0, "run_id", ids)
+
+
+def line_recognition(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
+    """The ``line_recognition`` rows of a built sandbox: how each line was recognised."""
+    fields = schema.LineRecognition.model_fields
+    cols = ", ".join(f'CAST("{name}" AS {schema.sql_type(f.annotation)}) AS "{name}"'
+                     for name, f in fields.items() if name != "run_id")
+    return _with_run_id(fetch_arrow(con, f"SELECT {cols} FROM items"), run_id)
+
+
 def line_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
     """The ``line_facts`` rows of a built sandbox, as an Arrow table the store writes as is.
 
@@ -36,3 +52,43 @@ def line_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
     ids = pa.DictionaryArray.from_arrays(indices,
                                          pa.array([run_id], pa.string()))
     return table.add_column(0, "run_id", ids)
+
+
+def recognition_summary(con: duckdb.DuckDBPyConnection, largest: int = 5) -> dict[str, Any]:
+    """How much of the sandbox's lines the lexicon recognised: lines and money unknown
+    (``recognised_by = 'none'``) or model-only, the files with such lines, and the largest
+    unrecognised lines."""
+    row = con.execute("""
+        SELECT count(*),
+            count(*) FILTER (WHERE recognised_by = 'none'),
+            count(*) FILTER (WHERE recognised_by = 'model'),
+            coalesce(sum(abs(line_total_cny)), 0),
+            coalesce(sum(abs(line_total_cny)) FILTER (WHERE recognised_by = 'none'), 0),
+            coalesce(sum(abs(line_total_cny)) FILTER (WHERE recognised_by = 'model'), 0)
+        FROM items""").fetchall()[0]
+    lines, unknown, model, money, money_unknown, money_model = row
+    top = con.execute(f"""
+        SELECT source_file, line_no, item_name, recognised_by, category, model_confidence,
+            abs(coalesce(line_total_cny, 0)) AS money_cny
+        FROM items WHERE recognised_by <> 'lexicon'
+        ORDER BY money_cny DESC, source_file, line_no LIMIT {int(largest)}""").fetchall()
+    files = con.execute("""
+        SELECT source_file, count(*) AS lines,
+            count(*) FILTER (WHERE recognised_by = 'none') AS lines_unknown,
+            count(*) FILTER (WHERE recognised_by = 'model') AS lines_model_only,
+            coalesce(sum(abs(line_total_cny)) FILTER (WHERE recognised_by <> 'lexicon'), 0)
+                / nullif(sum(abs(line_total_cny)), 0) AS share_money_not_lexicon
+        FROM items GROUP BY source_file
+        HAVING count(*) FILTER (WHERE recognised_by <> 'lexicon') > 0
+        ORDER BY share_money_not_lexicon DESC NULLS LAST, source_file""").fetchall()
+    file_keys = ("source_file", "lines", "lines_unknown", "lines_model_only",
+                 "share_money_not_lexicon")
+    keys = ("source_file", "line_no", "item_name", "recognised_by", "category",
+            "model_confidence", "money_cny")
+    return {
+        "lines": int(lines), "lines_unknown": int(unknown), "lines_model_only": int(model),
+        "money_cny": float(money), "money_unknown_cny": float(money_unknown),
+        "money_model_only_cny": float(money_model),
+        "largest_unrecognised": [dict(zip(keys, r, strict=True)) for r in top],
+        "files": [dict(zip(file_keys, r, strict=True)) for r in files],
+    }

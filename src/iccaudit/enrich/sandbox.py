@@ -12,8 +12,11 @@ import pandas as pd
 import pyarrow as pa
 
 from iccaudit.core import schema
+from iccaudit.enrich.fallback import fallback_step, normalise_step
+from iccaudit.enrich.lexicon import Lexicon
+from iccaudit.enrich.lexicon_check import load_lexicon
 from iccaudit.enrich.reference import Reference, load_reference, load_reference_tables
-from iccaudit.enrich.views import view_statements
+from iccaudit.enrich.views import PYTHON_STEPS, default_lexicon, view_statements
 
 _SOURCE = "_incoming_line_items"
 #: The name a statement creates.
@@ -121,6 +124,7 @@ def build_sandbox(
     temp_directory: Path | None = None,
     raw: bool = True,
     price_date: dt.date | None = None,
+    lexicon: Lexicon | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with this run's lines, the reference book and the views.
 
@@ -151,6 +155,9 @@ def build_sandbox(
     price_date
         The date lines without one (no line date, no dated line in their tender) are priced
         at against the dated reference (``prices.yaml``). Default: each series' last point.
+    lexicon
+        The recognition lexicon; default: ``<reference_dir>/../lexicon`` when that folder
+        exists, else the bundled pack's (:func:`iccaudit.core.paths.lexicon_dir`).
 
     Returns
     -------
@@ -164,13 +171,15 @@ def build_sandbox(
     ------
     iccaudit.enrich.ReferenceError
         A reference file is invalid (one line with file:line).
+    iccaudit.enrich.LexiconError
+        The lexicon is invalid (every problem with file:line).
     ValueError
         ``line_items`` lacks a column, repeats an ``item_id`` or leaves a required column
         empty; ``database`` is an existing, non-empty file.
     """
     sandbox = Sandbox(line_items, reference_dir, reference=reference, database=database,
                       memory_limit=memory_limit, temp_directory=temp_directory, raw=raw,
-                      price_date=price_date)
+                      price_date=price_date, lexicon=lexicon)
     return sandbox.finish()
 
 
@@ -186,8 +195,13 @@ class Sandbox:
     def __init__(self, line_items: LineSource, reference_dir: Path, *,
                  reference: Reference | None = None, database: Path | None = None,
                  memory_limit: str | None = None, temp_directory: Path | None = None,
-                 raw: bool = True, price_date: dt.date | None = None) -> None:
+                 raw: bool = True, price_date: dt.date | None = None,
+                 lexicon: Lexicon | None = None) -> None:
         ref = reference if reference is not None else load_reference(Path(reference_dir))
+        if lexicon is None:
+            beside = Path(reference_dir).parent / "lexicon"
+            lexicon = load_lexicon(beside) if beside.is_dir() else default_lexicon()
+        self.lexicon = lexicon
         self.con = _connect(database, memory_limit, temp_directory)
         self.built: list[str] = []
         try:
@@ -197,7 +211,8 @@ class Sandbox:
             source = _typed_source(self.con, line_items)
             load_reference_tables(self.con, ref)
             self._columns = [c for c in schema.columns("line_items") if raw or c != "raw"]
-            self._statements = list(view_statements(ref, source, self._columns, price_date))
+            self._statements = list(view_statements(
+                ref, source, self._columns, price_date=price_date, lexicon=lexicon))
         except BaseException:
             self.close()
             raise
@@ -241,6 +256,11 @@ class Sandbox:
         self.con.execute(statement)
         if made := _MADE.match(statement):
             self.built.append(made.group(1))
+            step = PYTHON_STEPS.get(made.group(1))
+            if step == "normalise":
+                self.built += normalise_step(self.con, self.lexicon)
+            elif step == "fallback":
+                self.built += fallback_step(self.con, self.lexicon)
 
     def close(self) -> None:
         self.con.close()

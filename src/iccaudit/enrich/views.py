@@ -4,8 +4,10 @@ Each table or view is one file (``sql/<name>.sql``, its comments say what it hol
 is built the way it is); repeated sub-expressions are macros (``sql/macros/``). This module
 only gives them their values (see :mod:`iccaudit.enrich.sqlfiles`): the parameters, from the
 reference book's ``params.yaml`` (:data:`iccaudit.enrich.reference.ENRICH_PARAMS`) and the
-recognition vocabulary (:mod:`iccaudit.enrich.vocab`, the accelerator aliases of the
-reference book), and the slots, from the schema's columns.
+recognition lexicon (``rules/lexicon/``, :mod:`iccaudit.enrich.lexicon`; the accelerator
+aliases of the reference book), and the slots, from the schema's columns. Two steps are
+Python, run by the sandbox (:data:`PYTHON_STEPS`): the texts' normalisation and the learned
+fallback for texts the lexicon does not recognise.
 
 All steps are set-at-a-time. Recognition (regular expressions, reference prices, brand,
 peer key) runs once per distinct text of the six text columns (``_text_class``); the
@@ -36,7 +38,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from iccaudit.core.paths import lexicon_dir
 from iccaudit.enrich import units, vocab
+from iccaudit.enrich.lexicon import Lexicon
+from iccaudit.enrich.lexicon_check import load_lexicon
 from iccaudit.enrich.reference import Reference
 from iccaudit.enrich.sqlfiles import SqlValue, literal, render
 
@@ -49,6 +54,9 @@ STEPS = ("_li", "_text_keys", "_items_text", "_items_accel", "_items_class", "_t
          "_tender_mainstream")
 PUBLIC = ("items", "line_items", "tender_assemblies", "serial_reuse", "duplicate_lines",
           "tender_compute")
+
+#: Python steps of the sandbox: run right after the statement that makes the named step.
+PYTHON_STEPS = {"_text_keys": "normalise", "_items_class": "fallback"}
 
 #: Columns the figures' inner SELECT (``sql/macros/figures.sql``) makes, and its outer one: a
 #: carried column of the same name is the same value.
@@ -72,25 +80,26 @@ _RECOGNISED = ("text", "accel_model", "accel_vendor", "is_domestic", "export_con
                "cards_per_unit", "condition_class", "condition_conflict", "cooling_type",
                "shell_wording", "spec_says_assembled", "is_lump_sum", "brand_canonical",
                "brand_tier", "ref_low_cny", "ref_high_cny", "ref_peak_cny", "ref_source",
-               "peer_key")
+               "peer_key", "recognised_by", "model_confidence")
 
 
-def _vocabulary(aliases: Sequence[str]) -> dict[str, SqlValue]:
-    """The ``$name`` values of the recognition vocabulary: each pattern, word list and bound
-    of :mod:`iccaudit.enrich.vocab` under its name in lower case, and the patterns made from
-    them and from the accelerator ``aliases``."""
-    values: dict[str, SqlValue] = {
-        name.lower(): value for name, value in vars(vocab).items()
-        if name.isupper() and not name.startswith("_") and isinstance(value, str | int | tuple)
-    }
+def default_lexicon() -> Lexicon:
+    """The lexicon of the bundled rule pack (``$ICCAUDIT_RULES`` honoured)."""
+    return load_lexicon(lexicon_dir())
+
+
+def _vocabulary(lexicon: Lexicon, aliases: Sequence[str]) -> dict[str, SqlValue]:
+    """The ``$name`` values of the recognition vocabulary: each concept of the lexicon (see
+    :meth:`Lexicon.sql_params`), and the patterns made from its words and the accelerator
+    ``aliases``."""
+    values: dict[str, SqlValue] = dict(lexicon.sql_params())
     alias_list = list(aliases)
+    vendors, nouns = lexicon.words("card_vendor"), lexicon.words("card_noun")
     values.update(
-        fullwidth_class="[" + vocab.FULLWIDTH + "]",
-        used_condition_or_refurbished=vocab.USED_CONDITION + "|" + vocab.REFURBISHED,
-        used_text_or_refurbished=vocab.USED_TEXT + "|" + vocab.REFURBISHED,
-        accel_alias=vocab.accel_regex(alias_list),
-        cards_times=vocab.cards_times_regex(alias_list),
-        times_cards=vocab.times_cards_regex(alias_list),
+        accel_alias=vocab.accel_regex(alias_list, vendors),
+        cards_times=vocab.cards_times_regex(alias_list, vendors, nouns),
+        times_cards=vocab.times_cards_regex(alias_list, lexicon.words("card_noun_lead")),
+        max_cards_per_unit=vocab.MAX_CARDS_PER_UNIT,
         accel_categories=ACCEL_CATEGORIES,
     )
     return values
@@ -106,12 +115,13 @@ _UNIT_FACTORS: dict[str, SqlValue] = {
 _LATEST_POINT = dt.date(9999, 12, 30)
 
 
-def parameters(ref: Reference, price_date: dt.date | None = None) -> dict[str, SqlValue]:
+def parameters(ref: Reference, price_date: dt.date | None = None,
+               lexicon: Lexicon | None = None) -> dict[str, SqlValue]:
     """Every ``$name`` value of the SQL files: the reference book's enrich parameters, the
-    vocabulary (no name is both), and the run's price date for undated lines
+    vocabulary of the lexicon (no name is both), and the run's price date for undated lines
     (``default_price_date``; the last point of each series when ``price_date`` is None)."""
     aliases = [a for acc in ref.accelerators.accelerators for a in acc.aliases]
-    words = _vocabulary(aliases)
+    words = _vocabulary(lexicon or default_lexicon(), aliases)
     reference = ref.enrich_params()
     both = words.keys() & reference.keys()
     if both:
@@ -128,7 +138,8 @@ def _carry(columns: Sequence[tuple[str, str]], made: frozenset[str], alias: str 
 
 
 def view_statements(ref: Reference, source: str, line_item_columns: Sequence[str],
-                    price_date: dt.date | None = None) -> list[str]:
+                    price_date: dt.date | None = None,
+                    lexicon: Lexicon | None = None) -> list[str]:
     """The statements that build the sandbox's tables and views, in dependency order.
 
     ``source`` is a FROM item (a table name or a parenthesised SELECT) giving the run's line
@@ -136,13 +147,14 @@ def view_statements(ref: Reference, source: str, line_item_columns: Sequence[str
     (distinct integers); it is read twice: once for the few columns enrich computes on, once
     for the final ``items`` table. ``price_date``: the date undated lines are priced at.
     """
-    params = parameters(ref, price_date)
+    lexicon = lexicon or default_lexicon()
+    params = parameters(ref, price_date, lexicon)
     carry = [("li", c) for c in line_item_columns] + [("c", c) for c in _RECOGNISED]
     slots: dict[str, dict[str, str]] = {
         "_li": {"source": source},
         "_items_class": {"cards_chinese": " ".join(
             f"WHEN contains(text, {literal(k)}) THEN {literal(v)}"
-            for k, v in vocab.CARDS_CHINESE.items())},
+            for k, v in lexicon.numbers("cards_chinese"))},
         "_lines": {"carry_inner": "", "carry_outer": ""},
         "items": {"source": source,
                   "line_columns": ",\n    ".join(f'l."{c}"' for c in line_item_columns),
@@ -159,6 +171,7 @@ def view_statements(ref: Reference, source: str, line_item_columns: Sequence[str
     # its build sides and the new table at once are the memory peak of enrich), the rest
     # after. items' joins go in the order written (see sql/items.sql).
     early_drops = ["DROP VIEW _items_class", "DROP VIEW _items_accel", "DROP VIEW _items_text",
+                   "DROP TABLE _text_model", "DROP TABLE _text_norm",
                    "DROP TABLE _li", "DROP TABLE _lines"]
     late_drops = [f"DROP TABLE {t}" for t in ("_tender_mainstream", "_peer_near", "_peer_stats",
                                               "_tender_load", "_td", "_text_capacity",

@@ -62,7 +62,8 @@ MONEY_FIELDS = ("unit_price_cny", "total_cny")
 
 _BRACKETS = re.compile(r"[(\[【{<]([^)\]】}>]*)[)\]】}>]")
 _MONEY_UNITS = {"亿元": 1e8, "万元": 1e4, "千元": 1e3, "元": 1.0, "rmb": 1.0, "cny": 1.0}
-_CAP_UNITS = {"mw": 1000.0, "兆瓦": 1000.0, "kw": 1.0, "千瓦": 1.0, "w": 0.001, "瓦": 0.001}
+_CAP_UNITS = {"mw": 1000.0, "兆瓦": 1000.0, "kw": 1.0, "千瓦": 1.0, "w": 0.001, "瓦": 0.001,
+              "rt": 3.517, "冷吨": 3.517}
 _PFLOPS_UNITS = {"eflops": 1000.0, "ef": 1000.0, "e": 1000.0, "pflops": 1.0, "pf": 1.0,
                  "p": 1.0, "tflops": 0.001, "tf": 0.001, "t": 0.001}
 # Substring matching is only for short Chinese headers; long cells are data or title text.

@@ -47,20 +47,26 @@ _MONEY_RE = (
 _QTY_RE = rf"(?i)^(?P<sign>[-+])?(?P<num>{_NUM})(?P<unit>[^\d\s.,:;/\\|()+-]{{1,6}})?$"
 _MULT = {"万": 1e4, "亿": 1e8, "千": 1e3}
 
-_CAP_UNITS = {"kw": 1.0, "千瓦": 1.0, "mw": 1000.0, "兆瓦": 1000.0, "w": 0.001, "瓦": 0.001}
-_CAP_COL_RE = rf"^(?P<sign>[-+])?(?P<num>{_NUM})(?P<unit>kw|千瓦|mw|兆瓦|w|瓦)?$"
+# the power units of rules/lexicon/units.yaml (a test holds them equal); 1 RT = 3.517 kW
+_CAP_UNITS = {"kw": 1.0, "千瓦": 1.0, "mw": 1000.0, "兆瓦": 1000.0, "w": 0.001, "瓦": 0.001,
+              "rt": 3.517, "冷吨": 3.517, "美国冷吨": 3.517, "usrt": 3.517}
+_CAP_COL_RE = (rf"^(?P<sign>[-+])?(?P<num>{_NUM})"
+               r"(?P<unit>kw|千瓦|mw|兆瓦|usrt|rt|美国冷吨|冷吨|w|瓦)?$")
 # A number not starting inside another ("1,000kW" is 1000, never "000kW"), then a power unit
 # not followed by a letter ("kWh" is energy).
 _CAP_VALUE = (
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*"
-    r"(?P<unit>kw|千瓦|mw|兆瓦)(?:[^a-z]|$)"
+    r"(?P<unit>kw|千瓦|mw|兆瓦|usrt|rt|美国冷吨|冷吨)(?:[^a-z]|$)"
 )
 # Cooling wording is the strongest evidence of the capacity a cooling line is priced by;
 # power wording next; a bare "500 kW" last. The label (or a non-digit) before the number
 # makes sure it does not start inside another number.
+_COOLING_LABEL = r"(?:制冷量|制冷能力|冷量|散热量|散热能力|冷却能力|换热量|cooling\s*capacity)"
 _CAP_TEXT_RES = (
-    r"(?:制冷量|制冷能力|冷量|散热量|散热能力|冷却能力|换热量|cooling\s*capacity)[^\d\n]{0,8}?"
-    + _CAP_VALUE,
+    _COOLING_LABEL + r"[^\d\n]{0,8}?" + _CAP_VALUE,
+    # the unit in brackets before the number: "额定制冷量(kW)：450"
+    _COOLING_LABEL + r"\s*[(（\[]\s*(?P<unit>kw|千瓦|mw|兆瓦|usrt|rt|美国冷吨|冷吨)\s*[)）\]]"
+    r"\s*[:：=]?\s*(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)",
     r"(?:功率|容量|负荷|负载|capacity|power)[^\d\n]{0,8}?" + _CAP_VALUE,
     r"(?:^|[^\d.,])" + _CAP_VALUE,
 )
@@ -285,7 +291,7 @@ _UNIT_CHARS = (
 )
 #: Text that can mention a power unit once prepared: "kw"/"mw" as written (ASCII text is
 #: unchanged by NFKC but for case), or any character NFKC could turn into part of one.
-_MAY_HOLD_UNIT = rf"(?i)kw|mw|[{_UNIT_CHARS}]"
+_MAY_HOLD_UNIT = rf"(?i)kw|mw|rt|冷吨|[{_UNIT_CHARS}]"
 
 
 def may_hold_power_unit(s: pd.Series | pa.Array) -> np.ndarray:
@@ -297,7 +303,8 @@ def may_hold_power_unit(s: pd.Series | pa.Array) -> np.ndarray:
 
 
 def capacity_from_text(s: pd.Series | pa.Array) -> np.ndarray:
-    """kW mentioned in free text ("制冷量800kW", "0.8MW", "冷量:600千瓦"); NaN if none."""
+    """kW mentioned in free text ("制冷量800kW", "0.8MW", "冷量:600千瓦", "227冷吨"); NaN if
+    none."""
     raw = arrow(s)
     out = np.full(len(raw), np.nan)
     # Only rows that can mention a power unit are prepared and searched (most lines are not
@@ -306,7 +313,7 @@ def capacity_from_text(s: pd.Series | pa.Array) -> np.ndarray:
     if not len(maybe_rows):
         return out
     t = prepared(raw.take(pa.array(maybe_rows)), spaces=" ")
-    hit = np.flatnonzero(pc.match_substring_regex(t, r"kw|千瓦|mw|兆瓦").fill_null(False).to_numpy(
+    hit = np.flatnonzero(pc.match_substring_regex(t, r"kw|千瓦|mw|兆瓦|rt|冷吨").fill_null(False).to_numpy(
         zero_copy_only=False))
     rows = maybe_rows[hit]
     if not len(rows):

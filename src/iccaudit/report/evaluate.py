@@ -12,6 +12,8 @@ Definitions (per mechanism m):
 * overall precision at severity >= S = lines with any finding of severity >= S that carry any
   label / lines with any finding of severity >= S. This is the auditor's question: "is the line
   I am asked to look at really a problem?";
+* each figure comes with its 95 % Wilson interval and the number of lines behind it, so
+  that a figure from 20 lines is not read like one from 2,000;
 * novel recall = labelled lines marked ``novel=1`` (schemes no rule covers) that carry any
   finding.
 """
@@ -24,6 +26,26 @@ from pathlib import Path
 from typing import Any
 
 from iccaudit.core.schema import MECHANISMS, SEVERITY_RANK
+
+#: z of a two-sided 95 % interval.
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion (95 % by default); None when ``n`` is 0.
+
+    Unlike the normal approximation it stays inside [0, 1] and is honest for small ``n``:
+    10/10 gives [0.72, 1.0], 1000/1000 gives [0.996, 1.0].
+    """
+    if n <= 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denom
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == n else min(1.0, centre + half)  # exact ends, not 0.9999999
+    return lo, hi
 
 
 @dataclass
@@ -40,6 +62,16 @@ class MechanismScore:
     @property
     def precision(self) -> float | None:
         return self.true_positives / self.flagged if self.flagged else None
+
+    @property
+    def recall_ci(self) -> tuple[float, float] | None:
+        """95 % Wilson interval of the recall (over ``labelled`` lines)."""
+        return wilson(self.true_positives, self.labelled)
+
+    @property
+    def precision_ci(self) -> tuple[float, float] | None:
+        """95 % Wilson interval of the precision (over ``flagged`` lines)."""
+        return wilson(self.true_positives, self.flagged)
 
 
 @dataclass
@@ -61,6 +93,14 @@ class Evaluation:
     def novel_recall(self) -> float | None:
         return self.novel_found / self.novel_labelled if self.novel_labelled else None
 
+    @property
+    def overall_precision_ci(self) -> tuple[float, float] | None:
+        return wilson(self.overall_true, self.overall_flagged)
+
+    @property
+    def novel_recall_ci(self) -> tuple[float, float] | None:
+        return wilson(self.novel_found, self.novel_labelled)
+
     def get(self, mechanism: str) -> MechanismScore:
         for m in self.mechanisms:
             if m.mechanism == mechanism:
@@ -72,8 +112,10 @@ class Evaluation:
             "run_id": self.run_id,
             "min_severity": self.min_severity,
             "overall_precision": self.overall_precision,
+            "overall_precision_ci95": self.overall_precision_ci,
             "overall_flagged_lines": self.overall_flagged,
             "novel_recall": self.novel_recall,
+            "novel_recall_ci95": self.novel_recall_ci,
             "novel_labelled": self.novel_labelled,
             "by_kind": self.by_kind,
             "mechanisms": [
@@ -83,7 +125,11 @@ class Evaluation:
                     "flagged": m.flagged,
                     "true_positives": m.true_positives,
                     "recall": m.recall,
+                    "recall_ci95": m.recall_ci,
+                    "recall_n": m.labelled,
                     "precision": m.precision,
+                    "precision_ci95": m.precision_ci,
+                    "precision_n": m.flagged,
                 }
                 for m in self.mechanisms
             ],
@@ -211,6 +257,13 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
+def _with_ci(x: float | None, ci: tuple[float, float] | None, n: int) -> str:
+    """"95.0% [88.1–98.3] n=40": the figure, its 95 % Wilson interval and its lines."""
+    if x is None or ci is None:
+        return f"- n={n}"
+    return f"{x:.1%} [{ci[0]:.1%}–{ci[1]:.1%}] n={n}"
+
+
 def print_evaluation(ev: Evaluation, fmt: str = "table") -> None:
     """Print an evaluation as a table or JSON."""
     if fmt == "json":
@@ -221,20 +274,24 @@ def print_evaluation(ev: Evaluation, fmt: str = "table") -> None:
 
     table = Table(title=f"evaluation of run {ev.run_id}")
     for col, just in [("mechanism", "left"), ("labelled", "right"), ("flagged", "right"),
-                      ("true pos.", "right"), ("recall", "right"), ("precision", "right")]:
+                      ("true pos.", "right"), ("recall [95% CI] n", "right"),
+                      ("precision [95% CI] n", "right")]:
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for m in ev.mechanisms:
         table.add_row(m.mechanism, str(m.labelled), str(m.flagged), str(m.true_positives),
-                      _pct(m.recall), _pct(m.precision))
+                      _with_ci(m.recall, m.recall_ci, m.labelled),
+                      _with_ci(m.precision, m.precision_ci, m.flagged))
     console = Console()
     console.print(table)
     console.print(
-        f"overall precision at severity >= {ev.min_severity}: {_pct(ev.overall_precision)} "
+        f"overall precision at severity >= {ev.min_severity}: "
+        f"{_with_ci(ev.overall_precision, ev.overall_precision_ci, ev.overall_flagged)} "
         f"({ev.overall_true}/{ev.overall_flagged} lines)",
         highlight=False,
     )
     console.print(
-        f"novel schemes (no rule) found: {_pct(ev.novel_recall)} "
+        f"novel schemes (no rule) found: "
+        f"{_with_ci(ev.novel_recall, ev.novel_recall_ci, ev.novel_labelled)} "
         f"({ev.novel_found}/{ev.novel_labelled} lines)",
         highlight=False,
     )

@@ -32,6 +32,10 @@ MAX_REJECT_ROWS = 1000
 TOP_TENDERS = 20
 
 
+#: Unrecognised lines listed in the report (the largest by money).
+MAX_UNRECOGNISED_ROWS = 10
+
+
 def money(value: float | None) -> str:
     """¥ with thousands separators; an empty string for no amount."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -106,6 +110,7 @@ def render_report(db: str | Path, lang: str = "zh", run_id: str | None = None,
         "rows": _finding_rows(run.findings, lang),
         "rule_runs": run.rule_runs.to_dict("records"),
         "plots": _plots(db, run, lang, findings),
+        "recognition": _recognition(db, run.run_id),
         "money": money,
         "mech_name": lambda m: mechanism_name(m, lang),
         "sev_name": lambda s: SEVERITY_NAMES[lang].get(s, s),
@@ -119,6 +124,25 @@ def render_report(db: str | Path, lang: str = "zh", run_id: str | None = None,
         lstrip_blocks=True,
     )
     return env.get_template("report.html.j2").render(**context)
+
+
+def _recognition(db: str | Path, run_id: str) -> dict[str, object] | None:
+    """The run's recognition coverage (run, files) and its largest unrecognised lines."""
+    from iccaudit.store.coverage import coverage, gaps, has_recognition
+
+    con = rdata.open_db(db)
+    try:
+        if not has_recognition(con, run_id):
+            return None
+        cov = coverage(con, run_id)
+        shares = [c for c in cov.columns if c.startswith("share_")]
+        cov[shares] = cov[shares].fillna(0.0)
+        largest = gaps(con, run_id, MAX_UNRECOGNISED_ROWS, lines=True)
+    finally:
+        con.close()
+    return {"run": cov[cov["scope"] == "run"].to_dict("records")[0],
+            "files": cov[cov["scope"] == "file"].to_dict("records"),
+            "largest": largest.to_dict("records")}
 
 
 def _blank(value: object) -> object:

@@ -62,6 +62,7 @@ def summary_dict(result: Any, include_dismissed: bool = False) -> dict[str, Any]
         "errors": list(result.errors),
         "warnings": list(result.warnings),
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "recognition": getattr(result, "coverage", None) or {},
     }
 
 
@@ -106,7 +107,25 @@ def print_summary(result: Any, fmt: str = "table", include_dismissed: bool = Fal
         table.add_row("dismissed or suppressed rows" + (" (counted above)" if include_dismissed
                                                         else " (not counted above)"),
                       f"{data['dismissed_rows']:,}")
+    cov = data["recognition"]
+    if cov.get("lines"):
+        money = cov["money_cny"] or 1.0
+        for label, n, m in (("unknown", cov["lines_unknown"], cov["money_unknown_cny"]),
+                            ("model-only", cov["lines_model_only"],
+                             cov["money_model_only_cny"])):
+            table.add_row(f"not recognised: {label}",
+                          f"{n:,} ({n / cov['lines']:.1%} of lines, {m / money:.1%} of money)")
     out.print(table)
+    for f in cov.get("files", []):
+        share = f["share_money_not_lexicon"] or 0.0
+        err.print(f"coverage: {f['source_file']}: {f['lines_unknown']} unknown, "
+                  f"{f['lines_model_only']} model-only of {f['lines']} lines "
+                  f"({share:.1%} of its money not recognised by the lexicon)",
+                  highlight=False, soft_wrap=True)
+    for line in cov.get("largest_unrecognised", []):
+        err.print(f"not recognised ({line['recognised_by']}): {line['source_file']} line "
+                  f"{line['line_no']} {line['item_name']!r} ¥{line['money_cny']:,.0f} "
+                  "(iccaudit lexicon gaps lists them all)", highlight=False, soft_wrap=True)
     # Rules not evaluated are each a problem to fix; small model peer groups are expected in
     # small batches, so they are counted here and listed in the rule_runs table.
     for ne in data["not_evaluated"]:

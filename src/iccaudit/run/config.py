@@ -1,5 +1,5 @@
-"""What produced a run: the rule files, reference book, detector settings and column mapping
-it used, each with its SHA-256 and text, stored in the run's ``run_config`` rows.
+"""What produced a run: the rule files, reference book, recognition lexicon, detector
+settings and column mapping it used, each with its SHA-256 and text, stored in the run's ``run_config`` rows.
 
 :func:`snapshot` reads the files once, when the run starts; :meth:`ConfigSnapshot.frame`
 gives the rows to store under the run's id. The record is the truth of the run, including
@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from iccaudit.core import schema
-from iccaudit.core.paths import bundled_rules_dir, models_config, reference_dir
+from iccaudit.core.paths import bundled_rules_dir, lexicon_dir, models_config, reference_dir
 
 
 def _packs(user_dirs: Iterable[Path]) -> list[Path]:
@@ -38,6 +38,16 @@ def reference_dir_used(user_dirs: Iterable[Path] = ()) -> Path:
         if (pack / "reference").is_dir():
             return reference_dir(pack)
     return reference_dir(bundled_rules_dir())
+
+
+def lexicon_dir_used(user_dirs: Iterable[Path] = ()) -> Path:
+    """The recognition lexicon a run's sandbox loads: that of the last ``--rules`` pack that
+    has one, else the bundled pack's."""
+    for pack in _packs(user_dirs):
+        if (pack / "lexicon").is_dir():
+            return lexicon_dir(pack)
+    return lexicon_dir(bundled_rules_dir())
+
 
 
 def models_config_used(config: Path | None, user_dirs: Iterable[Path] = ()) -> Path:
@@ -111,6 +121,7 @@ def snapshot(rule_dirs: Iterable[Path], *, models: bool, models_config: Path | N
     its own reference and settings). A file that cannot be read is left out (its loader
     reports it)."""
     from iccaudit.detect.rules.ruleset import rule_files
+    from iccaudit.enrich.lexicon import lexicon_files
 
     found: list[tuple[str, Path, Path]] = []  # kind, root, file
     for folder in map(Path, rule_dirs):
@@ -118,6 +129,9 @@ def snapshot(rule_dirs: Iterable[Path], *, models: bool, models_config: Path | N
     user_dirs = list(user_dirs)
     ref = reference_dir_used(user_dirs)
     found += [("reference", ref, f) for f in sorted(ref.glob("*.y*ml"))]
+    lex = lexicon_dir_used(user_dirs)
+    if lex.is_dir():
+        found += [("lexicon", lex, f) for f in lexicon_files(lex)]
     if models:
         settings = models_config_used(models_config, user_dirs)
         found.append(("models", settings.parent, settings))

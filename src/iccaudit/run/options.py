@@ -71,6 +71,8 @@ class ScoreResult:
     errors: list[str]
     warnings: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+    #: recognition coverage (iccaudit.enrich.facts.recognition_summary); empty if not built
+    coverage: dict[str, Any] = field(default_factory=dict)
 
 
 def make_run_id(started: dt.datetime, inputs: list[dict[str, str]]) -> str:

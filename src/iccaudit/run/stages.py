@@ -33,6 +33,7 @@ from iccaudit import __version__
 from iccaudit.run.config import (
     ConfigSnapshot,
     fallbacks,
+    lexicon_dir_used,
     models_config_used,
     reference_dir_used,
     snapshot,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from iccaudit.detect.rules.model import Rule, RuleSet
+    from iccaudit.enrich.lexicon import Lexicon
     from iccaudit.enrich.sandbox import LineSource
     from iccaudit.store import RunWriter
 
@@ -53,14 +55,17 @@ class Run:
     """One run: see the module's docstring for the order its stages are called in."""
 
     def __init__(self, opts: DetectOptions, rule_dirs: list[Path], ruleset: RuleSet,
-                 config: ConfigSnapshot, warnings: list[str]) -> None:
+                 config: ConfigSnapshot, warnings: list[str],
+                 lexicon: Lexicon | None = None) -> None:
         self.opts = opts
+        self.lexicon = lexicon
         self.started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self.rule_dirs = rule_dirs
         self.ruleset = ruleset
         self.config = config
         self.warnings = warnings
         self.timings: dict[str, float] = {}
+        self.coverage: dict[str, Any] = {}
         self.run_id = ""
         self.inputs: list[dict[str, str]] = []
         self.findings: pd.DataFrame | None = None
@@ -90,10 +95,18 @@ class Run:
                                f"--skip-invalid:\n{listing}", exit_code=3)
             warnings.append(f"SKIPPING {len(ruleset.invalid_ids)} invalid rule(s) because of "
                             f"--skip-invalid:\n{listing}")
+        from iccaudit.enrich.lexicon import LexiconError
+        from iccaudit.enrich.lexicon_check import load_lexicon
+
+        try:  # nothing is scored with a half-loaded lexicon
+            lexicon = load_lexicon(lexicon_dir_used(opts.rules_dirs))
+        except LexiconError as exc:
+            raise RunError(f"{exc}\n(iccaudit rules validate lists the problems)",
+                           exit_code=3) from None
         config = snapshot(rule_dirs, models=opts.models, models_config=opts.models_config,
                           mapping=mapping, rates=rates, user_dirs=opts.rules_dirs)
         warnings += fallbacks(opts.rules_dirs, models=opts.models, config=opts.models_config)
-        return cls(opts, rule_dirs, ruleset, config, warnings)
+        return cls(opts, rule_dirs, ruleset, config, warnings, lexicon)
 
     def identify(self, inputs: list[dict[str, str]]) -> None:
         """Name the run after its start and its inputs (path and SHA-256 of each file)."""
@@ -144,6 +157,7 @@ class Run:
 
         from iccaudit.detect.rules.runner import run_rules
         from iccaudit.enrich import Sandbox, line_facts
+        from iccaudit.enrich.facts import line_recognition, recognition_summary
 
         models = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models")
                   if self.opts.models else None)
@@ -156,13 +170,14 @@ class Run:
             sandbox = Sandbox(items, reference_dir_used(self.opts.rules_dirs),
                               memory_limit=memory_limit() if spill is not None else None,
                               temp_directory=spill, raw=_reads_raw(self.ruleset.rules),
-                              price_date=self.opts.price_date)
+                              price_date=self.opts.price_date, lexicon=self.lexicon)
             del items  # the sandbox has its copy; the store may free the rows as it writes
             if models is not None:  # the models read only items: they start once it exists
                 cursor = sandbox.build_until("items").cursor()
                 scoring = models.submit(self._models, cursor, rules_done.result)
             con = sandbox.finish()
             self.timings["enrich_s"] = time.perf_counter() - t0
+            self.coverage = recognition_summary(con)
             if after_enrich is not None:
                 self.write_in_background(after_enrich)
             t0 = time.perf_counter()
@@ -171,7 +186,8 @@ class Run:
             rules_done.set_result(findings)
             # written while the models finish (10 M lines: a second); theirs come last
             self.write_in_background({"findings": findings,
-                                      "line_facts": line_facts(con, self.run_id)})
+                                      "line_facts": line_facts(con, self.run_id),
+                                      "line_recognition": line_recognition(con, self.run_id)})
             self._written_findings = len(findings)
             if scoring is not None:
                 model_findings, model_runs = scoring.result()
@@ -215,7 +231,8 @@ class Run:
         assert self.findings is not None and self.rule_runs is not None
         return ScoreResult(run_id=self.run_id, db=db, run=self.record, files=files,
                            rule_runs=self.rule_runs, findings=self.findings, skipped=skipped,
-                           errors=errors, warnings=self.warnings, timings=self.timings)
+                           errors=errors, warnings=self.warnings, timings=self.timings,
+                           coverage=self.coverage)
 
     # ------------------------------------------------------------------ helpers
 

@@ -15,6 +15,7 @@ import duckdb
 
 from iccaudit.core import schema
 from iccaudit.core.duck import fetch_arrow, fetch_frame  # noqa: F401 - re-exported
+from iccaudit.store.coverage import COVERAGE_VIEW
 from iccaudit.store.views import create_views, fill_fingerprints
 
 
@@ -62,6 +63,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         )
     for table in schema.TABLES:
         con.execute(schema.ddl(table))
+    con.execute(COVERAGE_VIEW)
     if row is None:
         con.execute(
             "INSERT INTO iccaudit_meta VALUES ('schema_version', ?)", [str(schema.SCHEMA_VERSION)]
@@ -122,6 +124,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
                     stmt = f'ALTER TABLE {table} ADD COLUMN "{name}" {schema.sql_type(field.annotation)}'
                     con.execute(stmt)
                     done.append(stmt)
+        con.execute(COVERAGE_VIEW)
         con.execute(META_DDL)
         con.execute(
             "INSERT OR REPLACE INTO iccaudit_meta VALUES ('schema_version', ?)",

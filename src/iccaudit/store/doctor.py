@@ -63,12 +63,15 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         "D107",
-        "every line item, reject, file, rule run, line fact and config row belongs to a run",
+        "every line item, reject, file, rule run, line fact, recognition and config row "
+        "belongs to a run",
         """SELECT 'line_items' AS tbl, run_id FROM line_items ANTI JOIN runs USING (run_id)
            UNION ALL SELECT 'rejects', run_id FROM rejects ANTI JOIN runs USING (run_id)
            UNION ALL SELECT 'files', run_id FROM files ANTI JOIN runs USING (run_id)
            UNION ALL SELECT 'rule_runs', run_id FROM rule_runs ANTI JOIN runs USING (run_id)
            UNION ALL SELECT 'line_facts', run_id FROM line_facts ANTI JOIN runs USING (run_id)
+           UNION ALL SELECT 'line_recognition', run_id FROM line_recognition
+               ANTI JOIN runs USING (run_id)
            UNION ALL SELECT 'run_config', run_id FROM run_config ANTI JOIN runs USING (run_id)""",
     ),
     Check(
@@ -105,6 +108,18 @@ CHECKS: tuple[Check, ...] = (
         f"""SELECT v.verdict_id, v.fingerprint, v.status FROM verdicts v
             WHERE v.status NOT IN ({", ".join(repr(s) for s in schema.VERDICT_STATUSES)})
                OR NOT EXISTS (SELECT 1 FROM findings f WHERE f.fingerprint = v.fingerprint)""",
+    ),
+    Check(
+        "D113",
+        "a run that stored how its lines were recognised stored one line_recognition row per "
+        "line item, each of a line item of the run (runs from before the lexicon have none)",
+        """SELECT r.run_id, r.line_items, count(lr.item_id) AS recognised,
+               count(lr.item_id) FILTER (WHERE li.item_id IS NULL) AS orphans
+           FROM runs r JOIN line_recognition lr USING (run_id)
+           LEFT JOIN line_items li ON li.run_id = lr.run_id AND li.item_id = lr.item_id
+           GROUP BY ALL
+           HAVING r.line_items <> count(DISTINCT lr.item_id) OR r.line_items <> count(*)
+               OR count(lr.item_id) FILTER (WHERE li.item_id IS NULL) > 0""",
     ),
 )
 

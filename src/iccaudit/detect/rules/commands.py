@@ -65,14 +65,76 @@ def list_rules(dirs: Sequence[Path], fmt: str = "table") -> int:
     return EXIT_OK
 
 
+def lexicon_dirs(paths: Sequence[Path]) -> list[Path]:
+    """The lexicon folders among ``paths``: a folder named lexicon, a file in one, or the
+    ``lexicon/`` of a rule pack folder given."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.name == "lexicon" and p.is_dir():
+            found.append(p)
+        elif p.is_file() and p.parent.name == "lexicon":
+            found.append(p.parent)
+        elif (p / "lexicon").is_dir():
+            found.append(p / "lexicon")
+    return list(dict.fromkeys(found))
+
+
+def _check_lexicons(paths: Sequence[Path], out: Console) -> tuple[int, int, int]:
+    """Load each lexicon folder among ``paths``, print its problems; (folders, concepts,
+    problems)."""
+    from iccaudit.enrich.lexicon import LexiconError
+    from iccaudit.enrich.lexicon_check import load_lexicon
+
+    folders = concepts = problems = 0
+    for folder in lexicon_dirs(paths):
+        folders += 1
+        try:
+            concepts += len(load_lexicon(folder).concepts)
+        except LexiconError as exc:
+            for problem in exc.problems:
+                out.print(problem.render())
+            problems += len(exc.problems)
+    return folders, concepts, problems
+
+
 def validate_rules(paths: Sequence[Path]) -> int:
-    """Check rule files and print every error and warning with its source line and a caret."""
+    """Check rule files and the lexicon; print every error and warning with its source line
+    (rules: with a caret)."""
     ruleset = load_ruleset(paths)
     out = _console()
     _print_problems(ruleset, out)
+    folders, concepts, problems = _check_lexicons(paths, out)
     out.print(f"{ruleset.files} file(s), {len(ruleset.rules)} valid rule(s), "
               f"{len(ruleset.errors)} error(s), {len(ruleset.warnings)} warning(s)")
-    return EXIT_INVALID if ruleset.errors else EXIT_OK
+    if folders:
+        out.print(f"lexicon: {concepts} concept(s), {problems} problem(s)")
+    return EXIT_INVALID if ruleset.errors or problems else EXIT_OK
+
+
+def test_lexicon(folders: Sequence[Path], out: Console) -> tuple[int, int]:
+    """Run every lexicon example; print the failures; (passed, failed)."""
+    from iccaudit.enrich.lexicon import Lexicon, LexiconError, Reader
+    from iccaudit.enrich.lexicon_check import check_lexicon, load_lexicon
+
+    passed = failed = 0
+    for folder in folders:
+        try:
+            lex: Lexicon = load_lexicon(folder)
+        except LexiconError as exc:
+            for problem in exc.problems:
+                out.print(problem.render())
+            failed += len(exc.problems)
+            reader = Reader()  # count what did pass, when the files could be read at all
+            for path in sorted(Path(folder).glob("*.y*ml")):
+                reader.read(path)
+            if reader.problems:
+                continue
+            lex = reader.build(Path(folder), "")
+            bad = len(check_lexicon(lex))
+            passed += max(sum(len(c.examples) for c in lex.concepts.values()) - bad, 0)
+            continue
+        passed += sum(len(c.examples) for c in lex.concepts.values())
+    return passed, failed
 
 
 def test_rules(paths: Sequence[Path]) -> int:
@@ -94,7 +156,12 @@ def test_rules(paths: Sequence[Path]) -> int:
         out.print(f"{r.path}: {r.code} test {r.case!r} ({r.expect}): {r.detail}")
     out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed, "
               f"{len(ruleset.errors)} invalid rule error(s)")
-    return EXIT_INVALID if failed or ruleset.errors else EXIT_OK
+    folders = lexicon_dirs(paths)
+    lex_failed = 0
+    if folders:
+        lex_passed, lex_failed = test_lexicon(folders, out)
+        out.print(f"lexicon examples: {lex_passed} passed, {lex_failed} failed")
+    return EXIT_INVALID if failed or ruleset.errors or lex_failed else EXIT_OK
 
 
 def explain_rule(rule_id: str, dirs: Sequence[Path]) -> int:

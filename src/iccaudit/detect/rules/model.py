@@ -80,6 +80,10 @@ class Rule(_Strict):
         The share of applicable rows on which the rule may fire before the run warns
         (default 0.2). A rule that flags a whole class of lines by design (e.g. every
         export-controlled card bought after the ban) states a higher share here.
+    severity_if_model : str, optional
+        The severity of a hit on a line whose category only the learned fallback guessed
+        (``recognised_by = 'model'``, view ``items``): a rule that should be high only on
+        wording the lexicon recognised says ``medium`` or ``low`` here.
     tests : list of RuleCase
         In-file tests run by ``iccaudit rules test`` and by pytest.
     """
@@ -102,6 +106,7 @@ class Rule(_Strict):
     evidence: list[str | dict[str, str]] = Field(default_factory=list)
     implicates: str | list[str] | None = None
     expected_fire_rate: float | None = Field(None, gt=0, le=1)
+    severity_if_model: schema.Severity | None = None
     tests: list[RuleCase] = Field(default_factory=list)
 
     _path: str = PrivateAttr(default="")

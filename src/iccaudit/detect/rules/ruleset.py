@@ -31,7 +31,7 @@ __all__ = [
 
 RULE_SUFFIXES = (".yaml", ".yml")
 #: Files and folders of a pack that are not rules.
-NON_RULE_DIRS = {"reference"}
+NON_RULE_DIRS = {"reference", "lexicon"}
 NON_RULE_FILES = {"models.yaml", "models.yml"}
 
 
@@ -51,10 +51,13 @@ def _shown(path: Path) -> str:
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
-    """Rule files under the given files or folders (skipping reference/ and models.yaml)."""
+    """Rule files under the given files or folders (skipping reference/, lexicon/ and
+    models.yaml)."""
     out: list[Path] = []
     for p in paths:
         p = Path(p)
+        if (p if p.is_dir() else p.parent).name in NON_RULE_DIRS:
+            continue  # the reference book and the lexicon have loaders of their own
         if p.is_dir():
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p).parts

@@ -268,7 +268,7 @@ def _findings(rule: Rule, hits: pd.DataFrame, run_id: str) -> pd.DataFrame:
         "detector": [rule.id] * n,
         "kind": ["rule"] * n,
         "mechanism": [rule.mechanism] * n,
-        "severity": [rule.severity] * n,
+        "severity": _severities(rule, hits),
         "score": hits["__score"].astype(float),
         "est_excess_cny": hits["est_excess_cny"].astype(float),
         "title": [rule.title_zh] * n,
@@ -280,6 +280,16 @@ def _findings(rule: Rule, hits: pd.DataFrame, run_id: str) -> pd.DataFrame:
         "fingerprint": [None] * n,  # the store computes it when the run is written
     })
     return frame.reset_index(drop=True)
+
+
+def _severities(rule: Rule, hits: pd.DataFrame) -> list[str]:
+    """The rule's severity, or its ``severity_if_model`` on lines only the fallback guessed."""
+    if rule.severity_if_model is None or "f___recognised_by" not in hits:
+        return [rule.severity] * len(hits)
+    import numpy as np
+
+    guessed = (hits["f___recognised_by"] == "model").to_numpy(dtype=bool)
+    return list(np.where(guessed, rule.severity_if_model, rule.severity))
 
 
 def _empty_findings() -> pd.DataFrame:

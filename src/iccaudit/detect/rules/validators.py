@@ -353,6 +353,14 @@ def check_file(path: Path, shown: str, dictionary: Mapping[str, Columns]
     f = RuleFile(doc, dictionary)
     for validator in VALIDATORS:
         validator.check(f)
+    fields = dict(f.fields)
+    if f.rule is not None and f.rule.severity_if_model is not None:
+        if "recognised_by" not in dictionary.get(f.rule.view, {}):
+            f.add("E103", f"severity_if_model needs the column recognised_by, which view "
+                          f"{f.rule.view!r} does not have (use view items)",
+                  f.doc.at(("severity_if_model",), value=True))
+        else:
+            fields["__recognised_by"] = compiler.exp.column("recognised_by")
     if f.errors or f.rule is None or f.expressions.get("where") is None:
         return None, f.rule_id, f.errors, f.warnings
     rule = f.rule
@@ -360,7 +368,7 @@ def check_file(path: Path, shown: str, dictionary: Mapping[str, Columns]
     rule._compiled = CompiledRule(
         rule_id=rule.id, view=rule.view, where=f.expressions["where"],
         applies=f.expressions.get("applies"), excess=f.expressions.get("excess"),
-        score=f.expressions.get("score"), evidence=f.evidence, fields=f.fields,
+        score=f.expressions.get("score"), evidence=f.evidence, fields=fields,
         key_mode=f.key_mode, key_column=f.key_column)
     return rule, rule.id, [], f.warnings
 

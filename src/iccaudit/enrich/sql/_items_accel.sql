@@ -5,14 +5,14 @@ CREATE VIEW _items_accel AS
 SELECT t.*,
     a.model_id AS accel_model,
     r.vendor AS accel_vendor,
-    coalesce(r.is_domestic, regexp_matches(t.text, $domestic)) AS is_domestic,
+    coalesce(r.is_domestic, @says(t.text, $domestic, $domestic_not)) AS is_domestic,
     coalesce(r.export_controlled, false) AS export_controlled,
     r.controlled_from AS export_control_date,
     r.fp16_dense_tflops,
     r.tdp_w,
     CASE
-        WHEN regexp_matches(t.name_full, $capacity_total)
-            OR regexp_matches(t.text, $capacity_total)
+        WHEN @says(t.name_full, $capacity_total, $capacity_total_not)
+            OR @says(t.text, $capacity_total, $capacity_total_not)
         THEN true ELSE false END AS capacity_total_wording,
 FROM _items_text t
 LEFT JOIN (SELECT DISTINCT alias_key, model_id FROM ref_accel_aliases) a

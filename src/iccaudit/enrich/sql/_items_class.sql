@@ -19,24 +19,23 @@ SELECT x.*,
         ELSE NULL END AS cards_per_unit,
     -- used wording anywhere wins over "new": a 全新 column beside a "95新" spec is the
     -- used-as-new scheme itself, not a new card
-    coalesce(@worn(x.condition_norm, $used_condition),
-             @worn(x.text, $used_text),
-             CASE WHEN regexp_matches(x.condition_norm, $new_condition) THEN 'new' END,
-             CASE WHEN regexp_matches(x.text, $new_text) THEN 'new' END,
+    coalesce(@worn(x.condition_norm, $used_condition, $used_condition_not),
+             @worn(x.text, $used_text, $used_text_not),
+             CASE WHEN @says(x.condition_norm, $new_condition, $new_condition_not) THEN 'new' END,
+             CASE WHEN @says(x.text, $new_text, $new_text_not) THEN 'new' END,
              'unknown') AS condition_class,
-    coalesce(regexp_matches(x.condition_norm, $new_condition)
-             AND NOT regexp_matches(x.condition_norm, $used_condition_or_refurbished)
-             AND regexp_matches(x.text, $used_text_or_refurbished),
+    coalesce(@says(x.condition_norm, $new_condition, $new_condition_not)
+             AND @worn(x.condition_norm, $used_condition, $used_condition_not) IS NULL
+             AND @worn(x.text, $used_text, $used_text_not) IS NOT NULL,
              false) AS condition_conflict,
     CASE
         WHEN base_category NOT IN ('liquid_cooling', 'cooling_retrofit') THEN NULL
-        WHEN regexp_matches(x.text, $cold_plate) THEN 'cold_plate'
-        WHEN regexp_matches(x.text, $immersion) THEN 'immersion'
+        WHEN @says(x.text, $cold_plate, $cold_plate_not) THEN 'cold_plate'
+        WHEN @says(x.text, $immersion, $immersion_not) THEN 'immersion'
         ELSE 'other' END AS cooling_type,
-    regexp_matches(x.text, $shell) AS shell_wording,
+    @says(x.text, $shell, $shell_not) AS shell_wording,
     (base_category = 'gpu_server'
-        AND (regexp_matches(x.text, $assembled)
-             OR (contains(x.text, '机头') AND contains(x.text, '模组')))) AS spec_says_assembled,
+        AND @says(x.text, $assembled, $assembled_not)) AS spec_says_assembled,
     (base_category = 'service' OR coalesce(unit_norm IN ($lump_units), false)) AS is_lump_sum
 FROM (
     SELECT b.*,
@@ -49,25 +48,35 @@ FROM (
     FROM (
         -- a server with no accelerator evidence (管理节点, 通用计算 CPU servers) is not a GPU
         -- server: it would otherwise count phantom cards in tender_compute
-        SELECT r.* EXCLUDE (raw_category),
+        SELECT r.* EXCLUDE (raw_category, lexicon_category),
             CASE WHEN r.raw_category = 'gpu_server' AND r.accel_model IS NULL
-                      AND NOT regexp_matches(r.text, $gpu_evidence)
+                      AND NOT @says(r.text, $gpu_evidence, $gpu_evidence_not)
                  THEN 'other' ELSE r.raw_category END AS base_category
+        FROM (
+        -- the lexicon's category, else the learned fallback's guess (_text_model, filled
+        -- by the sandbox for the texts the lexicon leaves NULL), else other
+        SELECT l.*,
+            coalesce(l.lexicon_category, m.model_category, 'other') AS raw_category,
+            CASE WHEN l.lexicon_category IS NOT NULL THEN 'lexicon'
+                 WHEN m.model_category IS NOT NULL THEN 'model'
+                 ELSE 'none' END AS recognised_by,
+            m.model_confidence
         FROM (
         -- coalesce evaluates lazily: later recognisers run only on lines still unrecognised
         SELECT *,
             coalesce(
                 @category(name_core, name_full),
                 @category(name_full, name_full),
-                CASE WHEN accel_model IS NOT NULL OR regexp_matches(name_core, $domestic)
+                CASE WHEN accel_model IS NOT NULL OR @says(name_core, $domestic, $domestic_not)
                      THEN CASE WHEN coalesce(unit_norm IN ($card_units), false) THEN 'gpu_card'
                                ELSE 'gpu_server' END END,
                 CASE
-                    WHEN regexp_matches(rest_text, $retrofit) THEN 'cooling_retrofit'
+                    WHEN @says(rest_text, $retrofit, $retrofit_not) THEN 'cooling_retrofit'
                     @category_goods(rest_text, rest_text)
-                    ELSE NULL END,
-                'other') AS raw_category
+                    ELSE NULL END) AS lexicon_category
         FROM _items_accel
+        ) l
+        LEFT JOIN _text_model m ON m.tid = l.tid
         ) r
     ) b
 ) x

@@ -1,19 +1,17 @@
--- _items_text: the texts as matched: folded (@fold), 服务器 rewritten to ``server`` (so that
--- 服务 can mean "service" without matching every server), the name with its parenthesised
--- asides removed (name_core) and kept (name_full), the model and spec (rest_text).
+-- _items_text: the texts as matched, normalised once per distinct text by the sandbox
+-- (_text_norm: NFKC, case folded, simplified Chinese, the lexicon's rewrites; see
+-- enrich/textnorm.py): ``text`` (name | model | spec, as evidence shows it), the name with
+-- the lexicon's name rewrites (服务器 -> ``server``, so that 服务 can mean "service" without
+-- matching every server) and its parenthesised asides removed (name_core) or kept
+-- (name_full), the model and spec likewise (rest_text).
 CREATE VIEW _items_text AS
-SELECT f.* EXCLUDE (name_fold, rest_fold),
-    concat_ws(' | ', f.name_fold, nullif(f.rest_fold, '')) AS text,
-    replace(f.name_fold, '服务器', ' server ') AS name_full,
-    regexp_replace(replace(f.name_fold, '服务器', ' server '),
-                   '[(\[【][^)\]】]*[)\]】]', ' ', 'g') AS name_core,
-    replace(f.rest_fold, '服务器', ' server ') AS rest_text
-FROM (
-    SELECT li.*,
-        @fold(item_name) AS name_fold,
-        @fold(concat_ws(' | ', model, spec)) AS rest_fold,
-        nullif(trim(@fold(unit)), '') AS unit_norm,
-        nullif(trim(@fold(condition)), '') AS condition_norm,
-        nullif(trim(@fold(brand)), '') AS brand_norm
-    FROM _text_keys li
-) f
+SELECT li.*,
+    concat_ws(' | ', n.name_n, nullif(concat_ws(' | ', n.model_n, n.spec_n), '')) AS text,
+    n.name_w AS name_full,
+    regexp_replace(n.name_w, '[(\[【][^)\]】]*[)\]】]', ' ', 'g') AS name_core,
+    concat_ws(' | ', n.model_w, n.spec_w) AS rest_text,
+    nullif(trim(n.unit_n), '') AS unit_norm,
+    nullif(trim(n.condition_n), '') AS condition_norm,
+    nullif(trim(n.brand_n), '') AS brand_norm
+FROM _text_keys li
+JOIN _text_norm n ON n.tid = li.tid

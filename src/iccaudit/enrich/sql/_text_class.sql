@@ -7,6 +7,7 @@ SELECT c.tid, c.text, c.accel_model, c.accel_vendor, c.is_domestic, c.export_con
     c.export_control_date, c.fp16_dense_tflops, c.tdp_w, c.category, c.ref_basis,
     c.cards_per_unit, c.condition_class, c.condition_conflict, c.cooling_type, c.shell_wording,
     c.spec_says_assembled, c.is_lump_sum, c.capacity_total_wording, c.unit_norm,
+    c.recognised_by, c.model_confidence,
     CASE WHEN c.category = 'cooling_retrofit' AND c.is_lump_sum
          THEN try_cast(nullif(regexp_extract(c.text, $servers_count, 1), '')
                        AS DOUBLE) END AS servers_in_text,

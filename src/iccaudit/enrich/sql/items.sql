@@ -25,6 +25,7 @@ SELECT {line_columns},
     cap.power_kw, cap.power_kva,
     l.ratio_to_ref_high, l.ratio_to_ref_low, l.line_value_share,
     l.tender_total_cny, l.peer_price_cny, l.peer_basis, l.peer_key,
+    l.recognised_by, l.model_confidence,
     CASE WHEN l.export_control_date IS NOT NULL AND l.purchase_date IS NOT NULL
          THEN l.purchase_date >= l.export_control_date END AS after_export_control,
     date_diff('day', l.manufacture_date, l.purchase_date) AS manufacture_age_days,

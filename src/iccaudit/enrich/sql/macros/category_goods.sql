@@ -1,17 +1,17 @@
 -- @category_goods(core, full)
 -- The WHEN branches of @category after retrofit and service: the goods, in the order they
 -- are tried (the text of the spec and model columns tries these alone, without service).
-WHEN regexp_matches({full}, $head) THEN 'machine_head'
-    WHEN regexp_matches({core}, $module) AND NOT regexp_matches({core}, '光模块|optical|transceiver')
-        THEN 'gpu_module'
-    WHEN regexp_matches({core}, $server) AND regexp_matches({core}, $storage)
-        AND NOT regexp_matches({core}, $gpu_hint) THEN 'storage'
+WHEN @says({full}, $head, $head_not) THEN 'machine_head'
+    WHEN @says({core}, $module, $module_not) THEN 'gpu_module'
+    WHEN @says({core}, $server, $server_not) AND @says({core}, $storage, $storage_not)
+        AND NOT @says({core}, $gpu_hint, $gpu_hint_not) THEN 'storage'
     -- "服务器机柜" is a rack for servers: the head noun (last word) decides
-    WHEN regexp_matches({core}, '机柜\s*$') AND NOT regexp_matches({core}, $gpu_hint)
-        AND NOT regexp_matches({core}, $liquid) THEN 'rack_power'
-    WHEN regexp_matches({core}, $server) THEN 'gpu_server'
-    WHEN regexp_matches({core}, $network) THEN 'network'
-    WHEN regexp_matches({core}, $card) THEN 'gpu_card'
-    WHEN regexp_matches({core}, $liquid) THEN 'liquid_cooling'
-    WHEN regexp_matches({core}, $storage) THEN 'storage'
-    WHEN regexp_matches({core}, $rack) THEN 'rack_power'
+    WHEN @says({core}, $rack_noun, $rack_noun_not) AND NOT @says({core}, $gpu_hint, $gpu_hint_not)
+        AND NOT @says({core}, $liquid, $liquid_not) THEN 'rack_power'
+    WHEN @says({core}, $server, $server_not) THEN 'gpu_server'
+    WHEN @says({core}, $network, $network_not) THEN 'network'
+    WHEN @says({core}, $card, $card_not) THEN 'gpu_card'
+    WHEN @says({core}, $liquid, $liquid_not) THEN 'liquid_cooling'
+    WHEN @says({core}, $storage, $storage_not) THEN 'storage'
+    WHEN @says({core}, $rack, $rack_not) THEN 'rack_power'
+    WHEN @says({core}, $other_goods, $other_goods_not) THEN 'other'

@@ -1,7 +1,7 @@
--- @worn(col, used)
--- refurbished or used by the wording of ``col`` (``used``: the pattern of used wording that
--- column may hold), else NULL.
+-- @worn(col, used, used_not)
+-- refurbished or used by the wording of ``col`` (``used``, ``used_not``: the used wording
+-- that column may hold, a concept of the lexicon), else NULL.
 CASE
-    WHEN regexp_matches({col}, $refurbished) THEN 'refurbished'
-    WHEN regexp_matches({col}, {used}) THEN 'used'
+    WHEN @says({col}, $refurbished, $refurbished_not) THEN 'refurbished'
+    WHEN @says({col}, {used}, {used_not}) THEN 'used'
     ELSE NULL END

@@ -188,3 +188,19 @@ def test_a_vendor_word_does_not_hide_the_longer_alias(sandbox):
                    line("加速卡", 200_000, model="NVIDIA H100 80GB", unit="张")])
     got = con.execute("SELECT accel_model FROM items ORDER BY item_id").fetchall()
     assert got == [("H100PCIe",), ("H100",)]
+
+
+def test_a_capture_with_the_wrong_groups_is_refused_where_it_is(lexicon_copy):
+    """The views read storage_product's three groups (drives, size, unit): a pattern that
+    gives two would price storage on the wrong number."""
+    path = lexicon_copy / "capacity.yaml"
+    text = path.read_text(encoding="utf-8")
+    old = r"(\d+)\s*(?:块|个|片)?\s*[x×*]\s*(\d+(?:\.\d+)?)\s*(tib|tb|pib|pb)"
+    assert old in text
+    path.write_text(text.replace(old, r"(\d+)\s*[x×*]\s*(\d+(?:\.\d+)?)\s*(?:tib|tb|pib|pb)"),
+                    encoding="utf-8")
+    line = text[: text.index("  - id: storage_product")].count("\n") + 1
+    with pytest.raises(LexiconError) as exc:
+        load_lexicon(lexicon_copy)
+    assert [(p.line, p.reason) for p in exc.value.problems] == [
+        (line, "concept storage_product: a capture concept has one pattern with 3 (group)s")]

@@ -25,7 +25,6 @@ ALLOWED_EVERYWHERE = {"0", "1", "0.0"}
 ALLOWED = {
     ("tender_compute", "1000.0"): "TFLOPS per PFLOPS: a unit, not a threshold",
     ("_tender_load", "1000"): "W per kW: a unit",
-    ("_text_class", "2"): "a regular expression's group number",
     ("_text_class", "100"): "per cent",
     ("_text_capacity", "2"): "a regular expression's group number",
     ("_text_capacity", "3"): "a regular expression's group number",

@@ -43,6 +43,19 @@ REQUIRED: dict[str, str] = {
     "servers_count": "capture", "cards_plain": "capture", "cards_chinese": "numbers",
     "card_vendor": "words", "card_noun": "words", "card_noun_lead": "words",
     "card_units": "words", "lump_units": "words",
+    "vat_excluded": "pattern", "vat_included": "pattern",
+    **{c: "capture" for c in (
+        "storage_usable", "storage_raw", "storage_product", "storage_any", "speed_x_ports",
+        "speed_ports", "ports_x_speed", "ports_speed", "ports_of_speed", "ports_only",
+        "power_kw", "power_kva", "power_mw", "vat_rate", "vat_rate_before")},
+}
+
+
+#: The (groups) a capture concept's pattern has, as the views read them (1 when not listed).
+CAPTURE_GROUPS: dict[str, int] = {
+    "storage_usable": 2, "storage_raw": 2, "storage_product": 3, "storage_any": 2,
+    "speed_x_ports": 2, "speed_ports": 2, "ports_x_speed": 2, "ports_speed": 2,
+    "ports_of_speed": 2,
 }
 
 

@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from iccaudit.enrich.lexicon import (
+    CAPTURE_GROUPS,
     NEVER,
     REQUIRED,
     Concept,
@@ -49,9 +50,10 @@ def _pattern_problems(con: duckdb.DuckDBPyConnection, c: Concept) -> list[Proble
             groups = re.compile(c.pattern).groups
         except re.error:
             groups = 1  # RE2 syntax Python does not read; RE2 accepted it above
-        if len(c.sources) != 1 or groups != 1:
+        want = CAPTURE_GROUPS.get(c.id, 1)
+        if len(c.sources) != 1 or groups != want:
             out.append(Problem(c.path, c.line, f"concept {c.id}: a capture concept has one "
-                                               "pattern with one (group)"))
+                                               f"pattern with {want} (group)s"))
     return out
 
 

@@ -39,7 +39,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from iccaudit.core.paths import lexicon_dir
-from iccaudit.enrich import units, vocab
+from iccaudit.enrich import vocab
 from iccaudit.enrich.lexicon import Lexicon
 from iccaudit.enrich.lexicon_check import load_lexicon
 from iccaudit.enrich.reference import Reference
@@ -105,7 +105,8 @@ def _vocabulary(lexicon: Lexicon, aliases: Sequence[str]) -> dict[str, SqlValue]
     return values
 
 
-#: Unit conversions of the capacities (enrich/units.py): constants, not reference data.
+#: Unit conversions of the capacities (rules/lexicon/capacity.yaml): constants, not reference
+#: data.
 _UNIT_FACTORS: dict[str, SqlValue] = {
     "tib_in_tb": 2**40 / 10**12, "pb_in_tb": 1000.0, "pib_in_tb": 2**50 / 10**12,
     "kw_in_mw": 1000.0, "load_lines_listed": 10,
@@ -128,7 +129,7 @@ def parameters(ref: Reference, price_date: dt.date | None = None,
         raise ValueError(f"named both in params.yaml and the vocabulary: {sorted(both)}")
     run: dict[str, SqlValue] = {"default_price_date": price_date or _LATEST_POINT,
                                 "price_date_given": price_date is not None}
-    return {**words, **units.PATTERNS, **_UNIT_FACTORS, **reference, **run}
+    return {**words, **_UNIT_FACTORS, **reference, **run}
 
 
 def _carry(columns: Sequence[tuple[str, str]], made: frozenset[str], alias: str | None) -> str:

@@ -1,5 +1,5 @@
 -- _text_capacity: the capacities a rule author prices per unit of (¥/TB, ¥/port, ¥/kW), read
--- from each distinct text of its category (enrich/units.py): storage in decimal TB (usable
+-- from each distinct text of its category (rules/lexicon/capacity.yaml): storage in decimal TB (usable
 -- when a usable figure is stated, else raw, else a product of drives, else any capacity),
 -- network ports and their speed, rack and power lines' kW and kVA.
 CREATE TABLE _text_capacity AS

@@ -15,7 +15,8 @@ SELECT c.tid, c.text, c.accel_model, c.accel_vendor, c.is_domestic, c.export_con
     -- the tax basis the text states (不含税 before 含税), and a stated VAT rate
     CASE WHEN regexp_matches(c.text, $vat_excluded) THEN false
          WHEN regexp_matches(c.text, $vat_included) THEN true END AS vat_in_text,
-    coalesce(@num(c.text, $vat_rate, 1), @num(c.text, $vat_rate, 2)) / 100 AS vat_rate_in_text,
+    coalesce(@num(c.text, $vat_rate, 1), @num(c.text, $vat_rate_before, 1)) / 100
+        AS vat_rate_in_text,
     CASE WHEN c.brand_norm IS NULL THEN 'unknown'
          WHEN b.brand_canonical IS NOT NULL THEN 'mainstream'
          ELSE 'other' END AS brand_tier,

@@ -1,4 +1,5 @@
-"""Numbers in messages formatted by DuckDB read exactly as Python's ``format`` writes them."""
+"""Numbers and texts in messages read exactly as Python's ``format`` writes them, whatever
+the column's type (float64, nullable Int64, text): the typed columns skip the objects."""
 
 from __future__ import annotations
 
@@ -38,3 +39,11 @@ def test_integers_with_a_fixed_point_spec_match_python(spec: str) -> None:
     frame = pd.DataFrame({"f_n": pd.array([*ints, None], dtype="Int64")})
     got = render_messages("n={n:" + spec + "}", frame).tolist()
     assert got == [f"n={format(i, spec)}" for i in ints] + ["n=—"]
+
+
+def test_text_columns_of_every_type_give_the_same_messages() -> None:
+    names = ["H100", None, "A800", "H100", "", "中文"]
+    want = ["H100", "—", "A800", "H100", "", "中文"]
+    for dtype in (object, "string", "str"):
+        frame = pd.DataFrame({"f_s": pd.Series(names, dtype=dtype)})
+        assert render_messages("{s}", frame).tolist() == want, dtype

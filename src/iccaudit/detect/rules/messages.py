@@ -125,6 +125,9 @@ def render_messages(template: str, frame: pd.DataFrame,
         text = "".join(p.as_py() for p in pieces)
         return pd.Series([text] * len(frame), index=frame.index, dtype=object)
     joined = pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
-    return pd.Series(joined.to_numpy(zero_copy_only=False), index=frame.index, dtype=object)
+    # Arrow-backed text (pandas' str dtype): no Python object per message
+    out: pd.Series = pa.chunked_array([joined]).to_pandas()
+    out.index = frame.index
+    return out
 
 

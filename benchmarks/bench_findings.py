@@ -139,7 +139,7 @@ def plot(results: list[dict], out: Path) -> None:
             ("models_s", "models"), ("store_lines_s", "store (background)"),
             ("store_s", "store (end)"), ("wall_s", "whole run (wall)"),
             ("floor_s", "DuckDB bare load")]
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = plt.subplots(figsize=(11, 4.6))
     width = 0.8 / len(bars)
     for i, (key, label) in enumerate(bars):
         vals = [float(r[key] if key in ("wall_s", "floor_s") else r["stages_s"].get(key, 0))
@@ -151,9 +151,9 @@ def plot(results: list[dict], out: Path) -> None:
         ax.hlines(8 * r["floor_s"], c - 0.4, c + 0.4, colors="red", linestyles="dotted",
                   label="8x bare load" if c == 0 else None)
     ax.set_xticks(range(len(cases)))
-    ax.set_xticklabels([f"{r['case']}: {r['rows'] / 1e6:g} M lines, {r['shape']}\n"
+    ax.set_xticklabels([f"{r['case']}: {r['rows'] / 1e6:g} M lines\n{r['shape']}, "
                         f"{r['flagged_share']:.0%} flagged, {r['findings'] / 1e3:.0f} k findings"
-                        for r in cases], fontsize=7)
+                        for r in cases], fontsize=6.5)
     ax.set_ylabel("seconds (stages overlap)")
     ax.set_title("iccaudit score per stage beside DuckDB's bare load of the same input")
     ax.legend(fontsize=7, ncol=3)

@@ -88,3 +88,17 @@ def test_rescore_with_models_keeps_nothing(tmp_path: Path) -> None:
     options = _run(["rescore", "--db", str(db)])
     assert options["findings"] > 0
     assert not db.with_name(db.name + ".enriched").exists()
+
+
+def test_an_unreadable_kept_file_is_rebuilt_and_said(tmp_path: Path) -> None:
+    db = tmp_path / "u.duckdb"
+    _run(["score", str(SAMPLES), "--db", str(db), "--no-models"])
+    _run(["rescore", "--db", str(db), "--rules-only"])
+    _, first = _latest(db)
+    (kept,) = db.with_name(db.name + ".enriched").glob("*.duckdb")
+    kept.write_bytes(b"not a database")
+    summary = _run(["rescore", "--db", str(db), "--rules-only"])
+    assert any("unreadable" in w for w in summary["warnings"])
+    options, again = _latest(db)
+    assert options["enriched_reused"] is False and again == first
+    assert kept.stat().st_size > 1000  # rebuilt in place

@@ -162,7 +162,14 @@ class Run:
             if enriched is not None and models is None and enriched.exists():
                 from iccaudit.run.enriched import open_enriched
 
-                con = kept = open_enriched(enriched)  # enriched before: nothing to build
+                try:
+                    kept = open_enriched(enriched)  # enriched before: nothing to build
+                except Exception as exc:  # noqa: BLE001 - any unreadable file is rebuilt
+                    self.warnings.append(f"{enriched}: kept enriched lines unreadable "
+                                         f"({str(exc).splitlines()[0][:200]}); enriched again")
+                    enriched.unlink(missing_ok=True)
+            if kept is not None:
+                con = kept
                 self.enriched_reused = True
             else:
                 if enriched is not None and models is None:

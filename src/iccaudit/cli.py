@@ -152,7 +152,9 @@ def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rates: Path |
 @click.option("--rules", "rules_dirs", multiple=True, type=click.Path(path_type=Path),
               help="Rule folder to use (repeatable), as for `score`.")
 @click.option("--skip-invalid", is_flag=True, help="Skip invalid rules (listed loudly).")
-@click.option("--no-models", is_flag=True, help="Run the rules only.")
+@click.option("--no-models", "--rules-only", "no_models", is_flag=True,
+              help="Run the rules only. The enriched lines are kept in DB.enriched/ and "
+                   "re-used by the next rules-only re-run of the same lines and reference.")
 @click.option("--models-config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--price-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,

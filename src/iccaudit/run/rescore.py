@@ -24,7 +24,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
 
     run = Run.begin(opts)
     with run.timed("load_s"):
-        source, inputs, frames, items = _load(opts)
+        source, inputs, frames, items, origin = _load(opts)
     run.identify(inputs)
     items = items.set_column(items.schema.get_field_index("run_id"), "run_id",
                              pa.repeat(pa.scalar(run.run_id, pa.string()), items.num_rows))
@@ -34,9 +34,19 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
              "rejects": with_run(frames["rejects"], run.run_id),
              "non_items": with_run(frames["non_items"], run.run_id)}
     del items
+    enriched = None
+    if not opts.models:  # rules only: the enriched lines are kept and re-used (run.enriched)
+        from iccaudit.run.config import reference_dir_used
+        from iccaudit.run.enriched import enriched_path
+        from iccaudit.run.stages import reads_raw
+
+        enriched = enriched_path(opts.db, origin, reference_dir_used(opts.rules_dirs),
+                                 opts.price_date, reads_raw(run.ruleset.rules),
+                                 run.lexicon.sha256 if run.lexicon is not None else "")
     with run.store_transaction(opts.db):
-        run.detect(lines["line_items"], after_enrich=lines)
+        run.detect(lines["line_items"], after_enrich=lines, enriched=enriched)
         options = {"rescore_of": source, "rules_dirs": [str(d) for d in run.rule_dirs],
+                   "enriched_reused": run.enriched_reused,
                    "models": opts.models, "seed": opts.seed,
                    "price_date": opts.price_date.isoformat() if opts.price_date else None,
                    "skipped_invalid_rules": sorted(run.ruleset.invalid_ids)}
@@ -45,10 +55,11 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
 
 
 def _load(opts: RescoreOptions
-          ) -> tuple[str, list[dict[str, str]], dict[str, pd.DataFrame], pa.Table]:
+          ) -> tuple[str, list[dict[str, str]], dict[str, pd.DataFrame], pa.Table, str]:
     """The source run (the latest, unless named): its id, inputs, files, rejects and
-    non-items (pandas), and its line items (Arrow: the sandbox takes it as is, at a fraction
-    of the memory)."""
+    non-items (pandas), its line items (Arrow: the sandbox takes it as is, at a fraction
+    of the memory), and the run that first read those lines (a rescore copies its source's
+    lines: the chain of ``rescore_of`` ends at a ``score`` run)."""
     from iccaudit import store
     from iccaudit.core.duck import fetch_arrow, fetch_frame
 
@@ -66,6 +77,22 @@ def _load(opts: RescoreOptions
                   for t in ("files", "rejects", "non_items")}
         items = fetch_arrow(con, "SELECT * FROM line_items WHERE run_id = ? ORDER BY item_id",
                             [source])
+        origin = _origin(con, source)
     finally:
         con.close()
-    return source, json.loads(rows[0][0]), frames, items
+    return source, json.loads(rows[0][0]), frames, items, origin
+
+
+def _origin(con: Any, run_id: str) -> str:
+    """The run whose lines ``run_id`` holds copies of (itself unless it is a rescore)."""
+    seen = {run_id}
+    while True:
+        rows = con.execute("SELECT options FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        try:
+            parent = json.loads(rows[0][0] or "{}").get("rescore_of") if rows else None
+        except (TypeError, ValueError, AttributeError):
+            parent = None
+        if not isinstance(parent, str) or parent in seen:
+            return run_id
+        seen.add(parent)
+        run_id = parent

@@ -74,6 +74,8 @@ class Run:
         self._writer: RunWriter | None = None
         self._written_findings = 0  # the rules' findings, written before the models' were
         self._closers: list[threading.Thread] = []
+        #: whether the rules ran on an enriched sandbox kept by an earlier rules-only re-run
+        self.enriched_reused = False
 
     # ------------------------------------------------------------------ the stages in order
 
@@ -142,14 +144,17 @@ class Run:
         self._writer.insert_in_background(tables)
 
     def detect(self, items: LineSource, *, spill: Path | None = None,
-               after_enrich: dict[str, Any] | None = None) -> None:
+               after_enrich: dict[str, Any] | None = None,
+               enriched: Path | None = None) -> None:
         """Enrich ``items`` (Arrow, or the Parquet rows of an out-of-core run), then run the
         rules and the models side by side; sets :attr:`findings` and :attr:`rule_runs`.
 
         ``spill``: the folder an out-of-core sandbox spills into. ``after_enrich``: tables the
         store writes once enrich is done (in memory, the lines themselves: enrich keeps both
         cores busy, and the write then frees the rows as it goes). The caller keeps no other
-        reference to ``items``: the sandbox has its copy once built.
+        reference to ``items``: the sandbox has its copy once built. ``enriched`` (rules
+        only): the kept sandbox of :mod:`iccaudit.run.enriched`, opened when it exists, else
+        built there (and kept once the run succeeded).
         """
         from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -164,18 +169,38 @@ class Run:
         rules_done: Future[pd.DataFrame] = Future()
         scoring: Future[tuple[pd.DataFrame, pd.DataFrame]] | None = None
         sandbox = None
+        kept: duckdb.DuckDBPyConnection | None = None
+        building: Path | None = None
         failed = True
         try:
             t0 = time.perf_counter()
-            sandbox = Sandbox(items, reference_dir_used(self.opts.rules_dirs),
-                              memory_limit=memory_limit() if spill is not None else None,
-                              temp_directory=spill, raw=_reads_raw(self.ruleset.rules),
-                              price_date=self.opts.price_date, lexicon=self.lexicon)
-            del items  # the sandbox has its copy; the store may free the rows as it writes
-            if models is not None:  # the models read only items: they start once it exists
-                cursor = sandbox.build_until("items").cursor()
-                scoring = models.submit(self._models, cursor, rules_done.result)
-            con = sandbox.finish()
+            if enriched is not None and models is None and enriched.exists():
+                from iccaudit.run.enriched import open_enriched
+
+                try:
+                    kept = open_enriched(enriched)  # enriched before: nothing to build
+                except Exception as exc:  # noqa: BLE001 - any unreadable file is rebuilt
+                    self.warnings.append(f"{enriched}: kept enriched lines unreadable "
+                                         f"({str(exc).splitlines()[0][:200]}); enriched again")
+                    enriched.unlink(missing_ok=True)
+            if kept is not None:
+                con = kept
+                self.enriched_reused = True
+            else:
+                if enriched is not None and models is None:
+                    from iccaudit.run.enriched import building_path
+
+                    building = building_path(enriched)
+                sandbox = Sandbox(items, reference_dir_used(self.opts.rules_dirs),
+                                  memory_limit=memory_limit() if spill is not None else None,
+                                  temp_directory=spill, raw=reads_raw(self.ruleset.rules),
+                                  price_date=self.opts.price_date, database=building,
+                                  lexicon=self.lexicon)
+                del items  # the sandbox has its copy; the store may free the rows as it writes
+                if models is not None:  # the models read only items: they start once it exists
+                    cursor = sandbox.build_until("items").cursor()
+                    scoring = models.submit(self._models, cursor, rules_done.result)
+                con = sandbox.finish()
             self.timings["enrich_s"] = time.perf_counter() - t0
             self.coverage = recognition_summary(con)
             if after_enrich is not None:
@@ -202,7 +227,15 @@ class Run:
         finally:
             if models is not None:
                 models.shutdown(wait=True)  # the models' cursor is closed before the sandbox
-            if sandbox is not None:
+            if kept is not None:
+                kept.close()
+            if sandbox is not None and building is not None:
+                sandbox.con.close()  # the file is complete once closed: then it is kept
+                if failed:
+                    building.unlink(missing_ok=True)
+                elif enriched is not None:
+                    building.replace(enriched)
+            elif sandbox is not None:
                 self._close(sandbox.con, now=failed)
         self.findings, self.rule_runs = findings, rule_runs
         self.warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
@@ -303,7 +336,7 @@ class Run:
         return run
 
 
-def _reads_raw(rules: list[Rule]) -> bool:
+def reads_raw(rules: list[Rule]) -> bool:
     """Whether a rule reads the lines' ``raw`` JSON (the sandbox only carries it then; no
     view, runner query or model reads it)."""
     return any("raw" in r.compiled.columns_used() for r in rules if r.view == "items")

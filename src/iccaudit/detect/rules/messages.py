@@ -1,5 +1,10 @@
 """Finding messages, set-at-a-time: each distinct value formatted once with the rule's format
 spec, the template's pieces joined by one Arrow kernel per message (no Python per finding).
+
+A column of one plain type (float64, int64, text) is factorised as it is, without a Python
+object per row; only its distinct values are formatted by Python's ``format``. (Formatting
+them with DuckDB's ``format`` instead was tried and dropped: same text, but 30 % slower on
+175 k messages, the per-query cost outweighing Python's 0.3 us per value.)
 """
 
 from __future__ import annotations
@@ -46,23 +51,48 @@ def _format_column(values: Any, spec: str) -> Any:
         except (TypeError, ValueError):
             return _plain(v)
 
-    # Only where equal values print alike: 1 and 1.0 and True, or Decimal 1.0 and 1.00, or
-    # 0.0 and -0.0 hash alike but do not; lists are unhashable. Other kinds value by value.
-    kind = pd.api.types.infer_dtype(values, skipna=True)
+    # A column of one plain type (float64, int64, text) is taken as it is: its distinct
+    # values are found without a Python object per row. Any other column as Python objects.
+    dtype = getattr(values, "dtype", None)
+    if dtype == np.float64:
+        kind = "floating"
+    elif dtype == np.int64:
+        kind = "integer"
+        values = values.to_numpy()
+    elif dtype is not None and dtype != object and pd.api.types.is_string_dtype(dtype):
+        kind = "string"
+    else:
+        # Only where equal values print alike: 1 and 1.0 and True, or Decimal 1.0 and 1.00,
+        # or 0.0 and -0.0 hash alike but do not; lists are unhashable. Other kinds value by
+        # value.
+        values = pd.Series(values).astype(object)
+        kind = pd.api.types.infer_dtype(values, skipna=True)
     if kind in ("string", "integer", "boolean"):
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         uniques = list(uniques)
+        if kind == "string" and not spec:  # a text as it is: format(s, "") is s
+            return _spread([pa.array([*uniques, "—"], pa.large_string())],
+                           np.where(codes < 0, len(uniques), codes))
     elif kind == "floating":
         numbers = values.to_numpy(dtype=float, na_value=np.nan)
         bits, _ = pd.factorize(numbers.view(np.int64))  # by bit pattern: -0.0 is not 0.0
         first = pd.Series(np.arange(len(bits))).groupby(bits).first().to_numpy()
-        uniques = [float(x) for x in numbers[first]]
+        distinct = numbers[first]
         codes = np.where(np.isnan(numbers), -1, bits)
+        uniques = [float(x) for x in distinct]
     else:
         return pa.array([one(v) for v in values], pa.large_string())
-    texts = pa.array([one(u) for u in uniques] + ["—"], pa.large_string())
-    positions: pa.Array = pa.array(np.where(codes < 0, len(uniques), codes))
-    return texts.take(positions)
+    return _spread([pa.array([one(u) for u in uniques] + ["—"], pa.large_string())],
+                   np.where(codes < 0, len(uniques), codes))
+
+
+def _spread(parts: list[Any], positions: Any) -> Any:
+    """The texts ``parts`` (Arrow string arrays, joined) taken at ``positions``: each distinct
+    value's text put back on every row that holds it."""
+    import pyarrow as pa
+
+    texts = pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
+    return texts.take(pa.array(positions, pa.int64()))
 
 
 def render_messages(template: str, frame: pd.DataFrame,
@@ -89,12 +119,15 @@ def render_messages(template: str, frame: pd.DataFrame,
         source = {"est_excess_cny": "__excess", "score": "__score"}.get(name, f"f_{name}")
         key = (source, spec or "")
         if key not in formatted:
-            formatted[key] = _format_column(frame[source].astype(object), spec or "")
+            formatted[key] = _format_column(frame[source], spec or "")
         pieces.append(formatted[key])
     if not any(isinstance(p, pa.Array) for p in pieces):  # no placeholder: the text itself
         text = "".join(p.as_py() for p in pieces)
         return pd.Series([text] * len(frame), index=frame.index, dtype=object)
     joined = pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
-    return pd.Series(joined.to_numpy(zero_copy_only=False), index=frame.index, dtype=object)
+    # Arrow-backed text (pandas' str dtype): no Python object per message
+    out: pd.Series = pa.chunked_array([joined]).to_pandas()
+    out.index = frame.index
+    return out
 
 

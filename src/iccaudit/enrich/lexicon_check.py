@@ -14,7 +14,6 @@ from functools import cache
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from iccaudit.enrich.lexicon import (
     CAPTURE_GROUPS,
@@ -63,16 +62,18 @@ def _example_problems(con: duckdb.DuckDBPyConnection, concepts: Sequence[Concept
             for c in concepts for e in c.examples]
     if not rows:
         return []
-    frame = pd.DataFrame(rows, columns=["id", "kind", "path", "line", "text", "norm", "want",
-                                        "pattern", "exclusion"])
-    con.register("_examples", frame)
+    # a few hundred rows, inserted as they are: checking a lexicon does not load pandas
+    con.execute("""CREATE OR REPLACE TEMP TABLE _examples (id VARCHAR, kind VARCHAR,
+                   path VARCHAR, line BIGINT, text VARCHAR, norm VARCHAR, want BOOLEAN,
+                   pattern VARCHAR, exclusion VARCHAR)""")
+    con.executemany("INSERT INTO _examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     got = con.execute("""
         SELECT id, path, line, text, want,
             CASE WHEN kind = 'capture' THEN regexp_extract(norm, pattern, 1) <> ''
                  ELSE regexp_matches(regexp_replace(norm, exclusion, ' ', 'g'), pattern) END
                 AS hit
         FROM _examples""").fetchall()
-    con.unregister("_examples")
+    con.execute("DROP TABLE _examples")
     return [Problem(path, line, f"concept {cid}: example {text!r} "
                                 + ("does not match" if want else "matches but must not"))
             for cid, path, line, text, want, hit in got if bool(hit) != bool(want)]

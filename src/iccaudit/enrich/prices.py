@@ -37,13 +37,14 @@ import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
 
-import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from iccaudit.enrich.refbase import PRICE_DATE_RE, Loc, Source, _Strict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    import pandas as pd
 
 Basis = Literal["server", "card", "head", "module"]
 #: Segment bounds of the lookup table: before the first point and after the last.
@@ -204,5 +205,7 @@ def price_point_frame(prices: PricesFile,
                           [(rng.date or "0001", rng.low, rng.high, rng.peak, rng.source,
                             rng.note)])
         rows[-1]["point"] = label
+    import pandas as pd
+
     frame = pd.DataFrame(rows, columns=list(_COLUMNS))
     return frame.sort_values(["model_id", "basis", "seg_from"], ignore_index=True)

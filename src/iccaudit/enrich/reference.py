@@ -16,7 +16,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -26,6 +25,7 @@ from iccaudit.enrich.refbase import Loc, ReferenceError, Source, _Strict
 
 if TYPE_CHECKING:
     import duckdb
+    import pandas as pd
 
 # Aliases end up inside a generated regular expression (escaped); keep them to plain text.
 _ALIAS_RE = re.compile(r"^[^\x00-\x1f\\]{1,40}$")
@@ -401,6 +401,8 @@ def _ranges(ref: Reference) -> list[tuple[str, str, PriceRange | None]]:
 
 def reference_frames(ref: Reference) -> dict[str, pd.DataFrame]:
     """The reference book as flat tables (name -> frame), ready for DuckDB."""
+    import pandas as pd  # here: checking a rule pack (rules validate) does not load pandas
+
     assembly = {m.model: m for m in ref.assembly.models}
     server_cards = ref.enrich_params()["reference_cards_per_server"]
     acc_rows, alias_rows = [], []

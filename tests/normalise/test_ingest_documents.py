@@ -169,6 +169,7 @@ def test_award_notice_in_its_charset(files, read, charset, encoding):
     assert items["unit_price_cny"].tolist() == [2450000.0, 1500000.0]
     assert items["tender_id"].unique().tolist() == ["HN-2024-0611"]
     assert items["supplier"].unique().tolist() == ["北京算力科技有限公司"]
+    assert items["buyer"].unique().tolist() == ["某市大数据局"]
     assert items["date"].astype(str).unique().tolist() == ["2024-06-03"]
     assert items["source_sheet"].unique().tolist() == ["/html/body/div/table"]
     assert (batch.non_items["kind"] == "total").sum() == 1

@@ -29,6 +29,7 @@ ALIAS_FAMILIES = {
     "project_name": ["项目名称"],
     "claimed_pflops": ["算力", "总算力"],
     "currency": ["币种", "Currency"],
+    "buyer": ["采购人", "采购单位", "招标人", "buyer"],
 }
 
 

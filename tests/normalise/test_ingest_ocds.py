@@ -37,6 +37,7 @@ def test_paraguay_record_package_is_read_with_its_currency(files, read):
     assert len(items) == 4 and items["tender_id"].unique().tolist() == [OCID]
     assert items["currency"].unique().tolist() == ["PYG"]
     assert items["supplier"].unique().tolist() == ["RIEDER Y CIA. SACI"]
+    assert items["buyer"].unique().tolist() == ["Compañía Paraguaya de Comunicaciones (COPACO)"]
     assert items["source_sheet"].str.fullmatch(
         OCID + r" / contract 274231-rieder-cia-saci-2 / item .+").all()
     assert batch.files.iloc[0]["format"] == "ocds"

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 #: 2: line_items.currency; files rows for the files skipped; non-items of kind "repeat";
-#:    line_facts.ref_as_of; findings.fingerprint and rule_version; verdicts, suppressions.
+#:    line_items.buyer; line_facts.ref_as_of; findings.fingerprint and rule_version; verdicts, suppressions.
 SCHEMA_VERSION = 2
 
 #: Storage hint for the raw JSON columns (``ddl`` writes it as ``USING COMPRESSION zstd``):
@@ -138,6 +138,7 @@ class LineItem(_Record):
         "states another currency than yuan (OCDS unit.value.currency) and no rate table "
         "converted them; NULL or CNY: yuan")
     supplier: str | None = Field(None, description="供应商 / 中标人")
+    buyer: str | None = Field(None, description="采购人 / 采购单位: the purchasing body")
     date: dt.date | None = Field(None, description="合同日期 / 日期")
     condition: str | None = Field(None, description="新旧程度 / 成色 as written")
     serial_numbers: list[str] = Field(default_factory=list, description="序列号 split into a list")

@@ -41,6 +41,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
                   "line_total"),
     "supplier": ("供应商", "中标人", "成交供应商", "投标人", "中标供应商", "中标单位",
                  "供货商", "supplier", "vendor", "bidder"),
+    "buyer": ("采购人", "采购人名称", "采购单位", "采购单位名称", "招标人", "buyer", "purchaser",
+              "procuring_entity"),
     "date": ("日期", "合同日期", "签订日期", "采购日期", "中标日期", "成交日期", "交货日期",
              "date", "contract_date"),
     "condition": ("新旧程度", "成色", "新旧", "condition"),
@@ -260,10 +262,15 @@ _CLAIM_RE = re.compile(
 
 
 #: Labelled fields of a document's prose (a Word title paragraph, an HTML award notice) that
-#: stand for a whole table: the winning supplier and the date. Longest labels first.
+#: stand for a whole table: the winning supplier, the buyer and the date. Longest labels first.
 _SUPPLIER_RE = re.compile(
     r"(?:中标供应商名称|成交供应商名称|中标供应商|成交供应商|中标人名称|中标人|中标单位|成交人"
     r"|供应商名称|投标人名称|supplier|awarded to)\s*[:：]\s*\|?\s*([^|\n]+)",
+    re.IGNORECASE,
+)
+_BUYER_RE = re.compile(
+    r"(?:采购人名称|采购单位名称|采购人|采购单位|招标人名称|招标人|buyer|procuring entity)"
+    r"\s*[:：]\s*\|?\s*([^|\n]+)",
     re.IGNORECASE,
 )
 _DATE_RE = re.compile(
@@ -284,6 +291,7 @@ class TitleInfo:
     claimed_pflops: float | None = None
     #: the supplier and date a document states once for its table (used where a row has none)
     supplier: str | None = None
+    buyer: str | None = None
     date: str | None = None
 
 
@@ -306,6 +314,9 @@ def read_title(text: str) -> TitleInfo:
     m = _SUPPLIER_RE.search(text)
     if m:
         info.supplier = _FIELD_END.split(m.group(1).strip())[0].strip(" :：;；,，。") or None
+    m = _BUYER_RE.search(text)
+    if m:
+        info.buyer = _FIELD_END.split(m.group(1).strip())[0].strip(" :：;；,，。") or None
     m = _DATE_RE.search(text)
     if m:
         info.date = _real_date(m.group(1))

@@ -55,7 +55,7 @@ class BatchResult:
 
 
 #: Fields a document may state once for a whole table (:class:`~.headers.TitleInfo`).
-_TITLE_FIELDS = ("supplier", "date")
+_TITLE_FIELDS = ("supplier", "buyer", "date")
 
 
 def _per_row(values: list[object], sizes: np.ndarray, dtype: type | str = object

@@ -44,7 +44,7 @@ _ARROW_TYPES = {
 }
 #: The Arrow types of the line items :func:`normalise_plans` returns (text: large_string).
 ITEM_SCHEMA = pa.schema([(c, _ARROW_TYPES.get(c, pa.large_string())) for c in ITEM_COLUMNS])
-_TEXT_FIELDS = ("item_name", "brand", "model", "spec", "unit", "supplier", "condition",
+_TEXT_FIELDS = ("item_name", "brand", "model", "spec", "unit", "supplier", "buyer", "condition",
                 "currency")
 
 

@@ -27,7 +27,7 @@ from iccaudit.read.cells import objects_to_columns
 #: The columns of an OCDS table (names the header logic maps: ocid -> tender_id …);
 #: item attributes (``items[].attributes[]``: name, value) come after them under their names.
 COLUMNS = ["tender_id", "project_name", "line_no", "item_name", "quantity", "unit",
-           "unit_price", "currency", "supplier", "date", "classification"]
+           "unit_price", "currency", "supplier", "buyer", "date", "classification"]
 #: Keys of a release or record beside its ocid.
 _OCDS_KEYS = ("tag", "initiationType", "awards", "contracts", "releases", "compiledRelease",
               "tender", "planning")
@@ -116,6 +116,10 @@ def _rows(releases: list[tuple[dict[str, Any], str]]) -> list[tuple[dict[str, An
         tender = _obj(r.get("tender"))
         parties = {str(p.get("id")): p.get("name") for p in r.get("parties") or []
                    if isinstance(p, dict)}
+        buyer = _text(_obj(r.get("buyer")).get("name")) or next(
+            (str(p.get("name")) for p in r.get("parties") or []
+             if isinstance(p, dict) and "buyer" in (p.get("roles") or []) and p.get("name")),
+            None)
         award_suppliers: dict[str, str | None] = {}
         for a in r.get("awards") or []:
             if isinstance(a, dict):
@@ -140,6 +144,7 @@ def _rows(releases: list[tuple[dict[str, Any], str]]) -> list[tuple[dict[str, An
                         raise _fail(f"{where}.{kind}[{b}].items[{i}]", "must be an object")
                     iid = _text(item.get("id")) or str(i + 1)
                     row = _item_row(item, ocid, iid, title, supplier, date)
+                    row["buyer"] = buyer
                     out.append((row, f"{ocid} / {label} {bid} / item {iid}", old))
     return out
 

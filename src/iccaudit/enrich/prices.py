@@ -37,7 +37,7 @@ import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from iccaudit.enrich.refbase import PRICE_DATE_RE, Loc, Source, _Strict
 
@@ -79,12 +79,6 @@ class PricePoint(_Strict):
         except ValueError as exc:
             raise ValueError(f"from {text!r} is not a date: {exc}") from None
         return text
-
-    @model_validator(mode="after")
-    def _peak(self) -> PricePoint:
-        if self.peak is not None and self.peak < self.high:
-            raise ValueError(f"peak {self.peak:g} is below high {self.high:g}")
-        return self
 
 
 class PriceSeries(_Strict):

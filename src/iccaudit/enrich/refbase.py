@@ -24,8 +24,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="after")
-    def _low_not_above_high(self) -> _Strict:
+    def _range_in_order(self) -> _Strict:
+        """A price range reads low <= high <= peak (when it has those fields)."""
         low, high = getattr(self, "low", None), getattr(self, "high", None)
+        peak = getattr(self, "peak", None)
         if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
             raise ValueError(f"low {low:g} is above high {high:g}")
+        if isinstance(peak, int | float) and isinstance(high, int | float) and peak < high:
+            raise ValueError(f"peak {peak:g} is below high {high:g}")
         return self

@@ -65,12 +65,6 @@ class PriceRange(_Strict):
             raise ValueError("date must be YYYY, YYYY-MM or YYYY-MM-DD")
         return value
 
-    @model_validator(mode="after")
-    def _peak(self) -> PriceRange:
-        if self.peak is not None and self.peak < self.high:
-            raise ValueError(f"peak {self.peak:g} is below high {self.high:g}")
-        return self
-
 
 class Accelerator(_Strict):
     """One accelerator model: how to recognise it, its specs and its reference prices."""
@@ -379,14 +373,6 @@ def load_reference(reference_dir: Path) -> Reference:
     return ref
 
 
-def _range_cols(prefix: str, rng: PriceRange | None) -> dict[str, float | str | None]:
-    return {
-        f"{prefix}_low": rng.low if rng else None,
-        f"{prefix}_high": rng.high if rng else None,
-        f"{prefix}_source": rng.source if rng else None,
-    }
-
-
 def _ranges(ref: Reference) -> list[tuple[str, str, PriceRange | None]]:
     """Every undated price range of the book: (model, basis, range)."""
     assembly = {m.model: m for m in ref.assembly.models}
@@ -403,13 +389,10 @@ def reference_frames(ref: Reference) -> dict[str, pd.DataFrame]:
     """The reference book as flat tables (name -> frame), ready for DuckDB."""
     import pandas as pd  # here: checking a rule pack (rules validate) does not load pandas
 
-    assembly = {m.model: m for m in ref.assembly.models}
     server_cards = ref.enrich_params()["reference_cards_per_server"]
     acc_rows, alias_rows = [], []
     for a in ref.accelerators.accelerators:
-        asm = assembly.get(a.id)
-        server = a.server
-        priced = server or a.card
+        # the prices go to ref_price_points (dated); this table holds the specs
         acc_rows.append(
             {
                 "model_id": a.id,
@@ -419,13 +402,6 @@ def reference_frames(ref: Reference) -> dict[str, pd.DataFrame]:
                 "controlled_from": a.controlled_from,
                 "tdp_w": a.tdp_w,
                 "fp16_dense_tflops": a.fp16_dense_tflops,
-                **_range_cols("card", a.card),
-                **_range_cols("server", server),
-                "server_peak": (server.peak or server.high) if server else None,
-                "server_cards": (server.cards or server_cards) if server else None,
-                "price_date": priced.date if priced else None,
-                **_range_cols("head", asm.head if asm else None),
-                **_range_cols("module", asm.module if asm else None),
                 "note": a.note,
             }
         )
@@ -476,12 +452,7 @@ REF_DDL: dict[str, dict[str, str]] = {
     "ref_accelerators": {
         "model_id": "VARCHAR", "vendor": "VARCHAR", "is_domestic": "BOOLEAN",
         "export_controlled": "BOOLEAN", "controlled_from": "DATE", "tdp_w": "DOUBLE",
-        "fp16_dense_tflops": "DOUBLE", "card_low": "DOUBLE", "card_high": "DOUBLE",
-        "card_source": "VARCHAR", "server_low": "DOUBLE", "server_high": "DOUBLE",
-        "server_source": "VARCHAR", "server_peak": "DOUBLE", "server_cards": "BIGINT",
-        "price_date": "VARCHAR", "head_low": "DOUBLE", "head_high": "DOUBLE",
-        "head_source": "VARCHAR", "module_low": "DOUBLE", "module_high": "DOUBLE",
-        "module_source": "VARCHAR", "note": "VARCHAR",
+        "fp16_dense_tflops": "DOUBLE", "note": "VARCHAR",
     },
     "ref_accel_aliases": {"model_id": "VARCHAR", "alias": "VARCHAR", "alias_key": "VARCHAR"},
     "ref_cooling": {"cooling_type": "VARCHAR", "low_per_kw": "DOUBLE", "high_per_kw": "DOUBLE",

@@ -61,19 +61,17 @@ class Scored:
         return self._build_lines(True)
 
 
-def _robust_z(x: np.ndarray, med: np.ndarray) -> np.ndarray:
-    """(x - median) / scale per column; scale = 1.4826 MAD, else 1.2533 mean abs deviation."""
-    dev = np.abs(x - med)
-    scale = 1.4826 * np.median(dev, axis=0)
-    mean_ad = 1.2533 * dev.mean(axis=0)
-    scale = np.where(scale > 0, scale, mean_ad)
+def _robust_z(x: np.ndarray, med: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(x - median) / scale per column (0 where the scale is 0); ``scale`` is the group's
+    :func:`_robust_scale`."""
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(scale > 0, (x - med) / scale, 0.0)
     return z
 
 
-def _price_scale(x: np.ndarray, med: np.ndarray) -> np.ndarray:
-    """The robust spread of each column of a group (as :func:`_robust_z` scales it)."""
+def _robust_scale(x: np.ndarray, med: np.ndarray) -> np.ndarray:
+    """The robust spread of each column of a group: 1.4826 MAD, else 1.2533 mean absolute
+    deviation (when more than half the values are the median)."""
     dev = np.abs(x - med)
     scale: np.ndarray = 1.4826 * np.median(dev, axis=0)
     return np.where(scale > 0, scale, 1.2533 * dev.mean(axis=0))
@@ -202,8 +200,8 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
                           local_n[rows, pf_safe])
         g_log_ratio = np.where(has_price, X[rows, pf_safe] - line_med, np.nan)
         g_ratio = np.exp(g_log_ratio)
-        flagged = _flagged(g_score, g_ratio, g_log_ratio, _price_scale(X, med)[pf_safe],
-                           settings)
+        scale = _robust_scale(X, med)  # the group's spread: the price-led test and the z values
+        flagged = _flagged(g_score, g_ratio, g_log_ratio, scale[pf_safe], settings)
         is_price = np.array([FEATURES[c].price for c in cols])[pf_safe] & has_price
         # Excess is only in money when the feature is proportional to the unit price: the line
         # at its peers' median would have cost unit_price / ratio per unit.
@@ -226,7 +224,7 @@ def score_items(items: Items, settings: ModelSettings, seed: int = 0) -> Scored:
         f_rows = np.flatnonzero(flagged)
         k = len(cols)
         # The robust scale needs the whole group; the z values only the flagged lines.
-        z = np.where(missing[f_rows], 0.0, _robust_z(X, med)[f_rows])
+        z = np.where(missing[f_rows], 0.0, _robust_z(X[f_rows], med, scale))
         return row, pd.DataFrame({
             "item_id": np.repeat(item_ids[idx][f_rows], k),
             "feature": np.tile(np.array(cols, dtype=object), len(f_rows)),

@@ -23,11 +23,7 @@ SELECT li.tender_id,
         WHERE c.category = 'liquid_cooling' AND coalesce(li.capacity_kw, 0) <= 0)
         AS cooling_unstated_cny
 FROM _li li
-JOIN _text_keys t ON li.item_name IS NOT DISTINCT FROM t.item_name
-    AND li.model IS NOT DISTINCT FROM t.model AND li.spec IS NOT DISTINCT FROM t.spec
-    AND li.unit IS NOT DISTINCT FROM t.unit AND li.condition IS NOT DISTINCT FROM t.condition
-    AND li.brand IS NOT DISTINCT FROM t.brand
-JOIN _text_class c ON c.tid = t.tid
+@text_of(li)
 WHERE c.category IN ($accel_categories) OR c.category = 'liquid_cooling'
 GROUP BY li.tender_id
 )

@@ -120,12 +120,7 @@ FROM (
             td.total_cny AS tender_total_cny
         FROM {rows} li
         -- each row's text by its six columns (NULLs alike), then the text's recognition
-        JOIN _text_keys t ON li.item_name IS NOT DISTINCT FROM t.item_name
-            AND li.model IS NOT DISTINCT FROM t.model AND li.spec IS NOT DISTINCT FROM t.spec
-            AND li.unit IS NOT DISTINCT FROM t.unit
-            AND li.condition IS NOT DISTINCT FROM t.condition
-            AND li.brand IS NOT DISTINCT FROM t.brand
-        JOIN _text_class c ON c.tid = t.tid
+        @text_of(li)
         LEFT JOIN _td td ON td.tender_id IS NOT DISTINCT FROM li.tender_id
         LEFT JOIN _tender_load tl ON tl.tender_id IS NOT DISTINCT FROM li.tender_id
         LEFT JOIN ref_price_points rp ON rp.model_id = c.accel_model AND rp.basis = c.ref_basis

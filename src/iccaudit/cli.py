@@ -69,6 +69,13 @@ def cli() -> None:
     """
 
 
+#: score and rescore: the date undated tenders are priced at (--price-date)
+_price_date_opt = click.option(
+    "--price-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+    help="Date (YYYY-MM-DD) at which lines of undated tenders are priced against the dated "
+         "reference book (default: each price series' latest point).")
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--db", type=click.Path(path_type=Path), default=DEFAULT_DB, show_default=True,
@@ -88,9 +95,7 @@ def cli() -> None:
               help="Detector settings YAML (default: the bundled models.yaml).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed of the models; same inputs and seed give the same findings.")
-@click.option("--price-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Date (YYYY-MM-DD) at which lines of undated tenders are priced against the "
-                   "dated reference book (default: each price series' latest point).")
+@_price_date_opt
 @click.option("--report", "report_path", type=click.Path(path_type=Path),
               help="Also write the HTML report of this run to PATH.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
@@ -157,9 +162,7 @@ def score(paths: tuple[Path, ...], db: Path, mapping: Path | None, rates: Path |
                    "re-used by the next rules-only re-run of the same lines and reference.")
 @click.option("--models-config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--price-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Date (YYYY-MM-DD) at which lines of undated tenders are priced against the "
-                   "dated reference book (default: each price series' latest point).")
+@_price_date_opt
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 @click.option("--include-dismissed", is_flag=True,

@@ -31,23 +31,25 @@ def _packs(user_dirs: Iterable[Path]) -> list[Path]:
     return [Path(d) for d in reversed(list(user_dirs)) if is_pack(Path(d))]
 
 
+def _in_pack(user_dirs: Iterable[Path], name: str, *, folder: bool) -> Path | None:
+    """``name`` (a folder, else a file) in the last ``--rules`` pack that has it, or None."""
+    for pack in _packs(user_dirs):
+        if (pack / name).is_dir() if folder else (pack / name).is_file():
+            return pack / name
+    return None
+
+
 def reference_dir_used(user_dirs: Iterable[Path] = ()) -> Path:
     """The reference book a run's sandbox loads: that of the last ``--rules`` pack that has
     one, else the bundled pack's (``$ICCAUDIT_RULES`` honoured)."""
-    for pack in _packs(user_dirs):
-        if (pack / "reference").is_dir():
-            return reference_dir(pack)
-    return reference_dir(bundled_rules_dir())
+    return (_in_pack(user_dirs, "reference", folder=True)
+            or reference_dir(bundled_rules_dir()))
 
 
 def lexicon_dir_used(user_dirs: Iterable[Path] = ()) -> Path:
     """The recognition lexicon a run's sandbox loads: that of the last ``--rules`` pack that
     has one, else the bundled pack's."""
-    for pack in _packs(user_dirs):
-        if (pack / "lexicon").is_dir():
-            return lexicon_dir(pack)
-    return lexicon_dir(bundled_rules_dir())
-
+    return _in_pack(user_dirs, "lexicon", folder=True) or lexicon_dir(bundled_rules_dir())
 
 
 def models_config_used(config: Path | None, user_dirs: Iterable[Path] = ()) -> Path:
@@ -55,10 +57,7 @@ def models_config_used(config: Path | None, user_dirs: Iterable[Path] = ()) -> P
     ``models.yaml`` of the last ``--rules`` pack that has one, else the bundled one."""
     if config is not None:
         return Path(config)
-    for pack in _packs(user_dirs):
-        if (pack / "models.yaml").is_file():
-            return pack / "models.yaml"
-    return models_config()
+    return _in_pack(user_dirs, "models.yaml", folder=False) or models_config()
 
 
 def fallbacks(user_dirs: Iterable[Path], *, models: bool, config: Path | None) -> list[str]:

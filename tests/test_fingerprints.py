@@ -52,3 +52,37 @@ def test_generated_corpus_findings_unchanged(tmp_path: Path) -> None:
     write_corpus(tmp_path / "c", seed=11, tenders=40)
     _compare(fp.score_and_fingerprint([tmp_path / "c" / "tenders"]),
              GOLDEN / "corpus_seed11_40.tsv")
+
+
+@pytest.mark.slow
+def test_findings_arrive_with_the_fingerprints_the_store_would_give_them(tmp_path: Path) -> None:
+    """The rules' queries and the models' findings make each fingerprint as the finding is
+    made; the store's own statement (for findings that arrive without one) gives the same."""
+    import shutil
+
+    import duckdb
+
+    from iccaudit.run.options import ScoreOptions
+    from iccaudit.run.score import run_score
+    from iccaudit.store.views import fill_fingerprints
+
+    db = tmp_path / "f.duckdb"
+    result = run_score(ScoreOptions(paths=[REPO / "data" / "samples" / "tenders"], db=db))
+    made = result.findings
+    assert made["fingerprint"].notna().all() and len(made) > 50
+    assert {"rule", "model"} <= set(made["kind"])
+    again = tmp_path / "again.duckdb"
+    shutil.copy(db, again)
+    con = duckdb.connect(str(again))
+    try:
+        con.execute("UPDATE findings SET fingerprint = NULL")
+        fill_fingerprints(con)
+        filled = dict(con.execute("SELECT detector || finding_id, fingerprint FROM findings")
+                      .fetchall())
+    finally:
+        con.close()
+    assert filled == dict(zip(made["detector"] + made["finding_id"], made["fingerprint"],
+                              strict=True))
+    # a tender that bills the same line twice: the two findings differ by their occurrence
+    dup = made[made["detector"] == "dup-identical-line"]
+    assert len(dup) >= 2 and dup["fingerprint"].is_unique

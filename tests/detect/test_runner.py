@@ -268,3 +268,26 @@ def test_money_on_a_line_is_counted_once():
     assert out["est_excess_cny"].iloc[3] == 500.0 and out["est_excess_cny"].iloc[4] == 7.0
     assert out["evidence"].iloc[2] == "{}"  # no money, untouched
     assert out["est_excess_cny"].sum() == 1_415_000.0 + 500.0 + 7.0
+
+
+def test_money_counted_once_on_a_tie_goes_to_the_first_detector_by_name():
+    import json
+
+    import pandas as pd
+
+    from iccaudit.detect.rules.runner import count_money_once
+
+    frame = pd.DataFrame({
+        "item_id": pd.array([7, 7, 3, 7], dtype="Int64"),
+        "detector": ["zeta", "alpha", "solo", "mid"],
+        "est_excess_cny": [100.0, 100.0, 5.0, 40.0],
+        "evidence": ['{"z": 1}', '{"a": 1}', "{}", "{}"],
+    })
+    before = frame.copy()
+    out = count_money_once(frame)
+    assert out["est_excess_cny"].tolist()[1:3] == [100.0, 5.0]
+    assert out["est_excess_cny"].isna().tolist() == [True, False, False, True]
+    assert json.loads(out["evidence"].iloc[0])["excess_counted_by"] == "alpha"
+    assert json.loads(out["evidence"].iloc[3]) == {"est_excess_if_alone_cny": 40.0,
+                                                   "excess_counted_by": "alpha"}
+    pd.testing.assert_frame_equal(frame, before)  # the caller's frame is left as it was

@@ -19,23 +19,20 @@ from __future__ import annotations
 
 import duckdb
 
+from iccaudit.core.fingerprint import content_sql, fingerprint_sql
 from iccaudit.store.conditions import suppressions_view_sql
 
-#: Fills ``fingerprint`` for every finding that has none (a run being written; the findings
-#: of a database migrated from schema 1). Set-at-a-time, one statement.
-FINGERPRINT_SQL = """
+#: Fills ``fingerprint`` for every finding that has none (the findings of a database migrated
+#: from schema 1; a run's own findings arrive with theirs). Set-at-a-time, one statement.
+FINGERPRINT_SQL = f"""
 UPDATE findings SET fingerprint = fp.fingerprint
 FROM (
   SELECT run_id, finding_id,
-         substr(sha256(json_array(content, row_number() OVER (
-             PARTITION BY run_id, content
-             ORDER BY source_file, source_sheet NULLS FIRST, source_row NULLS FIRST,
-                      finding_id))::VARCHAR), 1, 16) AS fingerprint
+         {fingerprint_sql("content", "source_file", "source_sheet", "source_row", "finding_id",
+                          partition="run_id")} AS fingerprint
   FROM (
     SELECT f.run_id, f.finding_id, f.source_file, f.source_sheet, f.source_row,
-           json_array(f.tender_id, f.detector, f.rule_version, li.item_name, li.brand,
-                      li.model, li.spec, li.quantity, li.unit, li.unit_price_cny,
-                      li.total_cny)::VARCHAR AS content
+           {content_sql("f.tender_id", "f.detector", "f.rule_version", "li")} AS content
     FROM findings f
     LEFT JOIN line_items li ON li.run_id = f.run_id AND li.item_id = f.item_id
     WHERE f.fingerprint IS NULL

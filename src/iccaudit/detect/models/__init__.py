@@ -176,18 +176,27 @@ def _global_codes(col: pa.Array, seen: dict[str, int]) -> np.ndarray:
     return batch_codes
 
 
-def read_locations(con: duckdb.DuckDBPyConnection,
-                   item_ids: Sequence[int] | np.ndarray) -> pd.DataFrame:
-    """The columns that locate a finding (file, sheet, row, tender, line) for some items."""
+def read_locations(con: duckdb.DuckDBPyConnection, item_ids: Sequence[int] | np.ndarray,
+                   content_of: tuple[str, str] | None = None) -> pd.DataFrame:
+    """The columns that locate a finding (file, sheet, row, tender, line) for some items.
+
+    ``content_of``: (detector, rule_version) of the findings to be made on these lines; then
+    ``__content`` holds each one's content (:mod:`iccaudit.core.fingerprint`).
+    """
     from iccaudit.core.duck import fetch_frame
+    from iccaudit.core.fingerprint import LINE_CONTENT, content_sql
 
     described = [d[0] for d in con.execute("SELECT * FROM items LIMIT 0").description]
-    cols = [c for c in LOCATION_COLUMNS if c in described]
+    cols = [_quote(c) for c in LOCATION_COLUMNS if c in described]
+    params: dict[str, object] = {"ids": [int(i) for i in item_ids]}
+    if content_of is not None and {"tender_id", *LINE_CONTENT} <= set(described):
+        cols.append(content_sql("tender_id", "$detector", "$version", "items") + " AS __content")
+        params |= {"detector": content_of[0], "version": content_of[1]}
     return fetch_frame(
         con,
-        f"SELECT {', '.join(_quote(c) for c in cols)} FROM items "
+        f"SELECT {', '.join(cols)} FROM items "
         "WHERE item_id IN (SELECT unnest($ids::BIGINT[]))",
-        {"ids": [int(i) for i in item_ids]},
+        params,
     )
 
 
@@ -210,7 +219,12 @@ def run_models(
     import duckdb
 
     from iccaudit.detect.currency import money_in_yuan_only
-    from iccaudit.detect.models.findings import build_findings, build_rule_runs, single_run
+    from iccaudit.detect.models.findings import (
+        build_findings,
+        build_rule_runs,
+        settings_version,
+        single_run,
+    )
     from iccaudit.detect.models.scoring import score_items
 
     settings = load_settings(config)
@@ -223,7 +237,8 @@ def run_models(
     # Handed over, not kept (pop): score_items frees the table once it has its columns.
     scored = score_items(items.pop(), settings, seed=seed)
     flagged = scored.flagged_lines()
-    locations = read_locations(con, flagged["item_id"].to_numpy())
+    locations = read_locations(con, flagged["item_id"].to_numpy(),
+                               content_of=(settings.model_name, settings_version(settings)))
     if callable(rule_findings):
         rule_findings = rule_findings()
     findings = build_findings(run_id, settings, flagged, scored.drivers, locations,

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from iccaudit.core import schema
+from iccaudit.core.fingerprint import fingerprint_sql
 from iccaudit.detect.models.config import ModelSettings
 from iccaudit.detect.models.features import CATEGORY_ZH, FEATURES
 
@@ -53,7 +54,10 @@ WITH ranked AS (
     LEFT JOIN drv USING (item_id)
     LEFT JOIN corr USING (item_id)
 )
-SELECT
+SELECT * EXCLUDE (__content),
+    CASE WHEN __content IS NOT NULL THEN {fingerprint} END AS fingerprint
+FROM (SELECT
+    __content,
     substr(sha256($detector || '|' || CAST(item_id AS VARCHAR)), 1, 16) AS group_id,
     substr(sha256($detector || '|' || CAST(item_id AS VARCHAR) || '|'
                   || CAST(item_id AS VARCHAR)), 1, 16) AS finding_id,
@@ -90,9 +94,10 @@ SELECT
         'corroborates', to_json(coalesce(rules, []::VARCHAR[])),
         'est_excess_if_alone_cny', est_excess_cny
     )::VARCHAR AS evidence
-FROM f
+FROM f)
 ORDER BY item_id
-"""
+""".replace("{fingerprint}", fingerprint_sql("__content", "source_file", "source_sheet",
+                                             "source_row", "finding_id"))
 
 
 def build_findings(
@@ -102,7 +107,9 @@ def build_findings(
     """Finding rows (``schema.Finding`` columns) for the flagged lines.
 
     ``locations`` holds ``item_id`` and the columns that locate a line (source_file,
-    source_sheet, source_row, tender_id, line_no) for at least the flagged lines.
+    source_sheet, source_row, tender_id, line_no) for at least the flagged lines, and
+    ``__content``, the content of each line's finding, from which its fingerprint is made
+    (:func:`~iccaudit.detect.models.read_locations`; without it the store makes it).
     """
     import duckdb
 
@@ -111,7 +118,8 @@ def build_findings(
     cols = schema.columns("findings")
     if flagged.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-    meta_cols = ["item_id", "source_file", "source_sheet", "source_row", "tender_id", "line_no"]
+    meta_cols = ["item_id", "source_file", "source_sheet", "source_row", "tender_id", "line_no",
+                 "__content"]
     meta = locations[[c for c in meta_cols if c in locations.columns]]
     meta = meta[meta["item_id"].isin(flagged["item_id"])]
     # Labels arrive as categoricals (one per million lines is cheap); text from here on.
@@ -166,7 +174,6 @@ def build_findings(
     out["source_row"] = out["source_row"].astype("Int64")
     out["item_id"] = out["item_id"].astype("Int64")
     out["rule_version"] = settings_version(settings)
-    out["fingerprint"] = None  # the store computes it, as for the rules' findings
     return out[cols]
 
 

@@ -222,6 +222,8 @@ def run_models(
     from iccaudit.detect.models.findings import (
         build_findings,
         build_rule_runs,
+        corroborate,
+        draft_findings,
         settings_version,
         single_run,
     )
@@ -239,10 +241,11 @@ def run_models(
     flagged = scored.flagged_lines()
     locations = read_locations(con, flagged["item_id"].to_numpy(),
                                content_of=(settings.model_name, settings_version(settings)))
+    # drafted while the rules may still run; their findings are waited for only then
+    drafted = draft_findings(run_id, settings, flagged, scored.drivers, locations)
     if callable(rule_findings):
         rule_findings = rule_findings()
-    findings = build_findings(run_id, settings, flagged, scored.drivers, locations,
-                              rule_findings)
+    findings = corroborate(drafted, rule_findings)
     findings = money_in_yuan_only(con, findings)
     return findings, build_rule_runs(run_id, settings, scored.groups)
 

@@ -479,27 +479,27 @@ def count_money_once(findings: pd.DataFrame) -> pd.DataFrame:
     at = np.flatnonzero(~np.isnan(money) & ~np.isnan(item))
     if len(at) < 2:
         return findings
-    detector, _ = pd.factorize(findings["detector"].to_numpy()[at], sort=True)
+    codes, names = pd.factorize(findings["detector"], sort=True)  # no Python str per row
     # by line, the largest estimate first, then the detector's name; stable on full ties
-    order = at[np.lexsort((detector, -money[at], item[at]))]
+    order = at[np.lexsort((codes[at], -money[at], item[at]))]
     first = np.r_[True, item[order][1:] != item[order][:-1]]
     moved = order[~first]
     if len(moved) == 0:
         return findings
     # the finding that keeps each line's money: the first of its line in that order
     keeper = order[first][np.searchsorted(item[order][first], item[moved])]
-    counted_by = findings["detector"].to_numpy()[keeper].astype(str)
+    counted_by = np.asarray(names, dtype=object)[codes[keeper]].astype(str)
     amount = pd.Series(money[moved]).round(2).astype(str).to_numpy()
-    body = pd.Series(findings["evidence"].to_numpy()[moved]).astype(str).str.rstrip()
-    body = body.str[:-1].str.rstrip()
+    body = findings["evidence"].iloc[moved].astype(str).str.rstrip().str[:-1].str.rstrip()
+    body = body.reset_index(drop=True)
     sep = np.where(body.str.endswith("{"), "", ", ")
-    evidence = findings["evidence"].astype(object).to_numpy(copy=True)
-    evidence[moved] = (body + sep + '"est_excess_if_alone_cny": ' + amount
-                       + ', "excess_counted_by": "' + counted_by + '"}').to_numpy()
+    evidence = findings["evidence"].copy()
+    evidence.iloc[moved] = (body + sep + '"est_excess_if_alone_cny": ' + amount
+                            + ', "excess_counted_by": "' + counted_by + '"}').to_numpy()
     money = money.copy()
     money[moved] = np.nan
     out = findings.copy(deep=False)  # the other columns are shared, not copied
-    out["evidence"] = pd.Series(evidence, index=findings.index).astype(findings["evidence"].dtype)
+    out["evidence"] = evidence
     out["est_excess_cny"] = money
     return out
 

@@ -2,7 +2,11 @@
 
 Evidence JSON, bilingual messages and ids are built set-at-a-time in a private in-memory
 DuckDB connection (the sandbox is locked and holds the user's data; this one holds only the
-frames we hand it).
+frames we hand it), in two steps: :func:`draft_findings` makes everything that does not
+depend on the rules while the rules still run, and :func:`corroborate` adds, once the rules'
+findings are known, which rules found the same line (messages, evidence, and the money left to
+the rule). At 1 M lines, 170 k model findings: 2.2 s drafted beside the rules, 0.6 s after
+them (all of it after them before).
 """
 
 from __future__ import annotations

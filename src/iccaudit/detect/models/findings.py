@@ -173,7 +173,7 @@ def corroborate(drafted: Drafted, rule_findings: pd.DataFrame | None) -> pd.Data
             con.register("rule_findings", pa.table({
                 "item_id": pa.array(rule_findings["item_id"], pa.int64()),
                 "detector": pa.array(rule_findings["detector"], pa.string())}))
-            con.register("drafted", pa.table({"__pos": np.arange(n),
+            con.register("drafted", pa.table({"__pos": pa.array(np.arange(n)),
                                               "item_id": pa.array(out["item_id"], pa.int64())}))
             found = fetch_arrow(con, _CORROBORATE_SQL)
             if found.num_rows:
@@ -202,7 +202,8 @@ def _large(column: pd.Series) -> pa.Array:
     arr = pa.array(column)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    return arr.cast(pa.large_string())
+    large: pa.Array = arr.cast(pa.large_string())
+    return large
 
 
 def draft_findings(

@@ -291,3 +291,52 @@ def test_money_counted_once_on_a_tie_goes_to_the_first_detector_by_name():
     assert json.loads(out["evidence"].iloc[3]) == {"est_excess_if_alone_cny": 40.0,
                                                    "excess_counted_by": "alpha"}
     pd.testing.assert_frame_equal(frame, before)  # the caller's frame is left as it was
+
+
+BILL_BODY = """\
+where: total_cny > quantity * unit_price_cny * {factor}
+excess: total_cny - quantity * unit_price_cny
+message:
+  zh: "合价不符 {{total_cny}}"
+  en: "total off {{total_cny}}"
+"""
+
+
+def test_staged_findings_are_the_findings_with_their_money_corrected(write_rule, sandbox):
+    """What a run writes (the staged table) and counts (the lean rows) is what run_rules
+    gives: money counted once on a line two rules price, and kept out of yuan on a line in
+    another currency, though each rule's findings were staged before the others ran."""
+    from iccaudit.core.duck import fetch_frame
+    from iccaudit.detect.rules.runner import LEAN_COLUMNS, STAGED_FINDINGS, run_rules_staged
+
+    rules = rules_from(
+        write_rule,
+        (rule_yaml("price-high", body=PRICE_BODY), "price-high"),
+        (rule_yaml("price-high-too", body=PRICE_BODY), "price-high-too"),
+        (rule_yaml("bill-off", body=BILL_BODY.format(factor=1.05)), "bill-off"),
+        (rule_yaml("bill-off-more", body=BILL_BODY.format(factor=1.1)), "bill-off-more"),
+    )
+    con = sandbox([
+        {"item_name": "GPU服务器", "unit_price_cny": 9e6, "quantity": 2, "total_cny": 18e6},
+        {"item_name": "GPU服务器", "unit_price_cny": 2.4e6, "quantity": 1, "total_cny": 3e6},
+        {"item_name": "交换机", "unit_price_cny": 100.0, "quantity": 10, "total_cny": 1500.0,
+         "currency": "USD"},
+        {"item_name": "交换机", "unit_price_cny": 100.0, "quantity": 10, "total_cny": 1000.0},
+    ])
+    full, runs = run_rules(con, rules, "r1")
+    lean, staged_runs, staged = run_rules_staged(con, rules, "r1")
+    try:
+        stored = fetch_frame(staged, f'SELECT * FROM "{STAGED_FINDINGS}"')
+    finally:
+        staged.close()
+    evidence = " ".join(full["evidence"])
+    assert "excess_counted_by" in evidence and '"currency":"USD"' in evidence
+    key = ["detector", "finding_id"]
+    want = as_records(full.sort_values(key, ignore_index=True))
+    got = as_records(stored.sort_values(key, ignore_index=True)[full.columns])
+    assert [{k: v for k, v in r.items() if k not in ("item_id", "source_row")} for r in got] == \
+        [{k: v for k, v in r.items() if k not in ("item_id", "source_row")} for r in want]
+    assert [r["item_id"] for r in got] == [r["item_id"] for r in want]
+    assert as_records(lean.sort_values(key, ignore_index=True)) == as_records(
+        full.sort_values(key, ignore_index=True)[list(LEAN_COLUMNS)])
+    pd.testing.assert_frame_equal(staged_runs, runs)

@@ -33,14 +33,21 @@ def foreign_lines(con: duckdb.DuckDBPyConnection) -> tuple[np.ndarray, np.ndarra
     return np.asarray(rows["item_id"], "int64"), np.asarray(rows["currency"], object)
 
 
-def money_in_yuan_only(con: duckdb.DuckDBPyConnection, findings: pd.DataFrame) -> pd.DataFrame:
+def money_in_yuan_only(con: duckdb.DuckDBPyConnection | None, findings: pd.DataFrame,
+                       foreign: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """``findings`` with the overpayment of lines in another currency moved out of
-    ``est_excess_cny`` into their evidence (as ``est_excess``, beside ``currency``)."""
+    ``est_excess_cny`` into their evidence (as ``est_excess``, beside ``currency``).
+
+    ``foreign``: the :func:`foreign_lines` of the sandbox, when they were read before (then
+    ``con`` is not used)."""
     import pandas as pd
 
     if findings.empty or "item_id" not in findings:
         return findings
-    ids, codes = foreign_lines(con)
+    if foreign is None:
+        assert con is not None, "money_in_yuan_only needs the sandbox or its foreign lines"
+        foreign = foreign_lines(con)
+    ids, codes = foreign
     if not len(ids):
         return findings
     code_of = pd.Series(codes, index=ids)

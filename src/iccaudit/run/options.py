@@ -66,6 +66,8 @@ class ScoreResult:
     run: dict[str, Any]
     files: pd.DataFrame
     rule_runs: pd.DataFrame
+    #: one row per finding with who found it and how much (``runner.LEAN_COLUMNS``); the
+    #: texts (messages, evidence) are in the database only
     findings: pd.DataFrame
     skipped: list[tuple[str, str]]
     errors: list[str]

@@ -11,11 +11,17 @@ drive it top-down::
         run.finish(...)                # the run's record, then COMMIT
 
 Three things share the two cores while a run detects: the rules on the sandbox connection,
-the models on a cursor of it in a thread (from the moment ``items`` exists; they take the
-rules' findings, which a model finding corroborates, at their end), and the store writing the
-run's lines in a thread. The rules' findings and the lines' facts are written as soon as the
-rules are done, while the models finish; a large sandbox is freed in a thread while the last
-rows are written. Stage timings are each stage's own, so they overlap.
+the models on a cursor of it in a thread (from the moment ``items`` exists; they draft their
+findings while the rules run, and complete them with the rules' findings, which a model
+finding corroborates, at their end), and the store writing the run's lines in a thread.
+
+No stage holds all the findings' text in Python: each rule's findings are staged in a temp
+table of the sandbox as the rule finishes (an out-of-core sandbox spills it), and the run
+keeps only who found what and how much (:data:`~iccaudit.detect.rules.runner.LEAN_COLUMNS`:
+for the models' corroboration and the summary). Once the rules are done, the lines' facts and
+then the staged findings are written (one insert streamed from the sandbox) while the models
+finish; theirs come last. A large sandbox is freed in a thread while the last rows are
+written. Stage timings are each stage's own, so they overlap.
 """
 
 from __future__ import annotations
@@ -72,7 +78,8 @@ class Run:
         self.rule_runs: pd.DataFrame | None = None
         self.record: dict[str, Any] = {}
         self._writer: RunWriter | None = None
-        self._written_findings = 0  # the rules' findings, written before the models' were
+        self._lean: pd.DataFrame | None = None  # the rules' findings: who and how much
+        self._model_findings: pd.DataFrame | None = None  # written by finish()
         self._closers: list[threading.Thread] = []
         #: whether the rules ran on an enriched sandbox kept by an earlier rules-only re-run
         self.enriched_reused = False
@@ -160,7 +167,7 @@ class Run:
 
         import pandas as pd
 
-        from iccaudit.detect.rules.runner import run_rules
+        from iccaudit.detect.rules.runner import run_rules_staged
         from iccaudit.enrich import Sandbox, line_facts
         from iccaudit.enrich.facts import line_recognition, recognition_summary
 
@@ -206,18 +213,19 @@ class Run:
             if after_enrich is not None:
                 self.write_in_background(after_enrich)
             t0 = time.perf_counter()
-            findings, rule_runs = run_rules(con, self.ruleset.rules, self.run_id)
+            # each rule's findings are staged in the sandbox as they are made (it spills, a
+            # Python frame would not); the run keeps who and how much (the models'
+            # corroboration, the counts), never all their text
+            lean, rule_runs, staged = run_rules_staged(con, self.ruleset.rules, self.run_id)
             self.timings["rules_s"] = time.perf_counter() - t0
-            rules_done.set_result(findings)
+            rules_done.set_result(lean)
             # written while the models finish (10 M lines: a second); theirs come last
-            self.write_in_background({"findings": findings,
-                                      "line_facts": line_facts(con, self.run_id),
+            self.write_in_background({"line_facts": line_facts(con, self.run_id),
                                       "line_recognition": line_recognition(con, self.run_id)})
-            self._written_findings = len(findings)
+            self._write_staged(staged)
+            self._lean = lean
             if scoring is not None:
-                model_findings, model_runs = scoring.result()
-                findings = pd.concat([f for f in (findings, model_findings) if len(f)]
-                                     or [findings], ignore_index=True)
+                self._model_findings, model_runs = scoring.result()
                 rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
             failed = False
         except BaseException as exc:
@@ -237,8 +245,25 @@ class Run:
                     building.replace(enriched)
             elif sandbox is not None:
                 self._close(sandbox.con, now=failed)
-        self.findings, self.rule_runs = findings, rule_runs
+        self.rule_runs = rule_runs
         self.warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
+
+    def _write_staged(self, staged: duckdb.DuckDBPyConnection) -> None:
+        """Write the rules' staged findings to the store in one insert streamed from the
+        sandbox (one insert, not one per rule: DuckDB writes its row groups as they fill
+        instead of at the commit), then close their cursor (which drops them)."""
+        from iccaudit.detect.rules.runner import STAGED_FINDINGS
+
+        assert self._writer is not None
+        try:
+            reader = staged.sql(f'SELECT * FROM "{STAGED_FINDINGS}"').to_arrow_reader(
+                self._STAGED_BATCH)
+            self._writer.insert({"findings": reader})
+        finally:
+            staged.close()
+
+    #: Rows per Arrow batch of the staged findings streamed to the store.
+    _STAGED_BATCH = 122_880
 
     def finish(self, files: pd.DataFrame, counts: tuple[int, int, int],
                options: dict[str, Any], tables: dict[str, Any] | None = None) -> None:
@@ -246,13 +271,19 @@ class Run:
         written (and ``tables``), then commit. ``counts``: line items, rejects, non-items."""
         import pandas as pd
 
-        assert self._writer is not None and self.findings is not None
+        from iccaudit.detect.rules.runner import LEAN_COLUMNS
+
+        assert self._writer is not None and self.rule_runs is not None
+        # what the summary counts (who and how much, as stored): no text of the findings
+        models = self._model_findings
+        self.findings = self._lean if models is None or not len(models) else pd.concat(
+            [self._lean, models[list(LEAN_COLUMNS)]], ignore_index=True)
         self.record = self._run_record(files, counts, options)
         t0 = time.perf_counter()
         self._writer.insert({
             "runs": pd.DataFrame([self.record]), "run_config": self.config.frame(self.run_id),
-            "rule_runs": self.rule_runs, "findings": self.findings.iloc[self._written_findings:],
-            **(tables or {})})
+            "rule_runs": self.rule_runs, "findings": models, **(tables or {})})
+        self._model_findings = None
         self._writer.commit()
         # store_s: what the run waited for the store after scoring; the lines' write itself
         # ran alongside the scoring (store_lines_s)

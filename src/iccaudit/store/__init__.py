@@ -7,7 +7,8 @@ turn that into a one-line :class:`StoreError`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -263,19 +264,21 @@ class RunWriter:
     is still being scored, and committed (or rolled back) as one.
 
     Opening takes the file lock (a second writer fails at once, before any work is done).
-    :meth:`insert_in_background` writes tables in a thread while the caller goes on (DuckDB
-    releases the GIL); :meth:`commit` waits for it, and :meth:`abort` interrupts it, rolls
-    back and removes the database file when this writer created it. Nothing is visible to
-    a reader before the commit, and a process killed midway leaves the database as it was.
+    :meth:`insert_in_background` queues tables for one writer thread and returns at once
+    (DuckDB releases the GIL): they are written in the order they were queued. :meth:`commit` waits for it, and :meth:`abort` interrupts it, rolls back and
+    removes the database file when this writer created it. Nothing is visible to a reader
+    before the commit, and a process killed midway leaves the database as it was.
     """
 
     def __init__(self, path: str | Path, *, memory_limit: str | None = None) -> None:
-        import threading
+        import queue
 
         self.path = Path(path)
         self.created = not self.path.exists()
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._stopping = False  # aborting: the queued work is skipped
         self.background_s = 0.0
         self._closed = False
         self.con = connect(self.path)
@@ -293,7 +296,8 @@ class RunWriter:
             raise
 
     def insert(self, tables: Mapping[str, Any]) -> None:
-        """Append each table's rows (table name -> frame), in the schema's table order."""
+        """Append each table's rows (table name -> frame), in the schema's table order, once
+        the queued work is done."""
         _check_tables(tables)
         self.wait()
         self._insert(dict(tables))
@@ -312,44 +316,67 @@ class RunWriter:
             del frame
 
     def insert_in_background(self, tables: dict[str, Any]) -> None:
-        """:meth:`insert` in a thread; its error, if any, is raised by the next call.
+        """Queue :meth:`insert` for the writer thread; an earlier background error is raised.
 
         The writer takes the tables over: each leaves ``tables`` as its write begins, and an
         Arrow table is written batch by batch, each batch let go once written. A caller that
         keeps no other reference gets the memory of the rows back while they are written
         (1 M lines: the rows and their raw JSON, most of a gigabyte).
         """
+        _check_tables(tables)
+        self._submit(lambda: self._insert(tables))
+
+    def _submit(self, job: Callable[[], None]) -> None:
         import threading
+
+        self._raise_error()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="iccaudit-store",
+                                            daemon=True)
+            self._thread.start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        """The writer thread: the queued jobs in order; after an error or an abort, the rest
+        are skipped (the error is raised by the next call)."""
         import time
 
-        _check_tables(tables)
-        self.wait()
+        while (job := self._jobs.get()) is not None:
+            if self._error is None and not self._stopping:
+                t0 = time.perf_counter()
+                try:
+                    job()
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller by wait()
+                    self._error = exc
+                self.background_s += time.perf_counter() - t0  # all background work of the run
+            del job  # the tables it held are let go
+            self._jobs.task_done()
+        self._jobs.task_done()
 
-        def work() -> None:
-            t0 = time.perf_counter()
-            try:
-                self._insert(tables)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller by wait()
-                self._error = exc
-            self.background_s += time.perf_counter() - t0  # all background writes of the run
-
-        self._thread = threading.Thread(target=work, name="iccaudit-store", daemon=True)
-        self._thread.start()
-
-    def wait(self) -> None:
-        """Wait for the background insert; raise its error."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    def _raise_error(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
 
+    def wait(self) -> None:
+        """Wait for the queued work; raise its error."""
+        if self._thread is not None:
+            self._jobs.join()
+        self._raise_error()
+
+    def _stop(self) -> None:
+        """End the writer thread (its queue drained)."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+
     def commit(self) -> None:
-        """Wait for the background insert and commit; on any error, :meth:`abort` and raise."""
+        """Wait for the queued work and commit; on any error, :meth:`abort` and raise."""
         try:
             self.wait()
-            fill_fingerprints(self.con)  # the run's findings, in the same transaction
+            self._stop()
+            fill_fingerprints(self.con)  # findings that arrived without one
             self.con.execute("COMMIT")
         except BaseException:
             self.abort()
@@ -360,15 +387,13 @@ class RunWriter:
     def abort(self) -> None:
         """Stop, roll back and close; a database file this writer created is removed.
         Safe to call again (a failed commit has aborted already)."""
-        import duckdb
-
         if self._closed:
             return
         self._closed = True
         if self._thread is not None:
+            self._stopping = True  # what is still queued is skipped
             self.con.interrupt()  # a long insert stops at its next chunk
-            self._thread.join()
-            self._thread = None
+            self._stop()
         self._error = None
         try:
             self.con.execute("ROLLBACK")

@@ -86,3 +86,30 @@ def test_findings_arrive_with_the_fingerprints_the_store_would_give_them(tmp_pat
     # a tender that bills the same line twice: the two findings differ by their occurrence
     dup = made[made["detector"] == "dup-identical-line"]
     assert len(dup) >= 2 and dup["fingerprint"].is_unique
+
+
+@pytest.mark.slow
+def test_model_findings_drafted_in_pieces_are_the_same(tmp_path: Path, monkeypatch) -> None:
+    """Drafting the model findings a few tenders at a time (as at ten million lines) gives
+    the findings of one piece, fingerprints (occurrences of a content) included."""
+    import duckdb
+
+    from iccaudit.detect.models import findings as model_findings
+    from iccaudit.run.options import ScoreOptions
+    from iccaudit.run.score import run_score
+
+    def stored(db: Path) -> list[tuple]:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            return con.execute(
+                "SELECT * EXCLUDE (run_id) FROM findings WHERE kind = 'model' "
+                "ORDER BY finding_id").fetchall()
+        finally:
+            con.close()
+
+    samples = REPO / "data" / "samples" / "tenders"
+    run_score(ScoreOptions(paths=[samples], db=tmp_path / "one.duckdb"))
+    monkeypatch.setattr(model_findings, "DRAFT_CHUNK_LINES", 3)
+    run_score(ScoreOptions(paths=[samples], db=tmp_path / "pieces.duckdb"))
+    one = stored(tmp_path / "one.duckdb")
+    assert len(one) > 5 and stored(tmp_path / "pieces.duckdb") == one

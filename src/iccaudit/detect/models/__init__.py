@@ -238,16 +238,18 @@ def run_models(
         return empty, single_run(run_id, settings.model_name, f"cannot read items: {first}")
     # Handed over, not kept (pop): score_items frees the table once it has its columns.
     scored = score_items(items.pop(), settings, seed=seed)
-    flagged = scored.flagged_lines()
+    flagged, drivers, groups = scored.flagged_lines(), scored.drivers, scored.groups
+    del scored  # the per-line arrays of every line (10 M lines: about 3 GB) are let go
     locations = read_locations(con, flagged["item_id"].to_numpy(),
                                content_of=(settings.model_name, settings_version(settings)))
     # drafted while the rules may still run; their findings are waited for only then
-    drafted = draft_findings(run_id, settings, flagged, scored.drivers, locations)
+    drafted = draft_findings(run_id, settings, flagged, drivers, locations)
+    del flagged, drivers, locations
     if callable(rule_findings):
         rule_findings = rule_findings()
     findings = corroborate(drafted, rule_findings)
     findings = money_in_yuan_only(con, findings)
-    return findings, build_rule_runs(run_id, settings, scored.groups)
+    return findings, build_rule_runs(run_id, settings, groups)
 
 
 def _no_rows() -> pd.DataFrame:

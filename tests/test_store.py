@@ -235,3 +235,22 @@ def test_abort_after_a_commit_leaves_the_run_in_place(tmp_path):
     writer.abort()  # a caller's blanket clean-up after the commit must not undo it
     con = store.connect(db, read_only=True)
     assert con.execute("SELECT count(*) FROM line_items").fetchone()[0] == 3
+
+
+def test_background_writes_are_queued_in_order_and_an_error_skips_the_rest(tmp_path):
+    """insert_in_background returns at once; the writer thread writes in the queued order,
+    and after a failed write the queued ones are skipped and the error raised once."""
+    db = tmp_path / "f.duckdb"
+    writer = store.RunWriter(db)
+    writer.insert_in_background({"line_items": _items("r1", 30_000)})
+    writer.insert_in_background({"runs": _run_frame("r1")})
+    writer.wait()
+    assert writer.con.execute("SELECT count(*) FROM line_items").fetchall()[0][0] == 30_000
+    bad = _items("r2", 3).drop(columns=["raw"])  # raw is NOT NULL
+    writer.insert_in_background({"line_items": bad})
+    writer.insert_in_background({"line_items": _items("r3", 5)})
+    with pytest.raises(duckdb.Error):
+        writer.wait()
+    writer.wait()  # raised once: r3, queued behind the failure, was skipped, not tried
+    writer.abort()
+    assert not db.exists()

@@ -219,10 +219,14 @@ class Run:
             lean, rule_runs, staged = run_rules_staged(con, self.ruleset.rules, self.run_id)
             self.timings["rules_s"] = time.perf_counter() - t0
             rules_done.set_result(lean)
-            # written while the models finish (10 M lines: a second); theirs come last
-            self.write_in_background({"line_facts": line_facts(con, self.run_id),
-                                      "line_recognition": line_recognition(con, self.run_id)})
-            self._write_staged(staged)
+            try:
+                # written while the models finish (10 M lines: a second); theirs come last
+                self.write_in_background({"line_facts": line_facts(con, self.run_id),
+                                          "line_recognition": line_recognition(con,
+                                                                               self.run_id)})
+                self._write_staged(staged)
+            finally:
+                staged.close()  # its temp table with it
             self._lean = lean
             if scoring is not None:
                 self._model_findings, model_runs = scoring.result()
@@ -251,16 +255,13 @@ class Run:
     def _write_staged(self, staged: duckdb.DuckDBPyConnection) -> None:
         """Write the rules' staged findings to the store in one insert streamed from the
         sandbox (one insert, not one per rule: DuckDB writes its row groups as they fill
-        instead of at the commit), then close their cursor (which drops them)."""
+        instead of at the commit)."""
         from iccaudit.detect.rules.runner import STAGED_FINDINGS
 
         assert self._writer is not None
-        try:
-            reader = staged.sql(f'SELECT * FROM "{STAGED_FINDINGS}"').to_arrow_reader(
-                self._STAGED_BATCH)
-            self._writer.insert({"findings": reader})
-        finally:
-            staged.close()
+        reader = staged.sql(f'SELECT * FROM "{STAGED_FINDINGS}"').to_arrow_reader(
+            self._STAGED_BATCH)
+        self._writer.insert({"findings": reader})
 
     #: Rows per Arrow batch of the staged findings streamed to the store.
     _STAGED_BATCH = 122_880

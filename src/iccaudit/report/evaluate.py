@@ -31,6 +31,11 @@ from iccaudit.core.schema import MECHANISMS, SEVERITY_RANK
 Z95 = 1.959963984540054
 
 
+def share(successes: int, n: int) -> float | None:
+    """``successes / n``; None when ``n`` is 0 (nothing to measure, not 0 %)."""
+    return successes / n if n else None
+
+
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     """The Wilson score interval of a proportion (95 % by default); None when ``n`` is 0.
 
@@ -57,11 +62,11 @@ class MechanismScore:
 
     @property
     def recall(self) -> float | None:
-        return self.true_positives / self.labelled if self.labelled else None
+        return share(self.true_positives, self.labelled)
 
     @property
     def precision(self) -> float | None:
-        return self.true_positives / self.flagged if self.flagged else None
+        return share(self.true_positives, self.flagged)
 
     @property
     def recall_ci(self) -> tuple[float, float] | None:
@@ -87,11 +92,11 @@ class Evaluation:
 
     @property
     def overall_precision(self) -> float | None:
-        return self.overall_true / self.overall_flagged if self.overall_flagged else None
+        return share(self.overall_true, self.overall_flagged)
 
     @property
     def novel_recall(self) -> float | None:
-        return self.novel_found / self.novel_labelled if self.novel_labelled else None
+        return share(self.novel_found, self.novel_labelled)
 
     @property
     def overall_precision_ci(self) -> tuple[float, float] | None:

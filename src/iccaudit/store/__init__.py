@@ -327,8 +327,6 @@ class RunWriter:
         self._submit(lambda: self._insert(tables))
 
     def _submit(self, job: Callable[[], None]) -> None:
-        import threading
-
         self._raise_error()
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="iccaudit-store",

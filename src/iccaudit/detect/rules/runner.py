@@ -329,8 +329,9 @@ def _tenders_table(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def _run_view(con: duckdb.DuckDBPyConnection, view: str, view_rules: Sequence[Rule], run_id: str,
               runs: dict[str, dict[str, Any]], tenders: str | None,
-              keep: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f) -> list[pd.DataFrame]:
-    """Run the rules of one view; fills ``runs`` and returns their findings frames.
+              keep: Callable[[pd.DataFrame], pd.DataFrame]) -> list[pd.DataFrame]:
+    """Run the rules of one view; fills ``runs`` and returns what ``keep`` keeps of each
+    rule's findings frame.
 
     One worker thread talks to DuckDB (statistics, hit rows, then each rule's finding query,
     in rule order) while this thread builds the queries and formats the findings of the rule
@@ -399,8 +400,7 @@ _YUAN_VIEW = "__rules_items_in_yuan"
 
 def _run_in_yuan(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], foreign: dict[str, int],
                  run_id: str, runs: dict[str, dict[str, Any]], tenders: str | None,
-                 keep: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f
-                 ) -> list[pd.DataFrame]:
+                 keep: Callable[[pd.DataFrame], pd.DataFrame]) -> list[pd.DataFrame]:
     """Rules that compare prices with the yuan reference book, run on the lines in yuan only;
     the lines in other currencies are not evaluated, and each rule's run says how many."""
     con.execute(f'CREATE OR REPLACE TEMP VIEW "{_YUAN_VIEW}" AS SELECT * FROM items '
@@ -424,7 +424,7 @@ def run_pack(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], run_id: str,
              keep: Callable[[pd.DataFrame], pd.DataFrame] | None = None
              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run ``rules``; (findings, rule_runs). ``keep``: given each rule's findings as they are
-    made, returns what of them to keep (see :func:`run_rules_streamed`); the findings then
+    made, returns what of them to keep (see :func:`run_rules_staged`); the findings then
     are the kept parts, without the money corrections of :func:`correct_money`."""
     import pandas as pd
 
@@ -447,13 +447,12 @@ def run_pack(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], run_id: str,
         else:
             by_view.setdefault(r.view, []).append(r)
     tenders = _tenders_table(con) if active else None
+    take = keep or (lambda frame: frame)
     try:
         for view, view_rules in by_view.items():
-            frames.extend(_run_view(con, view, view_rules, run_id, runs, tenders,
-                                    keep or (lambda f: f)))
+            frames.extend(_run_view(con, view, view_rules, run_id, runs, tenders, take))
         if fenced:
-            frames.extend(_run_in_yuan(con, fenced, foreign, run_id, runs, tenders,
-                                       keep or (lambda f: f)))
+            frames.extend(_run_in_yuan(con, fenced, foreign, run_id, runs, tenders, take))
     finally:
         if tenders:
             _drop(con, tenders)

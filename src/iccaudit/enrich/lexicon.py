@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from iccaudit.core import yamlsafe
 from iccaudit.enrich.reference import Loc, _line_index, _line_of
 from iccaudit.enrich.textnorm import Rewrites, normalise_list
 
@@ -184,8 +185,7 @@ class Reader:
         where = str(path)
         try:
             text = path.read_text(encoding="utf-8")
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
+            node, data = yamlsafe.load_with_node(text)
         except (OSError, UnicodeDecodeError) as exc:
             self._problem(where, 1, f"cannot read: {exc}")
             return

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from iccaudit.core import yamlsafe
 from iccaudit.enrich.prices import PRICE_POINTS_DDL, PricesFile, price_point_frame, series_problem
 from iccaudit.enrich.refbase import PRICE_DATE_RE as _PRICE_DATE_RE
 from iccaudit.enrich.refbase import Loc, ReferenceError, Source, _Strict
@@ -308,8 +309,7 @@ def _load_file(path: Path, model: type[_Strict]) -> _Strict:
     except (OSError, UnicodeDecodeError) as exc:
         raise ReferenceError(f"{path}: cannot read: {exc}") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = yamlsafe.load_with_node(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -18,6 +18,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from iccaudit.core import yamlsafe
+
 #: canonical field -> aliases as they appear in tender tables (compared after normalising).
 ALIASES: dict[str, tuple[str, ...]] = {
     "line_no": ("序号", "行号", "编号", "序", "no", "no.", "#", "line", "line_no", "item_no"),
@@ -183,7 +185,7 @@ class MappingError(Exception):
 def load_mapping(path: Path) -> dict[str, str]:
     """Read and validate a mapping file; keys are stored raw, stripped and normalised."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
+        data = yamlsafe.load(Path(path).read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"{path}: cannot read the mapping file: {exc}") from None
     except yaml.YAMLError as exc:

@@ -163,9 +163,11 @@ def load_settings(config: Path | None = None) -> ModelSettings:
     """Read and validate a settings file (the bundled one when ``config`` is None)."""
     import yaml
 
+    from iccaudit.core import yamlsafe
+
     path = Path(config) if config is not None else default_config_path()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlsafe.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ModelConfigError(f"{path}: cannot read detector settings: {exc.strerror}") from None
     except yaml.YAMLError as exc:

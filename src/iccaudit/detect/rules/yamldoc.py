@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from iccaudit.core import yamlsafe
 from iccaudit.detect.rules.errors import RuleError
 
 #: The largest rule file read.
@@ -101,7 +102,7 @@ MAX_YAML_DEPTH = 32
 
 #: libyaml's parser when PyYAML was built with it (several times faster), else PyYAML's own;
 #: both report the same marks, and only safe types are ever constructed.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader = yamlsafe.SafeLoader
 
 
 def read_yaml(path: Path, shown: str) -> tuple[YamlDoc | None, list[RuleError]]:

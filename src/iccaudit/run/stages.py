@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
+    from iccaudit.detect.models.findings import ModelFindings
     from iccaudit.detect.rules.model import Rule, RuleSet
     from iccaudit.enrich.lexicon import Lexicon
     from iccaudit.enrich.sandbox import LineSource
@@ -79,7 +80,7 @@ class Run:
         self.record: dict[str, Any] = {}
         self._writer: RunWriter | None = None
         self._lean: pd.DataFrame | None = None  # the rules' findings: who and how much
-        self._model_findings: pd.DataFrame | None = None  # written by finish()
+        self._model_lean: pd.DataFrame | None = None  # the models' findings, as LEAN_COLUMNS
         self._closers: list[threading.Thread] = []
         #: whether the rules ran on an enriched sandbox kept by an earlier rules-only re-run
         self.enriched_reused = False
@@ -174,7 +175,7 @@ class Run:
         models = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models")
                   if self.opts.models else None)
         rules_done: Future[pd.DataFrame] = Future()
-        scoring: Future[tuple[pd.DataFrame, pd.DataFrame]] | None = None
+        scoring: Future[tuple[ModelFindings, pd.DataFrame]] | None = None
         sandbox = None
         kept: duckdb.DuckDBPyConnection | None = None
         building: Path | None = None
@@ -229,7 +230,13 @@ class Run:
                 staged.close()  # its temp table with it
             self._lean = lean
             if scoring is not None:
-                self._model_findings, model_runs = scoring.result()
+                found, model_runs = scoring.result()
+                try:  # streamed from the sandbox, where they are staged, after the rules'
+                    assert self._writer is not None
+                    self._writer.insert({"findings": found.reader(self._STAGED_BATCH)})
+                    self._model_lean = found.lean
+                finally:
+                    found.close()
                 rule_runs = pd.concat([rule_runs, model_runs], ignore_index=True)
             failed = False
         except BaseException as exc:
@@ -239,6 +246,9 @@ class Run:
         finally:
             if models is not None:
                 models.shutdown(wait=True)  # the models' cursor is closed before the sandbox
+                if (scoring is not None and scoring.done() and not scoring.cancelled()
+                        and scoring.exception() is None):
+                    scoring.result()[0].close()  # not read when a later step failed
             if kept is not None:
                 kept.close()
             if sandbox is not None and building is not None:
@@ -268,23 +278,21 @@ class Run:
 
     def finish(self, files: pd.DataFrame, counts: tuple[int, int, int],
                options: dict[str, Any], tables: dict[str, Any] | None = None) -> None:
-        """Write the run's record, its configuration, the rule runs, the findings not yet
-        written (and ``tables``), then commit. ``counts``: line items, rejects, non-items."""
+        """Write the run's record, its configuration, the rule runs (and ``tables``), then
+        commit (the findings are written by :meth:`detect`). ``counts``: line items, rejects,
+        non-items."""
         import pandas as pd
-
-        from iccaudit.detect.rules.runner import LEAN_COLUMNS
 
         assert self._writer is not None and self.rule_runs is not None
         # what the summary counts (who and how much, as stored): no text of the findings
-        models = self._model_findings
+        models = self._model_lean
         self.findings = self._lean if models is None or not len(models) else pd.concat(
-            [self._lean, models[list(LEAN_COLUMNS)]], ignore_index=True)
+            [self._lean, models], ignore_index=True)
         self.record = self._run_record(files, counts, options)
         t0 = time.perf_counter()
         self._writer.insert({
             "runs": pd.DataFrame([self.record]), "run_config": self.config.frame(self.run_id),
-            "rule_runs": self.rule_runs, "findings": models, **(tables or {})})
-        self._model_findings = None
+            "rule_runs": self.rule_runs, **(tables or {})})
         self._writer.commit()
         # store_s: what the run waited for the store after scoring; the lines' write itself
         # ran alongside the scoring (store_lines_s)
@@ -311,19 +319,24 @@ class Run:
             self.timings[name] = time.perf_counter() - t0
 
     def _models(self, cursor: duckdb.DuckDBPyConnection,
-                rule_findings: Callable[[], pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The models on their own cursor of the sandbox (in a thread, see :meth:`detect`)."""
-        from iccaudit.detect.models import ModelConfigError, run_models
+                rule_findings: Callable[[], pd.DataFrame]) -> tuple[ModelFindings, pd.DataFrame]:
+        """The models on their own cursor of the sandbox (in a thread, see :meth:`detect`);
+        their findings are staged on it (closing them closes it)."""
+        from iccaudit.detect.models import ModelConfigError, run_models_staged
+        from iccaudit.detect.rules.runner import LEAN_COLUMNS
 
         t0 = time.perf_counter()
         try:
             config = models_config_used(self.opts.models_config, self.opts.rules_dirs)
-            return run_models(cursor, self.run_id, config=config,
-                              seed=self.opts.seed, rule_findings=rule_findings)
+            return run_models_staged(cursor, self.run_id, config=config, seed=self.opts.seed,
+                                     rule_findings=rule_findings, lean_columns=LEAN_COLUMNS)
         except ModelConfigError as exc:
-            raise RunError(str(exc), exit_code=3) from None
-        finally:
             cursor.close()
+            raise RunError(str(exc), exit_code=3) from None
+        except BaseException:
+            cursor.close()
+            raise
+        finally:
             self.timings["models_s"] = time.perf_counter() - t0
 
     def _close(self, con: duckdb.DuckDBPyConnection, now: bool) -> None:

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from iccaudit.detect.models.findings import ModelFindings
+
 __all__ = [
     "DETECTORS",
     "REQUIRED_COLUMNS",
@@ -66,6 +68,7 @@ __all__ = [
     "read_items",
     "read_locations",
     "run_models",
+    "run_models_staged",
 ]
 
 #: Columns of the items view the models cannot do without.
@@ -207,20 +210,40 @@ def run_models(
     seed: int = 0,
     rule_findings: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score the ``items`` view and return (findings, rule_runs) frames.
+    """Score the ``items`` view and return (findings, rule_runs) frames: the findings of
+    :func:`run_models_staged` (on a cursor of ``con``) read into one frame."""
+    cursor = con.cursor()
+    try:
+        found, rule_runs = run_models_staged(cursor, run_id, config, seed, rule_findings)
+        return found.frame(), rule_runs
+    finally:
+        cursor.close()
+
+
+def run_models_staged(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    config: Path | None = None,
+    seed: int = 0,
+    rule_findings: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
+    lean_columns: Sequence[str] = ("item_id", "detector", "est_excess_cny"),
+) -> tuple[ModelFindings, pd.DataFrame]:
+    """Score the ``items`` view; (findings, rule_runs). The findings are staged in a temp
+    table of ``con`` (a cursor of the sandbox, which spills beyond its memory limit) and
+    read from there (:class:`~iccaudit.detect.models.findings.ModelFindings`); the caller
+    closes them, which closes ``con``.
 
     ``rule_findings`` (the rules' findings, which a model finding on the same line
-    corroborates) may be a function giving them: it is called once the lines are scored,
-    so that the models can score while the rules still run.
+    corroborates) may be a function giving them: it is called once the findings are drafted,
+    so that the models can score and draft while the rules still run.
 
     Raises :class:`ModelConfigError` (one line) for an invalid settings file. When the items
     view cannot be read, returns no findings and one ``not_evaluated`` rule_runs row.
     """
     import duckdb
 
-    from iccaudit.detect.currency import money_in_yuan_only
+    from iccaudit.detect.currency import foreign_lines
     from iccaudit.detect.models.findings import (
-        build_findings,
         build_rule_runs,
         corroborate,
         draft_findings,
@@ -234,8 +257,9 @@ def run_models(
         items = [read_items(con, settings)]
     except (duckdb.Error, LookupError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        empty = build_findings(run_id, settings, _no_rows(), _no_rows(), _no_rows(), None)
-        return empty, single_run(run_id, settings.model_name, f"cannot read items: {first}")
+        draft_findings(con, run_id, settings, _no_rows(), _no_rows(), _no_rows())
+        return (corroborate(con, None, lean_columns=lean_columns),
+                single_run(run_id, settings.model_name, f"cannot read items: {first}"))
     # Handed over, not kept (pop): score_items frees the table once it has its columns.
     scored = score_items(items.pop(), settings, seed=seed)
     flagged, drivers, groups = scored.flagged_lines(), scored.drivers, scored.groups
@@ -243,13 +267,12 @@ def run_models(
     locations = read_locations(con, flagged["item_id"].to_numpy(),
                                content_of=(settings.model_name, settings_version(settings)))
     # drafted while the rules may still run; their findings are waited for only then
-    drafted = draft_findings(run_id, settings, flagged, drivers, locations)
+    draft_findings(con, run_id, settings, flagged, drivers, locations)
     del flagged, drivers, locations
     if callable(rule_findings):
         rule_findings = rule_findings()
-    findings = corroborate(drafted, rule_findings)
-    findings = money_in_yuan_only(con, findings)
-    return findings, build_rule_runs(run_id, settings, groups)
+    found = corroborate(con, rule_findings, foreign_lines(con), lean_columns=lean_columns)
+    return found, build_rule_runs(run_id, settings, groups)
 
 
 def _no_rows() -> pd.DataFrame:

@@ -340,3 +340,25 @@ def test_staged_findings_are_the_findings_with_their_money_corrected(write_rule,
     assert as_records(lean.sort_values(key, ignore_index=True)) == as_records(
         full.sort_values(key, ignore_index=True)[list(LEAN_COLUMNS)])
     pd.testing.assert_frame_equal(staged_runs, runs)
+
+
+def test_findings_formatted_in_slices_are_the_findings_at_once(write_rule, sandbox,
+                                                               monkeypatch):
+    """A rule's result is turned into findings a slice at a time (a rule with millions of
+    findings never becomes one Python frame); slices of two rows give the same findings."""
+    from iccaudit.detect.rules import runner
+
+    rules = rules_from(
+        write_rule,
+        (rule_yaml("price-high", body=PRICE_BODY), "price-high"),
+        (rule_yaml("bill-off", body=BILL_BODY.format(factor=1.05)), "bill-off"),
+    )
+    rows = [{"item_name": "GPU服务器", "unit_price_cny": 9e6 + k, "quantity": 2,
+             "total_cny": 2e7 + k, "brand": None if k % 2 else "浪潮"} for k in range(7)]
+    con = sandbox(rows)
+    whole, runs = run_rules(con, rules, "r1")
+    monkeypatch.setattr(runner, "_FORMAT_ROWS", 2)
+    sliced, sliced_runs = run_rules(con, rules, "r1")
+    assert len(whole) == 14 and whole["message"].str.contains("浪潮").any()
+    assert as_records(sliced) == as_records(whole)
+    pd.testing.assert_frame_equal(sliced_runs, runs)

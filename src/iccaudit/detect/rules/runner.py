@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import duckdb
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
 from iccaudit.core import schema
 from iccaudit.core.fingerprint import content_sql, fingerprint_sql
@@ -121,10 +122,14 @@ def one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
-    from iccaudit.core.duck import fetch_frame  # via Arrow: big results stay cheap
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    from iccaudit.core.duck import fetch_arrow  # Arrow: big results stay cheap
 
-    return fetch_frame(con, sql)
+    return fetch_arrow(con, sql)
+
+
+#: Rows of a rule's result formatted into findings at a time (:func:`_run_view`).
+_FORMAT_ROWS = 262_144
 
 
 def _materialise(con: duckdb.DuckDBPyConnection, view: str, rules: Sequence[Rule]) -> str | None:
@@ -363,16 +368,21 @@ def _run_view(con: duckdb.DuckDBPyConnection, view: str, view_rules: Sequence[Ru
                 queries = {r.id: finding_sql(r.compiled, source, tenders_table=tenders,
                                          version=r.version)
                            for r in view_rules}
-            fetches = {r.id: duck.submit(_fetch, con, queries[r.id]) for r in view_rules
-                       if not isinstance(stats[r.id], str)}
+            # one rule's result fetched ahead of the one being formatted, not all of them: a
+            # result waiting is a whole rule's findings (10 M lines: 2 M rows, about 1 GB)
+            runnable = [r for r in view_rules if not isinstance(stats[r.id], str)]
+            fetches = {r.id: duck.submit(_fetch, con, queries[r.id]) for r in runnable[:1]}
             for r in view_rules:
                 st = stats[r.id]
                 if isinstance(st, str):
                     runs[r.id] = {"status": "not_evaluated", "error": st}
                     continue
                 rows, applicable, hits = st
+                following = runnable[runnable.index(r) + 1:][:1]
+                for ahead in following:
+                    fetches[ahead.id] = duck.submit(_fetch, con, queries[ahead.id])
                 try:
-                    found = fetches[r.id].result()
+                    found = fetches.pop(r.id).result()
                 except duckdb.Error as exc:
                     runs[r.id] = {"status": "not_evaluated", "error": one_line(exc),
                                   "rows_evaluated": rows}
@@ -385,8 +395,10 @@ def _run_view(con: duckdb.DuckDBPyConnection, view: str, view_rules: Sequence[Ru
                                f"{limit:.0%}; check the rule or the data")
                 runs[r.id] = {"status": "ok", "rows_evaluated": rows,
                               "rows_applicable": applicable, "hits": hits, "warning": warning}
-                if len(found):
-                    frames.append(keep(_findings(r, found, run_id)))
+                # formatted a slice at a time: the Python frames of one slice, not of the rule
+                for piece in found.to_batches(max_chunksize=_FORMAT_ROWS):
+                    frames.append(keep(_findings(r, piece.to_pandas(), run_id)))
+                del found
         finally:
             duck.shutdown(wait=True, cancel_futures=True)  # con is this thread's again
             for t in (hits_table, table):

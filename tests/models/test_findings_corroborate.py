@@ -17,7 +17,8 @@ from iccaudit.detect.models.findings import DRAFTED, _drafted_ddl, corroborate
 
 @pytest.fixture
 def drafted() -> duckdb.DuckDBPyConnection:
-    """Three drafted findings, on lines 12, 10 and 11, in that (drafted) order."""
+    """Three drafted findings, on lines 12, 10 and 11, in that (drafted) order: line 12 in
+    the first chunk."""
     con = duckdb.connect()
     con.execute(_drafted_ddl(DRAFTED))
     # a group name that holds the very text the evidence is completed at
@@ -29,7 +30,7 @@ def drafted() -> duckdb.DuckDBPyConnection:
         "mechanism": ["price_outlier"] * 3, "severity": ["low"] * 3, "score": [0.9] * 3,
         "est_excess_cny": [np.nan, 100.0, 200.0], "title": ["t"] * 3,
         "message": ["丙", "甲", "乙"], "message_en": ["c", "a", "b"],
-        "__pos": pa.array([1, 2, 3], pa.int64()), "__ev_head": [head] * 3,
+        "__chunk": pa.array([0, 1, 1], pa.int32()), "__ev_head": [head] * 3,
         "__ev_tail": [',"est_excess_if_alone_cny":null}', ',"est_excess_if_alone_cny":100.0}',
                       ',"est_excess_if_alone_cny":200.0}']})
     con.register("rows", rows)

@@ -111,22 +111,21 @@ FROM f)
 #: 40 % flagged: 1.7 M findings, 2.5 GB of text drafted and as much again completed).
 DRAFTED = "__model_findings"
 
-#: Per finding: its place in the output (chunk by chunk, then by item_id) and the evidence
-#: up to its "corroborates" list and after it.
-_EXTRA_COLUMNS = {"__pos": "BIGINT", "__ev_head": "VARCHAR", "__ev_tail": "VARCHAR"}
+#: Per finding: its chunk (the output is in chunk, item_id order) and the evidence up to its
+#: "corroborates" list and after it.
+_EXTRA_COLUMNS = {"__chunk": "INTEGER", "__ev_head": "VARCHAR", "__ev_tail": "VARCHAR"}
 
 #: One chunk's drafted findings appended to :data:`DRAFTED`; the columns every model finding
 #: shares are constants of the query.
 _DRAFT_INSERT = """
 INSERT INTO {table} BY NAME
-SELECT d.* EXCLUDE (__rank), $offset + d.__rank AS __pos,
-    $run_id AS run_id, $detector AS detector, 'model' AS kind, $version AS rule_version,
+SELECT d.*, $chunk AS __chunk, $run_id AS run_id, $detector AS detector, 'model' AS kind, $version AS rule_version,
     CASE WHEN d.mechanism = 'liquid_cooling_markup' THEN '液冷每千瓦单价高于同类（模型）'
          ELSE '价格高于同类（模型）' END AS title,
     CASE WHEN d.mechanism = 'liquid_cooling_markup'
          THEN 'Liquid cooling price per kW above peers (model)'
          ELSE 'Price above peers (model)' END AS title_en
-FROM (SELECT *, row_number() OVER (ORDER BY item_id) AS __rank FROM ({draft})) d
+FROM ({draft}) d
 """
 
 
@@ -239,16 +238,14 @@ def draft_findings(
     insert = _DRAFT_INSERT.format(table=DRAFTED, draft=_SQL)
     params: dict[str, str | int] = {
         "detector": settings.model_name, "ensemble": "+".join(settings.ensemble),
-        "run_id": run_id, "version": settings_version(settings), "offset": 0}
-    offset = 0
+        "run_id": run_id, "version": settings_version(settings)}
     con.register("labels", labels)
     try:
-        for lines, their_drivers in _chunks(scored, drivers):
+        for chunk, (lines, their_drivers) in enumerate(_chunks(scored, drivers)):
             # As Arrow: DuckDB scans pandas text columns one Python object at a time.
             con.register("scored", pa.Table.from_pandas(lines, preserve_index=False))
             con.register("drivers", pa.Table.from_pandas(their_drivers, preserve_index=False))
-            con.execute(insert, params | {"offset": offset})
-            offset += len(lines)
+            con.execute(insert, params | {"chunk": chunk})
             con.unregister("scored")
             con.unregister("drivers")
             del lines, their_drivers
@@ -293,7 +290,8 @@ def corroborate(con: duckdb.DuckDBPyConnection, rule_findings: pd.DataFrame | No
             con.register("__fixed", fixed)
             done = (f"SELECT * FROM ({done}) WHERE NOT {on} "
                     "UNION ALL BY NAME SELECT * FROM __fixed")
-    return ModelFindings(con, f"SELECT * FROM ({done}) ORDER BY __pos", fixed, lean_columns)
+    return ModelFindings(con, f"SELECT * FROM ({done}) ORDER BY __chunk, item_id", fixed,
+                         lean_columns)
 
 
 def build_findings(

@@ -67,20 +67,27 @@ f AS (
            '')), 1, 16) AS finding_id,
     __content__ AS __content
   FROM e LEFT JOIN line_items AS li ON li.item_id = e.__item
-  QUALIFY row_number() OVER (PARTITION BY e.__group, e.__item
-                             ORDER BY e.__score DESC, e.__evidence) = 1
+  {qualify}
 )
 SELECT
   f.*,
   coalesce(f.li_source_file, t.source_file, '') AS source_file,
   coalesce(f.li_tender_id, f.__tender, '') AS tender_id,
-  CASE WHEN row_number() OVER (PARTITION BY f.__group ORDER BY f.__item NULLS LAST) = 1
-        AND f.__excess > 0 THEN f.__excess END AS est_excess_cny,
+  {excess} AS est_excess_cny,
   __fingerprint__ AS __fingerprint
 FROM f LEFT JOIN t ON t.tender_id = coalesce(f.li_tender_id, f.__tender)
 ORDER BY f.__item NULLS LAST, group_id
 """
 
+
+#: One finding per (group, line): the highest-scoring hit row; and the group's money on its
+#: first line. A rule on ``items`` keyed by item_id has one row per line and per group, so
+#: neither needs a window there (two sorts of every hit row fewer: 200 k findings, 0.3 s).
+_QUALIFY = """QUALIFY row_number() OVER (PARTITION BY e.__group, e.__item
+                             ORDER BY e.__score DESC, e.__evidence) = 1"""
+_GROUP_EXCESS = """CASE WHEN row_number() OVER (PARTITION BY f.__group ORDER BY f.__item NULLS LAST) = 1
+        AND f.__excess > 0 THEN f.__excess END"""
+_LINE_EXCESS = "CASE WHEN f.__excess > 0 THEN f.__excess END"
 
 #: Each tender's first file, for findings on a tender rather than a line.
 _TENDERS = "SELECT tender_id, min(source_file) AS source_file FROM line_items GROUP BY tender_id"
@@ -103,8 +110,10 @@ def finding_sql(compiled: CompiledRule, source: str | None = None, *,
     the rules stage on 1 M lines.)
     """
     tenders = f"SELECT * FROM {tenders_table}" if tenders_table else _TENDERS
+    by_line = compiled.key_mode == "item" and compiled.view == "items"  # item_id is unique
     frame = _FRAME.format(hits=_HITS_PLACEHOLDER, item=_ITEM_EXPR[compiled.key_mode],
-                          tenders=tenders)
+                          tenders=tenders, qualify="" if by_line else _QUALIFY,
+                          excess=_LINE_EXCESS if by_line else _GROUP_EXCESS)
     if version is None:
         content, fingerprint = "NULL::VARCHAR", "NULL::VARCHAR"
     else:

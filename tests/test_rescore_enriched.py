@@ -102,3 +102,31 @@ def test_an_unreadable_kept_file_is_rebuilt_and_said(tmp_path: Path) -> None:
     options, again = _latest(db)
     assert options["enriched_reused"] is False and again == first
     assert kept.stat().st_size > 1000  # rebuilt in place
+
+
+def test_a_rescore_copies_every_line_of_its_source_run(tmp_path: Path) -> None:
+    """The rescore's lines are copied inside the database (never read into Python when the
+    enriched lines are reused): the same rows, files, rejects and non-items as the source
+    run, under the new run id."""
+    db = tmp_path / "findings.duckdb"
+    _run(["score", str(SAMPLES), "--db", str(db), "--no-models"])
+    _run(["rescore", "--db", str(db), "--rules-only"])
+    _run(["rescore", "--db", str(db), "--rules-only"])  # the kept file reused
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        runs = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY started_at")
+                .fetchall()]
+        assert len(runs) == 3
+        for table in ("line_items", "files", "rejects", "non_items"):
+            cols = ", ".join(f'"{c}"' for c, *_ in con.execute(f"DESCRIBE {table}").fetchall()
+                             if c != "run_id")
+            rows = [con.execute(f"SELECT {cols} FROM {table} WHERE run_id = ? ORDER BY ALL",
+                                [run]).fetchall() for run in runs]
+            assert rows[0], table
+            assert rows[1] == rows[0] and rows[2] == rows[0], table
+        n = con.execute("SELECT count(*) FROM line_items WHERE run_id = ?",
+                        [runs[0]]).fetchall()[0][0]
+        counted = con.execute("SELECT line_items FROM runs ORDER BY started_at").fetchall()
+        assert [c for (c,) in counted] == [n] * 3
+    finally:
+        con.close()

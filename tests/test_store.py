@@ -254,3 +254,19 @@ def test_background_writes_are_queued_in_order_and_an_error_skips_the_rest(tmp_p
     writer.wait()  # raised once: r3, queued behind the failure, was skipped, not tried
     writer.abort()
     assert not db.exists()
+
+
+def test_stored_rows_copy_a_run_under_a_new_id_inside_the_database(tmp_path):
+    db = tmp_path / "f.duckdb"
+    store.write_run(db, {"runs": _run_frame("r1"), "line_items": _items("r1", 5)})
+    writer = store.RunWriter(db)
+    writer.insert({"runs": _run_frame("r2"),
+                   "line_items": store.StoredRows("line_items", "r1", "r2", 5)})
+    assert writer.fetch_arrow("SELECT count(*) AS n FROM line_items WHERE run_id = 'r2'"
+                              ).column("n").to_pylist() == [5]
+    writer.commit()
+    con = store.connect(db, read_only=True)
+    cols = ", ".join(c for c in schema.columns("line_items") if c != "run_id")
+    first, second = (con.execute(f"SELECT {cols} FROM line_items WHERE run_id = ? ORDER BY ALL",
+                                 [r]).fetchall() for r in ("r1", "r2"))
+    assert first == second and len(first) == 5

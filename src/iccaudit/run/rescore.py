@@ -20,20 +20,22 @@ if TYPE_CHECKING:
 
 def run_rescore(opts: RescoreOptions) -> ScoreResult:
     """Re-run the rules (and models) on a stored run; raise RunError with a one-line message."""
-    import pyarrow as pa
+    from iccaudit.store import StoredRows
 
     run = Run.begin(opts)
     with run.timed("load_s"):
-        source, inputs, frames, items, origin = _load(opts)
+        source, inputs, frames, n_items, origin = _load(opts)
     run.identify(inputs)
-    items = items.set_column(items.schema.get_field_index("run_id"), "run_id",
-                             pa.repeat(pa.scalar(run.run_id, pa.string()), items.num_rows))
-    n_items = items.num_rows
     files = with_run(frames["files"], run.run_id)
-    lines: dict[str, Any] = {"files": files, "line_items": items,
+    # the lines are copied inside the database; read only when the sandbox is built from them
+    # (not when the enriched lines of an earlier rules-only re-run are reused)
+    copy = StoredRows("line_items", source, run.run_id, n_items)
+    lines: dict[str, Any] = {"files": files, "line_items": copy,
              "rejects": with_run(frames["rejects"], run.run_id),
              "non_items": with_run(frames["non_items"], run.run_id)}
-    del items
+
+    def items() -> pa.Table:  # Arrow: the sandbox takes it as is, at a fraction of the memory
+        return run.fetch_stored(f"SELECT * FROM {copy.sql()} ORDER BY item_id")
     enriched = None
     if not opts.models:  # rules only: the enriched lines are kept and re-used (run.enriched)
         from iccaudit.run.config import reference_dir_used
@@ -44,7 +46,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
                                  opts.price_date, reads_raw(run.ruleset.rules),
                                  run.lexicon.sha256 if run.lexicon is not None else "")
     with run.store_transaction(opts.db):
-        run.detect(lines["line_items"], after_enrich=lines, enriched=enriched)
+        run.detect(items, after_rules=lines, enriched=enriched)
         options = {"rescore_of": source, "rules_dirs": [str(d) for d in run.rule_dirs],
                    "enriched_reused": run.enriched_reused,
                    "models": opts.models, "seed": opts.seed,
@@ -55,13 +57,13 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
 
 
 def _load(opts: RescoreOptions
-          ) -> tuple[str, list[dict[str, str]], dict[str, pd.DataFrame], pa.Table, str]:
+          ) -> tuple[str, list[dict[str, str]], dict[str, pd.DataFrame], int, str]:
     """The source run (the latest, unless named): its id, inputs, files, rejects and
-    non-items (pandas), its line items (Arrow: the sandbox takes it as is, at a fraction
-    of the memory), and the run that first read those lines (a rescore copies its source's
-    lines: the chain of ``rescore_of`` ends at a ``score`` run)."""
+    non-items (pandas), the number of its line items, and the run that first read those
+    lines (a rescore copies its source's lines: the chain of ``rescore_of`` ends at a
+    ``score`` run)."""
     from iccaudit import store
-    from iccaudit.core.duck import fetch_arrow, fetch_frame
+    from iccaudit.core.duck import fetch_frame
 
     try:
         con = store.connect(opts.db, read_only=True)
@@ -75,12 +77,12 @@ def _load(opts: RescoreOptions
         frames = {t: fetch_frame(con, f"SELECT * FROM {t} WHERE run_id = ? ORDER BY ALL",
                                  [source])
                   for t in ("files", "rejects", "non_items")}
-        items = fetch_arrow(con, "SELECT * FROM line_items WHERE run_id = ? ORDER BY item_id",
-                            [source])
+        n_items = con.execute("SELECT count(*) FROM line_items WHERE run_id = ?",
+                              [source]).fetchall()[0][0]
         origin = _origin(con, source)
     finally:
         con.close()
-    return source, json.loads(rows[0][0]), frames, items, origin
+    return source, json.loads(rows[0][0]), frames, n_items, origin
 
 
 def _origin(con: Any, run_id: str) -> str:

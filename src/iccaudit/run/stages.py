@@ -50,6 +50,7 @@ from iccaudit.run.resources import memory_limit
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
+    import pyarrow as pa
 
     from iccaudit.detect.models.findings import ModelFindings
     from iccaudit.detect.rules.model import Rule, RuleSet
@@ -145,21 +146,34 @@ class Run:
             for closer in self._closers:  # the sandbox, freed while the last rows were written
                 closer.join()
 
+    def fetch_stored(self, sql: str, params: object = None) -> pa.Table:
+        """A query's result on the store inside the run's transaction (the rows of an
+        earlier run), once the queued writes are done."""
+        assert self._writer is not None, "store_transaction() first"
+        return self._writer.fetch_arrow(sql, params)
+
     def write_in_background(self, tables: dict[str, Any]) -> None:
         """Hand ``tables`` to the store's writer thread; it takes them over (each leaves the
         dict as its write begins, an Arrow table's batches let go once written)."""
         assert self._writer is not None, "store_transaction() first"
         self._writer.insert_in_background(tables)
 
-    def detect(self, items: LineSource, *, spill: Path | None = None,
+    def detect(self, items: LineSource | Callable[[], LineSource], *,
+               spill: Path | None = None,
                after_enrich: dict[str, Any] | None = None,
+               after_rules: dict[str, Any] | None = None,
                enriched: Path | None = None) -> None:
         """Enrich ``items`` (Arrow, or the Parquet rows of an out-of-core run), then run the
         rules and the models side by side; sets :attr:`findings` and :attr:`rule_runs`.
 
+        ``items`` may be a function giving them, called only when the sandbox is built from
+        them (a rules-only re-run that reuses its enriched lines never reads them).
         ``spill``: the folder an out-of-core sandbox spills into. ``after_enrich``: tables the
         store writes once enrich is done (in memory, the lines themselves: enrich keeps both
-        cores busy, and the write then frees the rows as it goes). The caller keeps no other
+        cores busy, and the write then frees the rows as it goes). ``after_rules``: tables the
+        store writes once the rules are done (a rescore's copy of its lines, made inside the
+        database: the rule pack then runs alone, as a rule author's re-run measures it).
+        The caller keeps no other
         reference to ``items``: the sandbox has its copy once built. ``enriched`` (rules
         only): the kept sandbox of :mod:`iccaudit.run.enriched`, opened when it exists, else
         built there (and kept once the run succeeded).
@@ -206,6 +220,8 @@ class Run:
                     # an in-memory sandbox spills (10 M lines: rules 110 -> 76 s, models 126
                     # -> 93 s, the same findings). Removed with the work folder.
                     database = spill.parent / "sandbox.duckdb"
+                if callable(items):
+                    items = items()
                 sandbox = Sandbox(items, reference_dir_used(self.opts.rules_dirs),
                                   memory_limit=memory_limit() if spill is not None else None,
                                   temp_directory=spill, raw=reads_raw(self.ruleset.rules),
@@ -227,6 +243,8 @@ class Run:
             lean, rule_runs, staged = run_rules_staged(con, self.ruleset.rules, self.run_id)
             self.timings["rules_s"] = time.perf_counter() - t0
             rules_done.set_result(lean)
+            if after_rules is not None:
+                self.write_in_background(after_rules)
             try:
                 # written while the models finish (10 M lines: a second); theirs come last
                 self.write_in_background({"line_facts": line_facts(con, self.run_id),

@@ -443,8 +443,10 @@ class CompiledRule:
         projections.append(exp.alias_(tender, "__tender", quoted=True))
         for name, e in self.fields.items():
             projections.append(exp.alias_(e.copy(), f"f_{name}", quoted=True))
-        return exp.select(*projections).from_(exp.to_table(source or self.view)).where(
-            self.condition())
+        # every part is a fresh tree (copied above or made here): the builders need not
+        # copy them again (a deep copy of each rule's trees was a fifth of a re-run's rules)
+        return exp.select(*projections, copy=False).from_(
+            exp.to_table(source or self.view), copy=False).where(self.condition(), copy=False)
 
     def stats_projections(self, index: int) -> list[exp.Expr]:
         """count(applicable) and count(hits) for the batched per-view statistics query."""

@@ -107,3 +107,31 @@ def test_a_terminated_out_of_core_run_leaves_no_files_and_no_run(tmp_path):
     assert "interrupted" in err and "Traceback" not in err
     assert list(work.iterdir()) == []
     assert not db.exists()
+
+
+def test_a_sandbox_in_a_database_file_scores_like_one_in_memory(tmp_path, monkeypatch):
+    """Inputs from SANDBOX_FILE_BYTES on are enriched in a database file in a temporary
+    folder (its tables compressed): the same rows and findings, and the folder is gone."""
+    import iccaudit.enrich.sandbox as sandbox_module
+    import iccaudit.run.score as score_module
+
+    paths = sorted(SAMPLES.iterdir())
+    memory = _score(paths, tmp_path / "m.duckdb", large=False)
+    monkeypatch.setattr(score_module, "SANDBOX_FILE_BYTES", 0)
+    work = tmp_path / "work"
+    work.mkdir()
+    files: list[Path] = []
+    real = sandbox_module._connect
+
+    def spy(database, *args, **kwargs):
+        con = real(database, *args, **kwargs)
+        files.append(database)
+        assert database is not None and database.exists()  # built in the file, not in memory
+        return con
+
+    monkeypatch.setattr(sandbox_module, "_connect", spy)
+    filed = _score(paths, tmp_path / "f.duckdb", large=False, work=work)
+    assert len(files) == 1 and files[0].parent.parent == work
+    for name in QUERIES:
+        assert filed[name] == memory[name], name
+    assert list(work.iterdir()) == []

@@ -73,10 +73,15 @@ def test_every_file_is_built_and_every_parameter_read(reference):
 def test_statements_start_with_what_they_make(reference):
     """The sandbox names each table once built by the statement's first words."""
     statements = enrich_views.view_statements(reference, "src", ["item_id"])
-    made = [re.match(r"CREATE (?:TABLE|VIEW) (\w+)", s) for s in statements
+    made = [re.match(r"CREATE (?:TEMP )?(?:TABLE|VIEW) (\w+)", s) for s in statements
             if not s.startswith(("DROP ", "SET ", "RESET "))]
     assert [m.group(1) for m in made if m] == [*enrich_views.STEPS, *enrich_views.PUBLIC]
     assert all(m for m in made)
+    # the internal steps' tables are temporary (all dropped once items is built), the
+    # public ones are not (a kept sandbox file holds them)
+    temp = {m.group(1) for m in made if m and m.group(0).startswith("CREATE TEMP TABLE")}
+    assert temp and all(t.startswith("_") for t in temp)
+    assert not temp & set(enrich_views.PUBLIC)
     assert not any(re.search(r"\$[a-z_]|\{[a-z_]+\}|@[a-z_]+\(", code(s))
                    for s in statements)
 

@@ -128,10 +128,10 @@ def normalise_step(con: duckdb.DuckDBPyConnection, lexicon: Lexicon) -> list[str
     out["tid"] = keys["tid"].astype("int64")
     con.register("_text_norm_frame", out)
     cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in out.columns if c != "tid")
-    con.execute(f"CREATE TABLE _text_norm AS SELECT CAST(tid AS BIGINT) AS tid, {cols} "
+    con.execute(f"CREATE TEMP TABLE _text_norm AS SELECT CAST(tid AS BIGINT) AS tid, {cols} "
                 "FROM _text_norm_frame")
     con.unregister("_text_norm_frame")
-    con.execute("CREATE TABLE _text_model (tid BIGINT, model_category VARCHAR, "
+    con.execute("CREATE TEMP TABLE _text_model (tid BIGINT, model_category VARCHAR, "
                 "model_confidence DOUBLE)")
     return ["_text_norm", "_text_model"]
 

@@ -20,7 +20,7 @@ from iccaudit.enrich.views import PYTHON_STEPS, default_lexicon, view_statements
 
 _SOURCE = "_incoming_line_items"
 #: The name a statement creates.
-_MADE = re.compile(r"\s*CREATE (?:TABLE|VIEW) (\w+)")
+_MADE = re.compile(r"\s*CREATE (?:TEMP )?(?:TABLE|VIEW) (\w+)")
 
 
 class RowsFile(Protocol):

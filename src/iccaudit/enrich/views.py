@@ -163,7 +163,10 @@ def view_statements(ref: Reference, source: str, line_item_columns: Sequence[str
                   "carry_outer": _carry(carry, _OUTER, "f")},
         "line_items": {"line_columns": ", ".join(f'"{c}"' for c in line_item_columns)},
     }
-    steps = [render(name, params, slots.get(name)) for name in STEPS]
+    # The internal steps' tables are temporary: all of them are dropped once items is built,
+    # and in a sandbox kept in a database file a temp table is never compressed and written.
+    steps = [render(name, params, slots.get(name)).replace("CREATE TABLE _", "CREATE TEMP TABLE _")
+             for name in STEPS]
     public = {name: render(name, params, slots.get(name)) for name in PUBLIC}
     # The public views are tables: every rule and model reads them, so each is computed
     # once here rather than once per reader. The internal steps are dropped, and line_items

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from iccaudit.run.options import RunError, ScoreOptions, ScoreResult
 from iccaudit.run.resources import (
     LARGE_RUN_BYTES,
+    SANDBOX_FILE_BYTES,
     STORE_MEMORY_LIMIT,
     input_bytes,
     memory_limit,
@@ -35,14 +36,17 @@ def run_score(opts: ScoreOptions) -> ScoreResult:
     """Run the whole pipeline and write the run; raise RunError with a one-line message."""
     size = input_bytes(opts.paths)
     large = opts.large if opts.large is not None else size > LARGE_RUN_BYTES
-    if not large:
-        return _score(opts, None, size)
-    with tempfile.TemporaryDirectory(prefix="iccaudit-", dir=opts.work_dir) as work:
-        return _score(opts, Path(work), size)
+    if not large and size < SANDBOX_FILE_BYTES:
+        return _score(opts, None, size, None)
+    with tempfile.TemporaryDirectory(prefix="iccaudit-", dir=opts.work_dir) as folder:
+        sandbox_file = Path(folder) / "sandbox.duckdb"
+        return _score(opts, Path(folder) if large else None, size, sandbox_file)
 
 
-def _score(opts: ScoreOptions, work: Path | None, size: int) -> ScoreResult:
-    """The pipeline; ``work``: a folder for out-of-core files (None: all in memory)."""
+def _score(opts: ScoreOptions, work: Path | None, size: int,
+           sandbox_file: Path | None) -> ScoreResult:
+    """The pipeline; ``work``: a folder for out-of-core files (None: all in memory);
+    ``sandbox_file``: where the sandbox is built (None: in memory)."""
     run = Run.begin(opts, mapping=opts.mapping, rates=opts.rates)  # an invalid pack is refused before reading
     with run.timed("ingest_s"):
         batch, sink = _read(opts, work)
@@ -70,10 +74,10 @@ def _score(opts: ScoreOptions, work: Path | None, size: int) -> ScoreResult:
             # (10 M lines: 117 -> 111 s)
             source = lines["line_items"]
             run.write_in_background(lines)
-            run.detect(source, spill=work / "spill")
+            run.detect(source, spill=work / "spill", sandbox_file=sandbox_file)
         else:
             # in memory the write starts once enrich is done (enrich keeps both cores busy)
-            run.detect(lines["line_items"], after_enrich=lines)
+            run.detect(lines["line_items"], after_enrich=lines, sandbox_file=sandbox_file)
         options = {
             "paths": [str(p) for p in opts.paths],
             "mapping": str(opts.mapping) if opts.mapping else None,

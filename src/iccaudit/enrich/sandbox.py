@@ -212,7 +212,8 @@ class Sandbox:
             load_reference_tables(self.con, ref)
             self._columns = [c for c in schema.columns("line_items") if raw or c != "raw"]
             self._statements = list(view_statements(
-                ref, source, self._columns, price_date=price_date, lexicon=lexicon))
+                ref, source, self._columns, price_date=price_date, lexicon=lexicon,
+                temp_steps=memory_limit is None))
         except BaseException:
             self.close()
             raise

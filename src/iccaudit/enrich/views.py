@@ -140,13 +140,17 @@ def _carry(columns: Sequence[tuple[str, str]], made: frozenset[str], alias: str 
 
 def view_statements(ref: Reference, source: str, line_item_columns: Sequence[str],
                     price_date: dt.date | None = None,
-                    lexicon: Lexicon | None = None) -> list[str]:
+                    lexicon: Lexicon | None = None, temp_steps: bool = True) -> list[str]:
     """The statements that build the sandbox's tables and views, in dependency order.
 
     ``source`` is a FROM item (a table name or a parenthesised SELECT) giving the run's line
     items with the ``line_item_columns`` already typed, and ``__row``, each row's position
     (distinct integers); it is read twice: once for the few columns enrich computes on, once
     for the final ``items`` table. ``price_date``: the date undated lines are priced at.
+    ``temp_steps``: the internal steps' tables are temporary (all are dropped once items is
+    built: in a sandbox kept in a database file a temp table is never compressed and
+    written); an out-of-core sandbox keeps them in its file, where they spill compressed
+    (10 M lines: enrich 65 s so, 69 s as temp tables).
     """
     lexicon = lexicon or default_lexicon()
     params = parameters(ref, price_date, lexicon)
@@ -163,10 +167,9 @@ def view_statements(ref: Reference, source: str, line_item_columns: Sequence[str
                   "carry_outer": _carry(carry, _OUTER, "f")},
         "line_items": {"line_columns": ", ".join(f'"{c}"' for c in line_item_columns)},
     }
-    # The internal steps' tables are temporary: all of them are dropped once items is built,
-    # and in a sandbox kept in a database file a temp table is never compressed and written.
-    steps = [render(name, params, slots.get(name)).replace("CREATE TABLE _", "CREATE TEMP TABLE _")
-             for name in STEPS]
+    steps = [render(name, params, slots.get(name)) for name in STEPS]
+    if temp_steps:
+        steps = [s.replace("CREATE TABLE _", "CREATE TEMP TABLE _", 1) for s in steps]
     public = {name: render(name, params, slots.get(name)) for name in PUBLIC}
     # The public views are tables: every rule and model reads them, so each is computed
     # once here rather than once per reader. The internal steps are dropped, and line_items

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-if TYPE_CHECKING:
-    import duckdb
-    import numpy as np
-
 from iccaudit.core import schema
 from iccaudit.core.fingerprint import fingerprint_sql
 from iccaudit.detect.models.config import ModelSettings
 from iccaudit.detect.models.features import CATEGORY_ZH, FEATURES
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
 
 _SQL = """
 WITH ranked AS (
@@ -119,7 +119,8 @@ _EXTRA_COLUMNS = {"__chunk": "INTEGER", "__ev_head": "VARCHAR", "__ev_tail": "VA
 #: shares are constants of the query.
 _DRAFT_INSERT = """
 INSERT INTO {table} BY NAME
-SELECT d.*, $chunk AS __chunk, $run_id AS run_id, $detector AS detector, 'model' AS kind, $version AS rule_version,
+SELECT d.*, $chunk AS __chunk, $run_id AS run_id, $detector AS detector, 'model' AS kind,
+    $version AS rule_version,
     CASE WHEN d.mechanism = 'liquid_cooling_markup' THEN '液冷每千瓦单价高于同类（模型）'
          ELSE '价格高于同类（模型）' END AS title,
     CASE WHEN d.mechanism = 'liquid_cooling_markup'

@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+def sql_string(text: str) -> str:
+    """``text`` as a SQL string literal: quoted, quotes doubled (backslashes literal, as
+    standard SQL reads them)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> pa.Table:
     """A query's result as an Arrow table (fast and lean; ``.df()`` copies row by row)."""
     rel = con.sql(sql, params=params)

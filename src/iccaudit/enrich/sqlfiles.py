@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 
+from iccaudit.core.duck import sql_string
+
 #: A value a ``$name`` parameter may take.
 SqlValue = bool | int | float | str | dt.date | tuple[str, ...]
 
@@ -60,7 +62,7 @@ def literal(value: SqlValue) -> str:
     if isinstance(value, dt.date):
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
+        return sql_string(value)
     if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
         return ", ".join(literal(v) for v in value)
     raise SqlTemplateError(f"{value!r} ({type(value).__name__}) has no SQL literal")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 from iccaudit.core import schema
-from iccaudit.core.duck import fetch_arrow, fetch_frame  # noqa: F401 - re-exported
+from iccaudit.core.duck import fetch_arrow, fetch_frame, sql_string  # noqa: F401 - re-exported
 from iccaudit.store.coverage import COVERAGE_VIEW
 from iccaudit.store.views import create_views, fill_fingerprints
 
@@ -161,11 +161,8 @@ class StoredRows:
 
     def sql(self) -> str:
         """A FROM item with the source run's rows, ``run_id`` the new run's."""
-        def literal(text: str) -> str:
-            return "'" + text.replace("'", "''") + "'"
-
-        return (f"(SELECT {literal(self.run_id)}::VARCHAR AS run_id, * EXCLUDE (run_id) "
-                f"FROM {self.table} WHERE run_id = {literal(self.source_run)})")
+        return (f"(SELECT {sql_string(self.run_id)}::VARCHAR AS run_id, * EXCLUDE (run_id) "
+                f"FROM {self.table} WHERE run_id = {sql_string(self.source_run)})")
 
 
 class ParquetRows:
@@ -204,10 +201,7 @@ class ParquetRows:
         """A FROM item with every column (paths and values quoted as SQL literals), ``raw``
         as JSON text, and each row's position in the file as column ``position`` when that
         is given."""
-        def literal(text: str) -> str:
-            return "'" + str(text).replace("'", "''") + "'"
-
-        extra = [f"{literal(v)}::VARCHAR AS \"{k}\"" for k, v in self.constants.items()]
+        extra = [f'{sql_string(str(v))}::VARCHAR AS "{k}"' for k, v in self.constants.items()]
         if self.item_ids_from:
             extra.append(f'"{self.item_ids_from}" + 1 AS item_id')
         hidden = [f'"{self.item_ids_from}"'] if self.item_ids_from else []
@@ -222,7 +216,7 @@ class ParquetRows:
             options = ", file_row_number = true"
         star = f"* EXCLUDE ({', '.join(hidden)})" if hidden else "*"
         return (f"(SELECT {', '.join([*extra, star])} "
-                f"FROM read_parquet({literal(str(self.path))}{options}))")
+                f"FROM read_parquet({sql_string(str(self.path))}{options}))")
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> int:

@@ -36,6 +36,7 @@ def run_rescore(opts: RescoreOptions) -> ScoreResult:
 
     def items() -> pa.Table:  # Arrow: the sandbox takes it as is, at a fraction of the memory
         return run.fetch_stored(f"SELECT * FROM {copy.sql()} ORDER BY item_id")
+
     enriched = None
     if not opts.models:  # rules only: the enriched lines are kept and re-used (run.enriched)
         from iccaudit.run.config import reference_dir_used

@@ -172,9 +172,9 @@ class Run:
         store writes once enrich is done (in memory, the lines themselves: enrich keeps both
         cores busy, and the write then frees the rows as it goes). ``after_rules``: tables the
         store writes once the rules are done (a rescore's copy of its lines, made inside the
-        database: the rule pack then runs alone, as a rule author's re-run measures it).
-        The caller keeps no other
-        reference to ``items``: the sandbox has its copy once built. ``enriched`` (rules
+        database: the rule pack then runs alone, as a rule author's re-run measures it). The
+        caller keeps no other reference to ``items``: the sandbox has its copy once built.
+        ``enriched`` (rules
         only): the kept sandbox of :mod:`iccaudit.run.enriched`, opened when it exists, else
         built there (and kept once the run succeeded). ``sandbox_file``: a new database file
         (in a folder the caller removes) to build the sandbox in, instead of memory: its
@@ -346,18 +346,16 @@ class Run:
         """The models on their own cursor of the sandbox (in a thread, see :meth:`detect`);
         their findings are staged on it (closing them closes it)."""
         from iccaudit.detect.models import ModelConfigError, run_models_staged
-        from iccaudit.detect.rules.runner import LEAN_COLUMNS
 
         t0 = time.perf_counter()
         try:
             config = models_config_used(self.opts.models_config, self.opts.rules_dirs)
             return run_models_staged(cursor, self.run_id, config=config, seed=self.opts.seed,
-                                     rule_findings=rule_findings, lean_columns=LEAN_COLUMNS)
-        except ModelConfigError as exc:
-            cursor.close()
-            raise RunError(str(exc), exit_code=3) from None
-        except BaseException:
-            cursor.close()
+                                     rule_findings=rule_findings)
+        except BaseException as exc:
+            cursor.close()  # on success it is closed with the findings staged on it
+            if isinstance(exc, ModelConfigError):
+                raise RunError(str(exc), exit_code=3) from None
             raise
         finally:
             self.timings["models_s"] = time.perf_counter() - t0

@@ -226,7 +226,6 @@ def run_models_staged(
     config: Path | None = None,
     seed: int = 0,
     rule_findings: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
-    lean_columns: Sequence[str] = ("item_id", "detector", "est_excess_cny"),
 ) -> tuple[ModelFindings, pd.DataFrame]:
     """Score the ``items`` view; (findings, rule_runs). The findings are staged in a temp
     table of ``con`` (a cursor of the sandbox, which spills beyond its memory limit) and
@@ -258,7 +257,7 @@ def run_models_staged(
     except (duckdb.Error, LookupError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         draft_findings(con, run_id, settings, _no_rows(), _no_rows(), _no_rows())
-        return (corroborate(con, None, lean_columns=lean_columns),
+        return (corroborate(con, None),
                 single_run(run_id, settings.model_name, f"cannot read items: {first}"))
     # Handed over, not kept (pop): score_items frees the table once it has its columns.
     scored = score_items(items.pop(), settings, seed=seed)
@@ -271,7 +270,7 @@ def run_models_staged(
     del flagged, drivers, locations
     if callable(rule_findings):
         rule_findings = rule_findings()
-    found = corroborate(con, rule_findings, foreign_lines(con), lean_columns=lean_columns)
+    found = corroborate(con, rule_findings, foreign_lines(con))
     return found, build_rule_runs(run_id, settings, groups)
 
 

@@ -12,7 +12,7 @@ lines, 170 k model findings: about 3 s drafted beside the rules, 0.3 s after the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -22,6 +22,7 @@ from iccaudit.core import schema
 from iccaudit.core.fingerprint import fingerprint_sql
 from iccaudit.detect.models.config import ModelSettings
 from iccaudit.detect.models.features import CATEGORY_ZH, FEATURES
+from iccaudit.detect.rules.runner import LEAN_COLUMNS
 
 if TYPE_CHECKING:
     import duckdb
@@ -153,19 +154,18 @@ class ModelFindings:
     """The models' findings of a run, staged in a temp table of ``cursor`` (a cursor of the
     sandbox: it spills), completed by a query read on demand: as Arrow batches streamed to
     the store (:meth:`reader`), or as one frame (:meth:`frame`). :attr:`lean` holds the
-    ``LEAN_COLUMNS`` of each (who found what, and how much). :meth:`close` lets the table go.
+    ``LEAN_COLUMNS`` of each (who found what, and how much, as the run keeps the rules'
+    findings). :meth:`close` lets the table go.
     """
 
     def __init__(self, cursor: duckdb.DuckDBPyConnection, sql: str,
-                 fixed: pa.Table | None, lean_columns: Sequence[str]) -> None:
+                 fixed: pa.Table | None) -> None:
         from iccaudit.core.duck import fetch_frame
 
+        # ``fixed`` is registered on the cursor as ``__fixed``: kept here as long as the query
         self._cursor, self._sql, self._fixed = cursor, sql, fixed
-        cols = ", ".join(f'"{c}"' for c in lean_columns)
+        cols = ", ".join(f'"{c}"' for c in LEAN_COLUMNS)
         self.lean: pd.DataFrame = fetch_frame(cursor, f"SELECT {cols} FROM ({sql})")
-
-    def __len__(self) -> int:
-        return len(self.lean)
 
     def reader(self, rows: int) -> pa.RecordBatchReader:
         """The findings (``schema.Finding`` columns) as Arrow batches of ``rows``."""
@@ -255,9 +255,7 @@ def draft_findings(
 
 
 def corroborate(con: duckdb.DuckDBPyConnection, rule_findings: pd.DataFrame | None,
-                foreign: tuple[np.ndarray, np.ndarray] | None = None,
-                lean_columns: Sequence[str] = ("item_id", "detector", "est_excess_cny"),
-                ) -> ModelFindings:
+                foreign: tuple[np.ndarray, np.ndarray] | None = None) -> ModelFindings:
     """The drafted findings of ``con`` (:func:`draft_findings`) completed: the rules that
     found the same lines (``rule_findings``: item_id and detector) named in the messages and
     evidence, and their money left to those rules (:data:`_COMPLETE_SQL`), set-at-a-time in
@@ -291,8 +289,7 @@ def corroborate(con: duckdb.DuckDBPyConnection, rule_findings: pd.DataFrame | No
             con.register("__fixed", fixed)
             done = (f"SELECT * FROM ({done}) WHERE NOT {on} "
                     "UNION ALL BY NAME SELECT * FROM __fixed")
-    return ModelFindings(con, f"SELECT * FROM ({done}) ORDER BY __chunk, item_id", fixed,
-                         lean_columns)
+    return ModelFindings(con, f"SELECT * FROM ({done}) ORDER BY __chunk, item_id", fixed)
 
 
 def build_findings(

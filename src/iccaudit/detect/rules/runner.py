@@ -353,6 +353,7 @@ def _run_view(con: duckdb.DuckDBPyConnection, view: str, view_rules: Sequence[Ru
     is done; results are taken in rule order, so the output does not depend on timing.
     """
     from concurrent.futures import ThreadPoolExecutor
+    from itertools import pairwise
 
     import duckdb
 
@@ -380,6 +381,7 @@ def _run_view(con: duckdb.DuckDBPyConnection, view: str, view_rules: Sequence[Ru
             # one rule's result fetched ahead of the one being formatted, not all of them: a
             # result waiting is a whole rule's findings (10 M lines: 2 M rows, about 1 GB)
             runnable = [r for r in view_rules if not isinstance(stats[r.id], str)]
+            after = {a.id: b for a, b in pairwise(runnable)}
             fetches = {r.id: duck.submit(_fetch, con, queries[r.id]) for r in runnable[:1]}
             for r in view_rules:
                 st = stats[r.id]
@@ -387,8 +389,7 @@ def _run_view(con: duckdb.DuckDBPyConnection, view: str, view_rules: Sequence[Ru
                     runs[r.id] = {"status": "not_evaluated", "error": st}
                     continue
                 rows, applicable, hits = st
-                following = runnable[runnable.index(r) + 1:][:1]
-                for ahead in following:
+                if (ahead := after.get(r.id)) is not None:
                     fetches[ahead.id] = duck.submit(_fetch, con, queries[ahead.id])
                 try:
                     found = fetches.pop(r.id).result()

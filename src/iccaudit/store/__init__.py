@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
 from iccaudit.core import schema
 from iccaudit.core.duck import fetch_arrow, fetch_frame, sql_string  # noqa: F401 - re-exported
 from iccaudit.store.coverage import COVERAGE_VIEW
 from iccaudit.store.views import create_views, fill_fingerprints
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class StoreError(Exception):
@@ -284,9 +284,10 @@ class RunWriter:
 
     Opening takes the file lock (a second writer fails at once, before any work is done).
     :meth:`insert_in_background` queues tables for one writer thread and returns at once
-    (DuckDB releases the GIL): they are written in the order they were queued. :meth:`commit` waits for it, and :meth:`abort` interrupts it, rolls back and
-    removes the database file when this writer created it. Nothing is visible to a reader
-    before the commit, and a process killed midway leaves the database as it was.
+    (DuckDB releases the GIL): they are written in the order they were queued.
+    :meth:`commit` waits for it, and :meth:`abort` interrupts it, rolls back and removes the
+    database file when this writer created it. Nothing is visible to a reader before the
+    commit, and a process killed midway leaves the database as it was.
     """
 
     def __init__(self, path: str | Path, *, memory_limit: str | None = None) -> None:

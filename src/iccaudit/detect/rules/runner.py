@@ -503,7 +503,8 @@ def correct_money(findings: pd.DataFrame,
     return money_in_yuan_only(None, count_money_once(findings), foreign=foreign)
 
 
-#: What a run keeps in memory of a rule finding once it is staged: who and how much.
+#: What a run keeps in memory of a finding once it is staged (the rules' here, the models' in
+#: ``detect.models.findings``): who found what, and how much.
 LEAN_COLUMNS = ("finding_id", "group_id", "item_id", "detector", "kind", "severity",
                 "est_excess_cny", "fingerprint")
 #: The sandbox's temp table the rules' findings are staged in (see :func:`run_rules_staged`).

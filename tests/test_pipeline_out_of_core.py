@@ -8,6 +8,7 @@ import duckdb
 import pytest
 
 from iccaudit.run import ScoreOptions, run_score
+from iccaudit.run.resources import sandbox_memory_limit
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples" / "tenders"
 
@@ -121,17 +122,40 @@ def test_a_sandbox_in_a_database_file_scores_like_one_in_memory(tmp_path, monkey
     work = tmp_path / "work"
     work.mkdir()
     files: list[Path] = []
+    limits: list[str | None] = []
     real = sandbox_module._connect
 
-    def spy(database, *args, **kwargs):
-        con = real(database, *args, **kwargs)
+    def spy(database, memory_limit, temp_directory=None):
+        con = real(database, memory_limit, temp_directory)
         files.append(database)
+        limits.append(memory_limit)
         assert database is not None and database.exists()  # built in the file, not in memory
+        assert temp_directory is None  # not out of core: its step tables are temporary
         return con
 
     monkeypatch.setattr(sandbox_module, "_connect", spy)
+    monkeypatch.delenv("ICCAUDIT_MEMORY_LIMIT", raising=False)
     filed = _score(paths, tmp_path / "f.duckdb", large=False, work=work)
     assert len(files) == 1 and files[0].parent.parent == work
+    # its blocks are held in memory up to a limit set by the number of lines
+    assert limits == [sandbox_memory_limit(len(filed["line_items"]))]
     for name in QUERIES:
         assert filed[name] == memory[name], name
     assert list(work.iterdir()) == []
+
+
+def test_the_memory_limit_of_a_sandbox_in_a_file_follows_its_lines(monkeypatch):
+    """At least 1 GB, SANDBOX_BYTES_PER_LINE a line, at most a quarter of the machine (at
+    least 2 GB); $ICCAUDIT_MEMORY_LIMIT overrides it."""
+    from iccaudit.run import resources
+
+    monkeypatch.delenv("ICCAUDIT_MEMORY_LIMIT", raising=False)
+    quarter = resources._quarter_of_machine()
+    assert quarter >= 2 * 1024**3
+    assert sandbox_memory_limit(10) == "1024MB"
+    lines = 1_500_000
+    assert sandbox_memory_limit(lines) == (
+        f"{min(quarter, resources.SANDBOX_BYTES_PER_LINE * lines) // 1024**2}MB")
+    assert sandbox_memory_limit(10**9) == f"{quarter // 1024**2}MB"
+    monkeypatch.setenv("ICCAUDIT_MEMORY_LIMIT", "3GB")
+    assert sandbox_memory_limit(10) == "3GB"

@@ -148,6 +148,9 @@ def build_sandbox(
         Where DuckDB spills beyond the limit. An in-memory sandbox with a memory limit and a
         temporary directory spills too, and skips the checkpoints a database file makes
         (10 M lines: 84 s instead of 95 s to build); the out-of-core pipeline uses that.
+        Given, the sandbox is out of core: the internal steps' tables are kept in its
+        database, not made temporary (``temp_steps`` of
+        :func:`~iccaudit.enrich.views.view_statements`).
     raw
         Keep each line's ``raw`` JSON in ``items`` and ``line_items``. The pipeline leaves it
         out when no rule of the run reads it: it is the widest column (a third of the bytes
@@ -213,7 +216,7 @@ class Sandbox:
             self._columns = [c for c in schema.columns("line_items") if raw or c != "raw"]
             self._statements = list(view_statements(
                 ref, source, self._columns, price_date=price_date, lexicon=lexicon,
-                temp_steps=memory_limit is None))
+                temp_steps=temp_directory is None))
         except BaseException:
             self.close()
             raise

@@ -45,7 +45,7 @@ from iccaudit.run.config import (
     snapshot,
 )
 from iccaudit.run.options import DetectOptions, RunError, ScoreResult, make_run_id
-from iccaudit.run.resources import memory_limit
+from iccaudit.run.resources import memory_limit, sandbox_memory_limit
 
 if TYPE_CHECKING:
     import duckdb
@@ -220,8 +220,11 @@ class Run:
                 database = building or sandbox_file
                 if callable(items):
                     items = items()
+                limit = (memory_limit() if spill is not None
+                         else sandbox_memory_limit(len(items)) if database is not None
+                         else None)
                 sandbox = Sandbox(items, reference_dir_used(self.opts.rules_dirs),
-                                  memory_limit=memory_limit() if spill is not None else None,
+                                  memory_limit=limit,
                                   temp_directory=spill, raw=reads_raw(self.ruleset.rules),
                                   price_date=self.opts.price_date, database=database,
                                   lexicon=self.lexicon)

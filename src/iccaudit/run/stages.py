@@ -187,13 +187,13 @@ class Run:
         import pandas as pd
 
         from iccaudit.detect.rules.runner import run_rules_staged
-        from iccaudit.enrich import Sandbox, line_facts
-        from iccaudit.enrich.facts import line_recognition, recognition_summary
+        from iccaudit.enrich import Sandbox
+        from iccaudit.enrich.facts import recognition_summary
 
         models = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="iccaudit-models")
                   if self.opts.models else None)
         rules_done: Future[pd.DataFrame] = Future()
-        scoring: Future[tuple[ModelFindings, pd.DataFrame]] | None = None
+        scoring: Future[tuple[ModelFindings, pa.RecordBatchReader, pd.DataFrame]] | None = None
         sandbox = None
         kept: duckdb.DuckDBPyConnection | None = None
         building: Path | None = None
@@ -237,6 +237,10 @@ class Run:
             self.coverage = recognition_summary(con)
             if after_enrich is not None:
                 self.write_in_background(after_enrich)
+                # in memory, the lines' facts go right after them, beside the rules (1 M
+                # lines: 0.7 s the run no longer waits for at its end; 220 MB of Arrow held
+                # meanwhile). Out of core they are read once the rules are done (below).
+                self.write_in_background(self._facts(con))
             t0 = time.perf_counter()
             # each rule's findings are staged in the sandbox as they are made (it spills, a
             # Python frame would not); the run keeps who and how much (the models'
@@ -247,19 +251,18 @@ class Run:
             if after_rules is not None:
                 self.write_in_background(after_rules)
             try:
-                # written while the models finish (10 M lines: a second); theirs come last
-                self.write_in_background({"line_facts": line_facts(con, self.run_id),
-                                          "line_recognition": line_recognition(con,
-                                                                               self.run_id)})
+                if after_enrich is None:
+                    # written while the models finish (10 M lines: a second); theirs last
+                    self.write_in_background(self._facts(con))
                 self._write_staged(staged)
             finally:
                 staged.close()  # its temp table with it
             self._lean = lean
             if scoring is not None:
-                found, model_runs = scoring.result()
+                found, found_rows, model_runs = scoring.result()
                 try:  # streamed from the sandbox, where they are staged, after the rules'
                     assert self._writer is not None
-                    self._writer.insert({"findings": found.reader(self._STAGED_BATCH)})
+                    self._writer.insert({"findings": found_rows})
                     self._model_lean = found.lean
                 finally:
                     found.close()
@@ -287,6 +290,14 @@ class Run:
                 self._close(sandbox.con, now=failed)
         self.rule_runs = rule_runs
         self.warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
+
+    def _facts(self, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        """The ``line_facts`` and ``line_recognition`` rows of the built sandbox ``con``."""
+        from iccaudit.enrich import line_facts
+        from iccaudit.enrich.facts import line_recognition
+
+        return {"line_facts": line_facts(con, self.run_id),
+                "line_recognition": line_recognition(con, self.run_id)}
 
     def _write_staged(self, staged: duckdb.DuckDBPyConnection) -> None:
         """Write the rules' staged findings to the store in one insert streamed from the
@@ -345,16 +356,22 @@ class Run:
             self.timings[name] = time.perf_counter() - t0
 
     def _models(self, cursor: duckdb.DuckDBPyConnection,
-                rule_findings: Callable[[], pd.DataFrame]) -> tuple[ModelFindings, pd.DataFrame]:
+                rule_findings: Callable[[], pd.DataFrame],
+                ) -> tuple[ModelFindings, pa.RecordBatchReader, pd.DataFrame]:
         """The models on their own cursor of the sandbox (in a thread, see :meth:`detect`);
-        their findings are staged on it (closing them closes it)."""
+        their findings are staged on it (closing them closes it). (findings, a reader of
+        them, rule_runs): the reader's query is started here, so that its sort and the
+        findings' evidence are made while the rules' findings are written (1 M lines, 40 %
+        flagged: 0.4 s)."""
         from iccaudit.detect.models import ModelConfigError, run_models_staged
 
         t0 = time.perf_counter()
         try:
             config = models_config_used(self.opts.models_config, self.opts.rules_dirs)
-            return run_models_staged(cursor, self.run_id, config=config, seed=self.opts.seed,
-                                     rule_findings=rule_findings)
+            found, rule_runs = run_models_staged(cursor, self.run_id, config=config,
+                                                 seed=self.opts.seed,
+                                                 rule_findings=rule_findings)
+            return found, found.reader(self._STAGED_BATCH), rule_runs
         except BaseException as exc:
             cursor.close()  # on success it is closed with the findings staged on it
             if isinstance(exc, ModelConfigError):

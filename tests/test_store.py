@@ -80,6 +80,27 @@ def test_lines_written_in_the_background_commit_with_the_run(tmp_path):
     assert writer.background_s > 0
 
 
+def test_a_table_given_as_a_function_is_made_by_the_writer_when_its_write_begins(tmp_path):
+    """The rows exist only while they are written: the function runs on the writer thread,
+    after the work queued before it."""
+    import threading
+
+    made: list[tuple[str, int]] = []
+    writer = store.RunWriter(tmp_path / "f.duckdb")
+    writer.insert_in_background({"runs": _run_frame("r1"), "line_items": _items("r1", 20_000)})
+
+    def items() -> pd.DataFrame:
+        written = writer.con.execute("SELECT count(*) FROM line_items").fetchall()[0][0]
+        made.append((threading.current_thread().name, written))
+        return _items("r1", 10).assign(item_id=range(20_000, 20_010))
+
+    writer.insert_in_background({"line_items": items})
+    writer.commit()
+    assert made == [("iccaudit-store", 20_000)]
+    con = duckdb.connect(str(tmp_path / "f.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM line_items").fetchone()[0] == 20_010
+
+
 def test_the_background_writer_takes_an_arrow_table_over_and_frees_it_as_it_writes(tmp_path):
     """Handed over with no other reference, the rows' memory comes back once written."""
     import gc

@@ -237,9 +237,9 @@ class Run:
             self.coverage = recognition_summary(con)
             if after_enrich is not None:
                 self.write_in_background(after_enrich)
-                # in memory, the lines' facts go right after them, beside the rules (1 M
-                # lines: 0.7 s the run no longer waits for at its end; 220 MB of Arrow held
-                # meanwhile). Out of core they are read once the rules are done (below).
+                # in memory, the lines' facts are written right after them, beside the
+                # rules (1 M lines: 0.7 s the run no longer waits for at its end). Out of
+                # core, once the rules are done (below), as the lines' write takes longer.
                 self.write_in_background(self._facts(con))
             t0 = time.perf_counter()
             # each rule's findings are staged in the sandbox as they are made (it spills, a
@@ -292,12 +292,22 @@ class Run:
         self.warnings.extend(rule_runs.get("warning", pd.Series(dtype=str)).dropna())
 
     def _facts(self, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        """The ``line_facts`` and ``line_recognition`` rows of the built sandbox ``con``."""
+        """The ``line_facts`` and ``line_recognition`` rows of the built sandbox ``con``, for
+        the store: each a function giving them, read on a cursor of ``con`` when its write
+        begins (the rows exist only while they are written: 1 M lines, 220 MB of Arrow)."""
         from iccaudit.enrich import line_facts
         from iccaudit.enrich.facts import line_recognition
 
-        return {"line_facts": line_facts(con, self.run_id),
-                "line_recognition": line_recognition(con, self.run_id)}
+        cursor = con.cursor()
+
+        def recognition() -> pa.Table:
+            try:  # the last of the two (the store writes in the schema's order)
+                return line_recognition(cursor, self.run_id)
+            finally:
+                cursor.close()
+
+        return {"line_facts": lambda: line_facts(cursor, self.run_id),
+                "line_recognition": recognition}
 
     def _write_staged(self, staged: duckdb.DuckDBPyConnection) -> None:
         """Write the rules' staged findings to the store in one insert streamed from the

@@ -324,11 +324,14 @@ class RunWriter:
 
     def _insert(self, tables: dict[str, Any]) -> None:
         """Write ``tables`` in the schema's table order, taking each out of the dict as its
-        write begins; an Arrow table batch by batch, each batch let go once written."""
+        write begins; an Arrow table batch by batch, each batch let go once written. A table
+        may be a function giving it, called when its write begins."""
         import pyarrow as pa
 
         for table in schema.TABLES:  # creation order: runs first
             frame = tables.pop(table, None)
+            if callable(frame):
+                frame = frame()
             if isinstance(frame, pa.Table):
                 frame = _drained(frame)
             if frame is not None:

@@ -62,18 +62,19 @@ def _example_problems(con: duckdb.DuckDBPyConnection, concepts: Sequence[Concept
             for c in concepts for e in c.examples]
     if not rows:
         return []
-    # a few hundred rows, inserted as they are: checking a lexicon does not load pandas
-    con.execute("""CREATE OR REPLACE TEMP TABLE _examples (id VARCHAR, kind VARCHAR,
-                   path VARCHAR, line BIGINT, text VARCHAR, norm VARCHAR, want BOOLEAN,
-                   pattern VARCHAR, exclusion VARCHAR)""")
-    con.executemany("INSERT INTO _examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    # a few hundred rows, passed as one list per column in one statement (checking a
+    # lexicon does not load pandas; a statement per row cost 0.13 s of every run's start)
+    columns = [list(col) for col in zip(*rows, strict=True)]
     got = con.execute("""
         SELECT id, path, line, text, want,
             CASE WHEN kind = 'capture' THEN regexp_extract(norm, pattern, 1) <> ''
                  ELSE regexp_matches(regexp_replace(norm, exclusion, ' ', 'g'), pattern) END
                 AS hit
-        FROM _examples""").fetchall()
-    con.execute("DROP TABLE _examples")
+        FROM (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::VARCHAR[]) AS kind,
+                     unnest(?::VARCHAR[]) AS path, unnest(?::BIGINT[]) AS line,
+                     unnest(?::VARCHAR[]) AS text, unnest(?::VARCHAR[]) AS norm,
+                     unnest(?::BOOLEAN[]) AS want, unnest(?::VARCHAR[]) AS pattern,
+                     unnest(?::VARCHAR[]) AS exclusion)""", columns).fetchall()
     return [Problem(path, line, f"concept {cid}: example {text!r} "
                                 + ("does not match" if want else "matches but must not"))
             for cid, path, line, text, want, hit in got if bool(hit) != bool(want)]

@@ -110,7 +110,17 @@ def _spread(parts: list[Any], positions: Any) -> Any:
 
 def render_messages(template: str, frame: pd.DataFrame,
                     formatted: dict[tuple[str, str], pa.Array] | None = None) -> pd.Series:
-    """Render a message template for every row of ``frame`` (columns ``f_<name>``).
+    """Render a message template for every row of ``frame`` (columns ``f_<name>``), as a
+    pandas Series of text (:func:`render_texts`' Arrow array, no Python object per message)."""
+    out: pd.Series = render_texts(template, frame, formatted).to_pandas()
+    out.index = frame.index
+    return out
+
+
+def render_texts(template: str, frame: pd.DataFrame,
+                 formatted: dict[tuple[str, str], pa.Array] | None = None) -> pa.Array:
+    """Render a message template for every row of ``frame`` (columns ``f_<name>``), as an
+    Arrow array of text.
 
     The pieces (literal text and formatted columns) are joined by one Arrow kernel, not by
     a pandas string concatenation per piece. ``formatted`` caches formatted columns by
@@ -118,7 +128,6 @@ def render_messages(template: str, frame: pd.DataFrame,
     """
     import string
 
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -136,11 +145,6 @@ def render_messages(template: str, frame: pd.DataFrame,
         pieces.append(formatted[key])
     if not any(isinstance(p, pa.Array) for p in pieces):  # no placeholder: the text itself
         text = "".join(p.as_py() for p in pieces)
-        return pd.Series([text] * len(frame), index=frame.index, dtype=object)
-    joined = pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
-    # Arrow-backed text (pandas' str dtype): no Python object per message
-    out: pd.Series = pa.chunked_array([joined]).to_pandas()
-    out.index = frame.index
-    return out
-
-
+        return pa.repeat(pa.scalar(text, pa.large_string()), len(frame))
+    joined: pa.Array = pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
+    return joined

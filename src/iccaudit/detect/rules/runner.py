@@ -32,7 +32,7 @@ from iccaudit.detect.currency import (
     money_in_yuan_only,
 )
 from iccaudit.detect.rules.compiler import DIALECT, CompiledRule
-from iccaudit.detect.rules.messages import render_messages
+from iccaudit.detect.rules.messages import render_texts
 from iccaudit.detect.rules.model import Rule
 
 #: A rule that fires on more than this share of its applicable rows gets a warning ...
@@ -278,40 +278,62 @@ def _stats_and_hits(con: duckdb.DuckDBPyConnection, view: str, source: str, rule
                                                 if not isinstance(stats[r.id], str)])
 
 
-def _findings(rule: Rule, hits: pd.DataFrame, run_id: str) -> pd.DataFrame:
-    import pandas as pd
+def _findings(rule: Rule, piece: pa.RecordBatch, run_id: str) -> pa.Table:
+    """The findings of a slice of a rule's result, as an Arrow table with the store's
+    ``findings`` columns: staged in the sandbox by DuckDB's Arrow scan, with no pandas frame
+    of them (the messages are formatted from one; see :mod:`.messages`)."""
+    import pyarrow as pa
 
+    hits = piece.to_pandas()
     n = len(hits)
     formatted: dict = {}
-    zh = render_messages(rule.message.zh, hits, formatted)
-    en = render_messages(rule.message.en, hits, formatted)
-    # text columns stay as Arrow-backed strings (no Python object per finding; the store
-    # reads them 2.5 times faster than objects)
-    frame = pd.DataFrame({
-        "run_id": [run_id] * n,
-        "finding_id": hits["finding_id"],
-        "group_id": hits["group_id"],
-        "item_id": hits["__item"].astype("Int64"),
-        "source_file": hits["source_file"],
-        "source_sheet": hits["source_sheet"],
-        "source_row": hits["source_row"].astype("Int64"),
-        "tender_id": hits["tender_id"],
-        "line_no": hits["line_no"],
-        "detector": [rule.id] * n,
-        "kind": ["rule"] * n,
-        "mechanism": [rule.mechanism] * n,
-        "severity": _severities(rule, hits),
-        "score": hits["__score"].astype(float),
-        "est_excess_cny": hits["est_excess_cny"].astype(float),
-        "title": [rule.title_zh] * n,
-        "title_en": [rule.title] * n,
-        "message": zh,
-        "message_en": en,
-        "evidence": hits["__evidence"],
-        "rule_version": [rule.version] * n,
-        "fingerprint": hits["__fingerprint"],
+    zh = render_texts(rule.message.zh, hits, formatted)
+    en = render_texts(rule.message.en, hits, formatted)
+
+    def column(name: str, typ: pa.DataType) -> pa.Array:
+        return piece.column(name).cast(typ)
+
+    def same(value: str) -> pa.Array:  # one text on every row, without a Python list of it
+        return pa.repeat(pa.scalar(value, pa.string()), n)
+
+    text = pa.string()
+    return pa.table({
+        "run_id": same(run_id),
+        "finding_id": column("finding_id", text),
+        "group_id": column("group_id", text),
+        "item_id": column("__item", pa.int64()),
+        "source_file": column("source_file", text),
+        "source_sheet": column("source_sheet", text),
+        "source_row": column("source_row", pa.int64()),
+        "tender_id": column("tender_id", text),
+        "line_no": column("line_no", text),
+        "detector": same(rule.id),
+        "kind": same("rule"),
+        "mechanism": same(rule.mechanism),
+        "severity": pa.array(_severities(rule, hits), text),
+        "score": column("__score", pa.float64()),
+        "est_excess_cny": column("est_excess_cny", pa.float64()),
+        "title": same(rule.title_zh),
+        "title_en": same(rule.title),
+        "message": zh.cast(text),
+        "message_en": en.cast(text),
+        "evidence": column("__evidence", text),
+        "rule_version": same(rule.version),
+        "fingerprint": column("__fingerprint", text),
     })
-    return frame.reset_index(drop=True)
+
+
+def as_frame(findings: pa.Table) -> pd.DataFrame:
+    """Findings (or some of their columns) as a pandas frame: integers as nullable Int64,
+    texts as pandas' text dtype."""
+    import pandas as pd
+    import pyarrow as pa
+
+    def mapped(typ: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
+        return pd.Int64Dtype() if typ == pa.int64() else None
+
+    frame: pd.DataFrame = findings.to_pandas(types_mapper=mapped)
+    return frame
 
 
 def _severities(rule: Rule, hits: pd.DataFrame) -> list[str]:
@@ -343,7 +365,7 @@ def _tenders_table(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def _run_view(con: duckdb.DuckDBPyConnection, view: str, view_rules: Sequence[Rule], run_id: str,
               runs: dict[str, dict[str, Any]], tenders: str | None,
-              keep: Callable[[pd.DataFrame], pd.DataFrame]) -> list[pd.DataFrame]:
+              keep: Callable[[pa.Table], pd.DataFrame]) -> list[pd.DataFrame]:
     """Run the rules of one view; fills ``runs`` and returns what ``keep`` keeps of each
     rule's findings frame.
 
@@ -407,7 +429,7 @@ def _run_view(con: duckdb.DuckDBPyConnection, view: str, view_rules: Sequence[Ru
                               "rows_applicable": applicable, "hits": hits, "warning": warning}
                 # formatted a slice at a time: the Python frames of one slice, not of the rule
                 for piece in found.to_batches(max_chunksize=_FORMAT_ROWS):
-                    frames.append(keep(_findings(r, piece.to_pandas(), run_id)))
+                    frames.append(keep(_findings(r, piece, run_id)))
                 del found
         finally:
             duck.shutdown(wait=True, cancel_futures=True)  # con is this thread's again
@@ -422,7 +444,7 @@ _YUAN_VIEW = "__rules_items_in_yuan"
 
 def _run_in_yuan(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], foreign: dict[str, int],
                  run_id: str, runs: dict[str, dict[str, Any]], tenders: str | None,
-                 keep: Callable[[pd.DataFrame], pd.DataFrame]) -> list[pd.DataFrame]:
+                 keep: Callable[[pa.Table], pd.DataFrame]) -> list[pd.DataFrame]:
     """Rules that compare prices with the yuan reference book, run on the lines in yuan only;
     the lines in other currencies are not evaluated, and each rule's run says how many."""
     con.execute(f'CREATE OR REPLACE TEMP VIEW "{_YUAN_VIEW}" AS SELECT * FROM items '
@@ -443,7 +465,7 @@ def _run_in_yuan(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], foreign:
 
 def run_pack(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], run_id: str, *,
              include_deprecated: bool = False,
-             keep: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+             keep: Callable[[pa.Table], pd.DataFrame] | None = None
              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run ``rules``; (findings, rule_runs). ``keep``: given each rule's findings as they are
     made, returns what of them to keep (see :func:`run_rules_staged`); the findings then
@@ -469,7 +491,7 @@ def run_pack(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], run_id: str,
         else:
             by_view.setdefault(r.view, []).append(r)
     tenders = _tenders_table(con) if active else None
-    take = keep or (lambda frame: frame)
+    take = keep or as_frame
     try:
         for view, view_rules in by_view.items():
             frames.extend(_run_view(con, view, view_rules, run_id, runs, tenders, take))
@@ -540,17 +562,17 @@ def run_rules_staged(con: duckdb.DuckDBPyConnection, rules: Sequence[Rule], run_
     staged.execute(schema.ddl("findings").replace("CREATE TABLE IF NOT EXISTS findings",
                                                   f"CREATE TEMP TABLE {table}", 1))
 
-    def stage(frame: pd.DataFrame) -> None:
-        staged.register("__incoming_findings", frame)
+    def stage(found: pd.DataFrame | pa.Table) -> None:
+        staged.register("__incoming_findings", found)
         try:
             staged.execute(f"INSERT INTO {table} ({target}) SELECT {target} "
                            "FROM __incoming_findings")
         finally:
             staged.unregister("__incoming_findings")
 
-    def keep(frame: pd.DataFrame) -> pd.DataFrame:
-        stage(frame)
-        return frame[list(LEAN_COLUMNS)]
+    def keep(found: pa.Table) -> pd.DataFrame:
+        stage(found)
+        return as_frame(found.select(list(LEAN_COLUMNS)))
 
     try:
         lean, rule_runs = run_pack(con, rules, run_id, keep=keep)

@@ -145,17 +145,18 @@ def test_a_sandbox_in_a_database_file_scores_like_one_in_memory(tmp_path, monkey
 
 
 def test_the_memory_limit_of_a_sandbox_in_a_file_follows_its_lines(monkeypatch):
-    """At least 1 GB, SANDBOX_BYTES_PER_LINE a line, at most a quarter of the machine (at
-    least 2 GB); $ICCAUDIT_MEMORY_LIMIT overrides it."""
+    """At least 1 GB, SANDBOX_BYTES_PER_LINE a line, at most half the machine (at least
+    2 GB, so that an 8 GB laptop holds the peer medians of the largest input scored in
+    memory); $ICCAUDIT_MEMORY_LIMIT overrides it."""
     from iccaudit.run import resources
 
     monkeypatch.delenv("ICCAUDIT_MEMORY_LIMIT", raising=False)
-    quarter = resources._quarter_of_machine()
-    assert quarter >= 2 * 1024**3
     assert sandbox_memory_limit(10) == "1024MB"
-    lines = 1_500_000
-    assert sandbox_memory_limit(lines) == (
-        f"{min(quarter, resources.SANDBOX_BYTES_PER_LINE * lines) // 1024**2}MB")
-    assert sandbox_memory_limit(10**9) == f"{quarter // 1024**2}MB"
+    monkeypatch.setattr(resources, "machine_memory", lambda: 8 * 1024**3)
+    per_line = resources.SANDBOX_BYTES_PER_LINE
+    assert sandbox_memory_limit(1_000_000) == f"{per_line * 1_000_000 // 1024**2}MB"
+    assert sandbox_memory_limit(4_000_000) == "4096MB"  # half of 8 GB
+    monkeypatch.setattr(resources, "machine_memory", lambda: 2 * 1024**3)
+    assert sandbox_memory_limit(4_000_000) == "2048MB"  # never below 2 GB
     monkeypatch.setenv("ICCAUDIT_MEMORY_LIMIT", "3GB")
     assert sandbox_memory_limit(10) == "3GB"

@@ -21,8 +21,9 @@ LARGE_RUN_BYTES = 1024**3
 #: Inputs from this size on are enriched in a DuckDB database file in a temporary folder, not
 #: in memory: its tables are stored compressed (the wide ``items`` a third of its size in
 #: memory). 1 M lines: peak 3.9 -> 3.1 GB for 0.85 s more of enrich (writing ``items``
-#: compressed); out of core (where it is always so), less spills. The internal steps' tables stay in memory (temporary: they are
-#: dropped once ``items`` is built). Smaller runs gain nothing from it.
+#: compressed); out of core (where it is always so), less spills. The internal steps' tables
+#: stay in memory (temporary: they are dropped once ``items`` is built). Smaller runs gain
+#: nothing from it.
 SANDBOX_FILE_BYTES = 64 * 1024**2
 #: DuckDB's memory limit for the store of an out-of-core run, which writes the lines while
 #: the sandbox (with its own limit) scores them: the insert streams from the Parquet file.
@@ -53,7 +54,7 @@ def memory_limit() -> str:
         return os.environ["ICCAUDIT_MEMORY_LIMIT"]
     if LARGE_MEMORY_LIMIT != "auto":
         return LARGE_MEMORY_LIMIT
-    return f"{max(2 * 1024**3, machine_memory() // 4) // 1024**2}MB"
+    return _megabytes(_share_of_machine(4))
 
 
 def sandbox_memory_limit(lines: int) -> str:
@@ -62,7 +63,17 @@ def sandbox_memory_limit(lines: int) -> str:
     if os.environ.get("ICCAUDIT_MEMORY_LIMIT"):
         return os.environ["ICCAUDIT_MEMORY_LIMIT"]
     wanted = max(1024**3, SANDBOX_BYTES_PER_LINE * lines)
-    return f"{min(wanted, max(2 * 1024**3, machine_memory() // 2)) // 1024**2}MB"
+    return _megabytes(min(wanted, _share_of_machine(2)))
+
+
+def _share_of_machine(parts: int) -> int:
+    """One ``parts``-th of the machine's memory, at least 2 GB, in bytes."""
+    return max(2 * 1024**3, machine_memory() // parts)
+
+
+def _megabytes(size: int) -> str:
+    """A size in bytes as DuckDB's memory limit setting (whole megabytes)."""
+    return f"{size // 1024**2}MB"
 
 
 def machine_memory() -> int:

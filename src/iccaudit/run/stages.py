@@ -293,21 +293,25 @@ class Run:
 
     def _facts(self, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         """The ``line_facts`` and ``line_recognition`` rows of the built sandbox ``con``, for
-        the store: each a function giving them, read on a cursor of ``con`` when its write
-        begins (the rows exist only while they are written: 1 M lines, 220 MB of Arrow)."""
+        the store: each a function giving them, read on its own cursor of ``con`` (made here,
+        closed once read) when its write begins (the rows exist only while they are written:
+        1 M lines, 220 MB of Arrow)."""
         from iccaudit.enrich import line_facts
         from iccaudit.enrich.facts import line_recognition
 
-        cursor = con.cursor()
+        def read(rows: Callable[[duckdb.DuckDBPyConnection, str], pa.Table]
+                 ) -> Callable[[], pa.Table]:
+            cursor = con.cursor()
 
-        def recognition() -> pa.Table:
-            try:  # the last of the two (the store writes in the schema's order)
-                return line_recognition(cursor, self.run_id)
-            finally:
-                cursor.close()
+            def table() -> pa.Table:
+                try:
+                    return rows(cursor, self.run_id)
+                finally:
+                    cursor.close()
 
-        return {"line_facts": lambda: line_facts(cursor, self.run_id),
-                "line_recognition": recognition}
+            return table
+
+        return {"line_facts": read(line_facts), "line_recognition": read(line_recognition)}
 
     def _write_staged(self, staged: duckdb.DuckDBPyConnection) -> None:
         """Write the rules' staged findings to the store in one insert streamed from the

@@ -284,8 +284,10 @@ def _findings(rule: Rule, piece: pa.RecordBatch, run_id: str) -> pa.Table:
     of them (the messages are formatted from one; see :mod:`.messages`)."""
     import pyarrow as pa
 
-    hits = piece.to_pandas()
-    n = len(hits)
+    # the columns the messages and the severity are made from, for pandas (not the evidence)
+    hits = piece.select([c for c in piece.schema.names
+                         if c.startswith("f_") or c in ("__excess", "__score")]).to_pandas()
+    n = piece.num_rows
     formatted: dict = {}
     zh = render_texts(rule.message.zh, hits, formatted)
     en = render_texts(rule.message.en, hits, formatted)
@@ -315,8 +317,8 @@ def _findings(rule: Rule, piece: pa.RecordBatch, run_id: str) -> pa.Table:
         "est_excess_cny": column("est_excess_cny", pa.float64()),
         "title": same(rule.title_zh),
         "title_en": same(rule.title),
-        "message": zh.cast(text),
-        "message_en": en.cast(text),
+        "message": zh,
+        "message_en": en,
         "evidence": column("__evidence", text),
         "rule_version": same(rule.version),
         "fingerprint": column("__fingerprint", text),

@@ -307,6 +307,11 @@ class RunWriter:
             # the row groups in parallel halves the time of a large run's write (1 M lines:
             # 4 -> 2 s) and the file (the checkpoint at close has nothing left to rewrite).
             self.con.execute("SET preserve_insertion_order = false")
+            # No vacuum at the checkpoint that closes the run: it merged the partly filled
+            # row groups the parallel inserts leave (each insert's last ones) by rewriting
+            # them, alone on one core at the very end (1 M lines, 609 k findings: 0.9 s
+            # of a 0.95 s close). The rows stay as written, in a few more row groups.
+            self.con.execute("SET max_vacuum_tasks = 0")
             if memory_limit:  # beside an out-of-core sandbox with its own limit
                 self.con.execute("SET memory_limit = ?", [memory_limit])
             self.con.execute("BEGIN TRANSACTION")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from iccaudit.enrich import build_sandbox
@@ -165,3 +166,24 @@ def test_items_align_when_the_rows_stream_from_parquet(reference, tmp_path):
         assert got == [(n, n, 0, 0)]
     finally:
         con.close()
+
+
+def test_line_facts_stream_in_batches_and_say_when_they_are_read(sandbox, monkeypatch):
+    """The store writes a run's line facts and recognition as they are read from the
+    sandbox, a batch at a time (10 M lines: 2.2 GB of Arrow that never exist at once); the
+    batches are the whole table, and the cursor is closed once they are all read."""
+    from iccaudit.enrich import facts
+
+    monkeypatch.setattr(facts, "STREAM_ROWS", 2)
+    con = sandbox([line("GPU服务器", 2_400_000.0 + k, source_row=k + 2) for k in range(5)])
+    for whole, streamed in ((facts.line_facts, facts.line_facts_reader),
+                            (facts.line_recognition, facts.line_recognition_reader)):
+        closed: list[bool] = []
+        reader = streamed(con, "r9", done=lambda seen=closed: seen.append(True))
+        batches = list(reader)
+        assert [b.num_rows for b in batches] == [2, 2, 1]
+        assert closed == [True]
+        table = pa.Table.from_batches(batches)
+        assert table.column("run_id").to_pylist() == ["r9"] * 5
+        assert table.equals(whole(con, "r9"))
+        assert table.column_names[0] == "run_id" and len(table.column_names) > 2

@@ -8,6 +8,7 @@ each named and typed like the ``items`` column it copies.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import duckdb
@@ -15,43 +16,73 @@ import numpy as np
 import pyarrow as pa
 
 from iccaudit.core import schema
-from iccaudit.core.duck import fetch_arrow
 
 
 def line_facts_sql() -> str:
     """The query on a sandbox that gives the ``line_facts`` columns but ``run_id``, one row
     per line of ``items``."""
-    fields = schema.LineFact.model_fields
+    return _columns_sql(schema.LineFact.model_fields)
+
+
+def _columns_sql(fields: dict[str, Any]) -> str:
+    """The ``items`` columns of a stored table's fields but ``run_id``, typed like them."""
     cols = ", ".join(f'CAST("{name}" AS {schema.sql_type(f.annotation)}) AS "{name}"'
                      for name, f in fields.items() if name != "run_id")
     return f"SELECT {cols} FROM items"
 
 
-def _with_run_id(table: pa.Table, run_id: str) -> pa.Table:
-    indices: pa.Array = pa.array(np.zeros(table.num_rows, dtype=np.int8))
-    ids = pa.DictionaryArray.from_arrays(indices, pa.array([run_id], pa.string()))
-    return table.add_column(0, "run_id", ids)
+def _streamed(con: duckdb.DuckDBPyConnection, sql: str, run_id: str, rows: int,
+              done: Callable[[], None] | None) -> pa.RecordBatchReader:
+    """The rows of ``sql`` on ``con`` with ``run_id`` in front, read ``rows`` at a time as the
+    reader is read; ``done`` is called once they are all read (or the reader is let go).
+
+    ``run_id`` is one dictionary entry rather than a string per row (the store writes the
+    text)."""
+    reader = con.sql(sql).to_arrow_reader(rows)
+    out = reader.schema.insert(0, pa.field("run_id", pa.dictionary(pa.int8(), pa.string())))
+    run = pa.array([run_id], pa.string())
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in reader:
+                indices: pa.Array = pa.array(np.zeros(batch.num_rows, dtype=np.int8))
+                ids = pa.DictionaryArray.from_arrays(indices, run)
+                yield pa.RecordBatch.from_arrays([ids, *batch.columns], schema=out)
+        finally:
+            if done is not None:
+                done()
+
+    return pa.RecordBatchReader.from_batches(out, batches())
+
+
+#: Rows per batch of the streamed line facts and recognition.
+STREAM_ROWS = 122_880
 
 
 def line_recognition(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
     """The ``line_recognition`` rows of a built sandbox: how each line was recognised."""
-    fields = schema.LineRecognition.model_fields
-    cols = ", ".join(f'CAST("{name}" AS {schema.sql_type(f.annotation)}) AS "{name}"'
-                     for name, f in fields.items() if name != "run_id")
-    return _with_run_id(fetch_arrow(con, f"SELECT {cols} FROM items"), run_id)
+    return line_recognition_reader(con, run_id).read_all()
+
+
+def line_recognition_reader(con: duckdb.DuckDBPyConnection, run_id: str, *,
+                            done: Callable[[], None] | None = None) -> pa.RecordBatchReader:
+    """:func:`line_recognition` as a reader of its batches, read from ``con`` as they are
+    read (see :func:`line_facts_reader`)."""
+    return _streamed(con, _columns_sql(schema.LineRecognition.model_fields), run_id,
+                     STREAM_ROWS, done)
 
 
 def line_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
-    """The ``line_facts`` rows of a built sandbox, as an Arrow table the store writes as is.
+    """The ``line_facts`` rows of a built sandbox, as an Arrow table the store writes as is."""
+    return line_facts_reader(con, run_id).read_all()
 
-    ``run_id`` (the run the sandbox's lines belong to) is one dictionary entry rather than a
-    string per row: a quarter of the table's memory at any size.
-    """
-    table = fetch_arrow(con, line_facts_sql())
-    indices: pa.Array = pa.array(np.zeros(table.num_rows, dtype=np.int8))
-    ids = pa.DictionaryArray.from_arrays(indices,
-                                         pa.array([run_id], pa.string()))
-    return table.add_column(0, "run_id", ids)
+
+def line_facts_reader(con: duckdb.DuckDBPyConnection, run_id: str, *,
+                      done: Callable[[], None] | None = None) -> pa.RecordBatchReader:
+    """:func:`line_facts` as a reader of its batches, each read from ``con`` as it is read:
+    the store writes them as they come (10 M lines: 2.2 GB of Arrow that never exist at
+    once). ``done`` (closing the cursor ``con``) is called once they are all read."""
+    return _streamed(con, line_facts_sql(), run_id, STREAM_ROWS, done)
 
 
 def recognition_summary(con: duckdb.DuckDBPyConnection, largest: int = 5) -> dict[str, Any]:

@@ -291,3 +291,21 @@ def test_stored_rows_copy_a_run_under_a_new_id_inside_the_database(tmp_path):
     first, second = (con.execute(f"SELECT {cols} FROM line_items WHERE run_id = ? ORDER BY ALL",
                                  [r]).fetchall() for r in ("r1", "r2"))
     assert first == second and len(first) == 5
+
+
+def test_a_run_closes_without_rewriting_the_row_groups_it_just_wrote(tmp_path):
+    """The run's writer turns off the vacuum of DuckDB's closing checkpoint: it merged the
+    partly filled row groups each insert leaves by rewriting them, alone on one core at the
+    end of the run (1 M lines, 609 k findings: 0.9 s), for the same row groups; the rows are
+    what was written."""
+    db = tmp_path / "f.duckdb"
+    writer = store.RunWriter(db)
+    assert writer.con.execute("SELECT current_setting('max_vacuum_tasks')").fetchall() == [(0,)]
+    writer.insert_in_background({"line_items": _items("r1", 30_000)})
+    writer.insert_in_background({"line_items": _items("r1", 30_000).assign(
+        item_id=range(30_001, 60_001))})
+    writer.insert({"runs": _run_frame("r1")})
+    writer.commit()
+    con = store.connect(db, read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT item_id) FROM line_items"
+                       ).fetchone() == (60_000, 60_000)

@@ -18,27 +18,23 @@ import pyarrow as pa
 from iccaudit.core import schema
 
 
-def line_facts_sql() -> str:
-    """The query on a sandbox that gives the ``line_facts`` columns but ``run_id``, one row
-    per line of ``items``."""
-    return _columns_sql(schema.LineFact.model_fields)
-
-
 def _columns_sql(fields: dict[str, Any]) -> str:
-    """The ``items`` columns of a stored table's fields but ``run_id``, typed like them."""
+    """The query on a sandbox that gives a stored table's columns but ``run_id`` (``fields``:
+    its model's), typed like them, one row per line of ``items``."""
     cols = ", ".join(f'CAST("{name}" AS {schema.sql_type(f.annotation)}) AS "{name}"'
                      for name, f in fields.items() if name != "run_id")
     return f"SELECT {cols} FROM items"
 
 
-def _streamed(con: duckdb.DuckDBPyConnection, sql: str, run_id: str, rows: int,
+def _streamed(con: duckdb.DuckDBPyConnection, sql: str, run_id: str,
               done: Callable[[], None] | None) -> pa.RecordBatchReader:
-    """The rows of ``sql`` on ``con`` with ``run_id`` in front, read ``rows`` at a time as the
-    reader is read; ``done`` is called once they are all read (or the reader is let go).
+    """The rows of ``sql`` on ``con`` with ``run_id`` in front, read :data:`STREAM_ROWS` at a
+    time as the reader is read; ``done`` is called once they are all read (or the reader is
+    let go).
 
     ``run_id`` is one dictionary entry rather than a string per row (the store writes the
     text)."""
-    reader = con.sql(sql).to_arrow_reader(rows)
+    reader = con.sql(sql).to_arrow_reader(STREAM_ROWS)
     out = reader.schema.insert(0, pa.field("run_id", pa.dictionary(pa.int8(), pa.string())))
     run = pa.array([run_id], pa.string())
 
@@ -68,8 +64,7 @@ def line_recognition_reader(con: duckdb.DuckDBPyConnection, run_id: str, *,
                             done: Callable[[], None] | None = None) -> pa.RecordBatchReader:
     """:func:`line_recognition` as a reader of its batches, read from ``con`` as they are
     read (see :func:`line_facts_reader`)."""
-    return _streamed(con, _columns_sql(schema.LineRecognition.model_fields), run_id,
-                     STREAM_ROWS, done)
+    return _streamed(con, _columns_sql(schema.LineRecognition.model_fields), run_id, done)
 
 
 def line_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
@@ -82,7 +77,7 @@ def line_facts_reader(con: duckdb.DuckDBPyConnection, run_id: str, *,
     """:func:`line_facts` as a reader of its batches, each read from ``con`` as it is read:
     the store writes them as they come (10 M lines: 2.2 GB of Arrow that never exist at
     once). ``done`` (closing the cursor ``con``) is called once they are all read."""
-    return _streamed(con, line_facts_sql(), run_id, STREAM_ROWS, done)
+    return _streamed(con, _columns_sql(schema.LineFact.model_fields), run_id, done)
 
 
 def recognition_summary(con: duckdb.DuckDBPyConnection, largest: int = 5) -> dict[str, Any]:

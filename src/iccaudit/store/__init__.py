@@ -310,7 +310,8 @@ class RunWriter:
             # No vacuum at the checkpoint that closes the run: it merged the partly filled
             # row groups the parallel inserts leave (each insert's last ones) by rewriting
             # them, alone on one core at the very end (1 M lines, 609 k findings: 0.9 s
-            # of a 0.95 s close). The rows stay as written, in a few more row groups.
+            # of a 0.95 s close), for the same 6 row groups and a larger file (206 MB
+            # against 170 MB without it). The run only appends: nothing else needs it.
             self.con.execute("SET max_vacuum_tasks = 0")
             if memory_limit:  # beside an out-of-core sandbox with its own limit
                 self.con.execute("SET memory_limit = ?", [memory_limit])

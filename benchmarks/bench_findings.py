@@ -15,6 +15,13 @@ Cases: f1, f10, f40 (one CSV, 1 %, 10 %, 40 % of lines flagged), f40t30 (40 % fl
 30 % of lines text-heavy), files40 (the 40 % corpus as one small CSV per tender, --files-rows
 lines) and xlsx40 (as one XLSX workbook, --xlsx-rows lines), and rules (``rescore
 --rules-only`` on the f40 database). Results go to ``--work``/findings.json.
+
+``--parts`` runs each case three ways, in turn with its floor: whole, without the models
+(``--no-models``), and without the rules either (``--no-models`` and an empty folder in
+place of each bundled rule folder, so that the lexicon and the reference book stay): the
+third is what reading, enriching and storing the lines cost before any finding is made.
+
+    python benchmarks/bench_findings.py --cases f40 --parts --repeat 3
 """
 
 from __future__ import annotations
@@ -89,6 +96,54 @@ def flagged_share(db: Path) -> dict[str, float]:
         con.close()
     return {"line_items": items, "flagged_lines": flagged, "findings": findings,
             "flagged_share": round(flagged / items, 3) if items else 0.0}
+
+
+#: ``--parts``: the run's variants (extra ``score`` arguments; "lines" gets the empty pack).
+PARTS = {"whole": [], "no_models": ["--no-models"], "lines": ["--no-models"]}
+
+
+def empty_pack(work: Path) -> list[str]:
+    """``--rules`` arguments that replace every bundled rule folder with an empty one (the
+    lexicon and the reference book are not rule folders and stay)."""
+    bundled = Path(__file__).resolve().parents[1] / "rules"
+    args = []
+    for folder in sorted(p for p in bundled.iterdir() if p.is_dir()):
+        if folder.name in ("lexicon", "reference") or not any(folder.glob("*.yaml")):
+            continue
+        empty = work / "empty-pack" / folder.name
+        empty.mkdir(parents=True, exist_ok=True)
+        args += ["--rules", str(empty)]
+    return args
+
+
+def run_parts(name: str, args: argparse.Namespace) -> dict:
+    """Case ``name`` whole, without the models, and without rules or models, each beside a
+    floor measured just before it; the median of ``--repeat`` runs of each."""
+    flagged, heavy, shape = CASES[name]
+    rows = {"files": args.files_rows, "xlsx": args.xlsx_rows}.get(shape, args.rows)
+    path = make_variant(args.work, rows, flagged, heavy, shape)
+    csv = path.parent / "tenders.csv" if shape == "xlsx" else path
+    source = str(path / "*.csv") if shape == "files" else str(csv)
+    extra = {k: v + (empty_pack(args.work) if k == "lines" else []) for k, v in PARTS.items()}
+    runs: dict[str, list[dict]] = {k: [] for k in PARTS}
+    for _ in range(args.repeat):
+        for part, more in extra.items():
+            floor_s, floor_cpu = floor(source, args.work)
+            db = args.work / f"{name}-{part}.duckdb"
+            db.unlink(missing_ok=True)
+            wall, rss, cpu, out = measured([*ICCAUDIT, "score", str(path), "--db", str(db),
+                                            "-q", "--format", "json", *more])
+            runs[part].append({"floor_s": round(floor_s, 2), "wall_s": round(wall, 2),
+                               "x_floor": round(wall / floor_s, 2), "cpu_s": round(cpu, 2),
+                               "floor_cpu_s": round(floor_cpu, 2), "peak_rss_mb": round(rss),
+                               "findings": json.loads(out).get("findings")})
+    parts = {}
+    for part, rs in runs.items():
+        mid = sorted(rs, key=lambda r: r["x_floor"])[(len(rs) - 1) // 2]
+        parts[part] = {"x_floor": mid["x_floor"], "wall_s": mid["wall_s"],
+                       "cpu_s": mid["cpu_s"], "floor_cpu_s": mid["floor_cpu_s"],
+                       "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "runs": rs}
+    return {"case": f"{name}-parts", "rows": rows, "parts": parts}
 
 
 def run_case(name: str, args: argparse.Namespace) -> dict:
@@ -175,6 +230,8 @@ def main() -> None:
     ap.add_argument("--files-rows", type=int, default=100_000)
     ap.add_argument("--xlsx-rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--parts", action="store_true",
+                    help="each case whole, without the models, and without rules or models")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "iccaudit-bench")
     ap.add_argument("--plot", type=Path, help="write the chart (.svg or .png) here")
     ap.add_argument("--from", dest="source", type=Path, help="plot these results, run nothing")
@@ -186,6 +243,13 @@ def main() -> None:
         load_before = os.getloadavg()
         results = []
         for name in args.cases.split(","):
+            if args.parts and name != "rules":
+                results.append(run_parts(name, args))
+                for part, r in results[-1]["parts"].items():
+                    print(f"{name:8} {part:9} wall {r['wall_s']:6.2f} s  x {r['x_floor']:5.2f}  "
+                          f"cpu {r['cpu_s']:6.2f} s (floor {r['floor_cpu_s']})  "
+                          f"peak {r['peak_rss_mb']} MB", flush=True)
+                continue
             results.append(rules_only(args) if name == "rules" else run_case(name, args))
             r = results[-1]
             print(f"{name:8} rows {r['rows']:>9,}  wall {r['wall_s']:6.2f} s  "

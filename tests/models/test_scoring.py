@@ -233,3 +233,27 @@ def test_everything_too_small_gives_only_not_evaluated(labelled_items, tmp_path,
     assert findings.empty and (runs["status"] == "not_evaluated").all()
     assert runs["rows_applicable"].sum() == len(labelled_items[0])
     assert load_settings(path).min_peers == 10_000
+
+
+def test_evidence_gives_the_tenders_own_figures(labelled_items):
+    """A value back from the log scale is off in its last bits (¥38,700 as
+    38700.00000000002): the evidence gives the line's own price and quantity, and no value
+    with more than 12 significant digits."""
+    items = labelled_items[0]
+    findings, _ = run_models(items_db(items), "r", None, 0, None)
+    assert len(findings) > 10
+    own = items.set_index("item_id")
+    checked = 0
+    for item_id, text in zip(findings["item_id"], findings["evidence"], strict=True):
+        ev = json.loads(text)
+        drivers = {d["feature"]: d for d in ev["drivers"]}
+        for feature, column in (("unit_price", "unit_price_cny"), ("quantity", "quantity")):
+            if feature in drivers and drivers[feature]["value"] is not None:
+                assert drivers[feature]["value"] == own.loc[item_id, column], (feature, ev)
+                checked += 1
+        values = [ev["value"], ev["peer_median"]]
+        values += [v for d in ev["drivers"] for v in (d["value"], d["peer_median"])]
+        for v in values:
+            if v is not None:
+                assert float(f"{v:.12g}") == v, (v, ev)
+    assert checked > 10

@@ -27,6 +27,8 @@ How a line becomes a model finding
    money is never counted twice (the value stays in evidence as ``est_excess_if_alone_cny``).
 7. **Explanation**: evidence lists every feature with its value, group median, robust z and
    whether it was imputed; the message names the two features with the largest robust z.
+   Values come back from the log scale, so the evidence gives them to 12 significant digits
+   (the tender's own ¥38,700, not 38700.00000000002).
 
 Ids are hashes of detector + item_id, and IForest (when used) is seeded from ``seed``: the same
 inputs and seed give the same findings, whatever order the view returns the rows in (each

@@ -28,6 +28,25 @@ if TYPE_CHECKING:
     import duckdb
     import numpy as np
 
+#: Significant digits of the values a model finding's evidence gives (:func:`decimal_sql`).
+EVIDENCE_DIGITS = 12
+
+
+def decimal_sql(column: str) -> str:
+    """SQL for ``column`` (DOUBLE) rounded to :data:`EVIDENCE_DIGITS` significant digits.
+
+    The models work on the log scale, and a value back from it is off in its last bits:
+    ¥38,700 comes back as 38700.00000000002, 136 units as 136.00000000000006. Rounded, the
+    evidence gives the tender's own figures (a median of two lines, their geometric mean,
+    keeps 12 digits). Outside 1e-9..1e15, where rounding in binary is inexact or moot, the
+    value is left as it is.
+    """
+    x = f"CAST({column} AS DOUBLE)"
+    return (f"CASE WHEN isfinite({x}) AND abs({x}) BETWEEN 1e-9 AND 1e15 "
+            f"THEN round({x}, {EVIDENCE_DIGITS - 1} - CAST(floor(log10(abs({x}))) AS INTEGER)) "
+            f"ELSE {x} END")
+
+
 _SQL = """
 WITH ranked AS (
     SELECT d.*, l.zh, l.en,
@@ -37,7 +56,7 @@ WITH ranked AS (
     FROM drivers d JOIN labels l USING (feature)
 ), drv AS (
     SELECT item_id,
-        to_json(list(json_object('feature', feature, 'value', value, 'peer_median', median,
+        to_json(list(json_object('feature', feature, 'value', {value}, 'peer_median', {median},
                                  'robust_z', round(z, 2), 'imputed', imputed)
                      ORDER BY rk)) AS drivers_json,
         to_json(coalesce(list(feature ORDER BY feature) FILTER (WHERE imputed),
@@ -94,7 +113,8 @@ FROM (SELECT
     json_object(
         'model', $detector, 'ensemble', $ensemble, 'group', "group", 'peers', peers,
         'score', round(score, 4), 'price_feature', price_feature,
-        'value', price_value, 'peer_median', peer_median, 'median_peers', CAST(median_peers AS BIGINT),
+        'value', {price_value}, 'peer_median', {peer_median},
+        'median_peers', CAST(median_peers AS BIGINT),
         'ratio_to_peer_median', round(ratio, 4)
     )::VARCHAR AS __ev_body,
     -- the drivers' JSON as it was made (not parsed again into the object: 1 M lines, 0.6 s)
@@ -105,6 +125,8 @@ FROM (SELECT
 FROM f)
 """.replace("{fingerprint}", fingerprint_sql("__content", "source_file", "source_sheet",
                                              "source_row", "finding_id"))
+for _name in ("value", "median", "price_value", "peer_median"):
+    _SQL = _SQL.replace("{" + _name + "}", decimal_sql(_name))
 
 
 #: The temp table, on the models' cursor of the sandbox, that holds the drafted findings: a

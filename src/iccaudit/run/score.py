@@ -76,8 +76,8 @@ def _score(opts: ScoreOptions, work: Path | None, size: int,
             run.write_in_background(lines)
             run.detect(source, spill=work / "spill", sandbox_file=sandbox_file)
         else:
-            # in memory the write starts once enrich is done (enrich keeps both cores busy)
-            run.detect(lines["line_items"], after_enrich=lines, sandbox_file=sandbox_file)
+            # in memory the write starts once the sandbox has its copy of the lines
+            run.detect(lines["line_items"], once_copied=lines, sandbox_file=sandbox_file)
         options = {
             "paths": [str(p) for p in opts.paths],
             "mapping": str(opts.mapping) if opts.mapping else None,

@@ -37,9 +37,9 @@ def decimal_sql(column: str) -> str:
 
     The models work on the log scale, and a value back from it is off in its last bits:
     ¥38,700 comes back as 38700.00000000002, 136 units as 136.00000000000006. Rounded, the
-    evidence gives the tender's own figures (a median of two lines, their geometric mean,
-    keeps 12 digits). Outside 1e-9..1e15, where rounding in binary is inexact or moot, the
-    value is left as it is.
+    evidence gives the tender's own figures; a value no line has (the median of an even
+    number of lines, the geometric mean of the middle two) is given to 12 digits. Outside
+    1e-9..1e15, where rounding in binary is inexact or moot, the value is left as it is.
     """
     x = f"CAST({column} AS DOUBLE)"
     return (f"CASE WHEN isfinite({x}) AND abs({x}) BETWEEN 1e-9 AND 1e15 "

@@ -98,6 +98,16 @@ def flagged_share(db: Path) -> dict[str, float]:
             "flagged_share": round(flagged / items, 3) if items else 0.0}
 
 
+def case_input(name: str, args: argparse.Namespace) -> tuple[int, Path, str]:
+    """Case ``name``'s lines, the path scored and what its floor loads (a CSV, or a glob of
+    the small files; for the XLSX workbook, the same lines as CSV)."""
+    flagged, heavy, shape = CASES[name]
+    rows = {"files": args.files_rows, "xlsx": args.xlsx_rows}.get(shape, args.rows)
+    path = make_variant(args.work, rows, flagged, heavy, shape)
+    csv = path.parent / "tenders.csv" if shape == "xlsx" else path
+    return rows, path, str(path / "*.csv") if shape == "files" else str(csv)
+
+
 #: ``--parts``: the run's variants (extra ``score`` arguments; "lines" gets the empty pack).
 PARTS = {"whole": [], "no_models": ["--no-models"], "lines": ["--no-models"]}
 
@@ -119,11 +129,7 @@ def empty_pack(work: Path) -> list[str]:
 def run_parts(name: str, args: argparse.Namespace) -> dict:
     """Case ``name`` whole, without the models, and without rules or models, each beside a
     floor measured just before it; the median of ``--repeat`` runs of each."""
-    flagged, heavy, shape = CASES[name]
-    rows = {"files": args.files_rows, "xlsx": args.xlsx_rows}.get(shape, args.rows)
-    path = make_variant(args.work, rows, flagged, heavy, shape)
-    csv = path.parent / "tenders.csv" if shape == "xlsx" else path
-    source = str(path / "*.csv") if shape == "files" else str(csv)
+    rows, path, source = case_input(name, args)
     extra = {k: v + (empty_pack(args.work) if k == "lines" else []) for k, v in PARTS.items()}
     runs: dict[str, list[dict]] = {k: [] for k in PARTS}
     for _ in range(args.repeat):
@@ -148,10 +154,7 @@ def run_parts(name: str, args: argparse.Namespace) -> dict:
 
 def run_case(name: str, args: argparse.Namespace) -> dict:
     flagged, heavy, shape = CASES[name]
-    rows = {"files": args.files_rows, "xlsx": args.xlsx_rows}.get(shape, args.rows)
-    path = make_variant(args.work, rows, flagged, heavy, shape)
-    csv = path.parent / "tenders.csv" if shape == "xlsx" else path
-    source = str(path / "*.csv") if shape == "files" else str(csv)
+    rows, path, source = case_input(name, args)
     db = args.work / f"{name}.duckdb"
     result: dict = {"case": name, "rows": rows, "flagged_target": flagged, "text_heavy": heavy,
                     "shape": shape, "runs": []}

@@ -26,6 +26,10 @@ def _columns_sql(fields: dict[str, Any]) -> str:
     return f"SELECT {cols} FROM items"
 
 
+#: Rows per batch of the streamed line facts and recognition.
+STREAM_ROWS = 122_880
+
+
 def _streamed(con: duckdb.DuckDBPyConnection, sql: str, run_id: str,
               done: Callable[[], None] | None) -> pa.RecordBatchReader:
     """The rows of ``sql`` on ``con`` with ``run_id`` in front, read :data:`STREAM_ROWS` at a
@@ -49,10 +53,6 @@ def _streamed(con: duckdb.DuckDBPyConnection, sql: str, run_id: str,
                 done()
 
     return pa.RecordBatchReader.from_batches(out, batches())
-
-
-#: Rows per batch of the streamed line facts and recognition.
-STREAM_ROWS = 122_880
 
 
 def line_recognition(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:

@@ -199,7 +199,6 @@ class Run:
         kept: duckdb.DuckDBPyConnection | None = None
         building: Path | None = None
         failed = True
-        lines_queued = False
         try:
             t0 = time.perf_counter()
             if enriched is not None and models is None and enriched.exists():
@@ -235,7 +234,6 @@ class Run:
                     # beside enrich, not after it: 1 M lines, 40 % flagged, peak 2.80 -> 2.62
                     # GB (medians of four pairs), wall and CPU unchanged
                     self.write_in_background(once_copied)
-                    lines_queued = True
                 if models is not None:  # the models read only items: they start once it exists
                     cursor = sandbox.build_until("items").cursor()
                     scoring = models.submit(self._models, cursor, rules_done.result)
@@ -243,7 +241,7 @@ class Run:
             self.timings["enrich_s"] = time.perf_counter() - t0
             self.coverage = recognition_summary(con)
             if once_copied is not None:
-                if not lines_queued:  # a kept sandbox: nothing was copied from them
+                if kept is not None:  # nothing was copied: not written above
                     self.write_in_background(once_copied)
                 # in memory, the lines' facts are written right after them, beside the
                 # rules (1 M lines: 0.7 s the run no longer waits for at its end). Out of
